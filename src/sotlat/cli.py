@@ -1,0 +1,281 @@
+"""The `sotlat` command line: profile, flops, estimate, tables show/merge, demo."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from sotlat.errors import InputError
+
+app = typer.Typer(help="GPU latency profiler and Skeleton-of-Thought latency estimator (Ning et al., 2023, App. C.2).",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+tables_app = typer.Typer(help="Inspect and merge latency tables.", no_args_is_help=True)
+app.add_typer(tables_app, name="tables")
+console = Console()
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+OUT_SUFFIXES = (".jsonl", ".csv", ".parquet")
+
+
+def user_errors(func):
+    """Turn InputError into one line on stderr and exit code 2; Ctrl-C into exit 130."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from sotlat.profiler.run import Interrupted
+
+        try:
+            return func(*args, **kwargs)
+        except InputError as exc:
+            err.print(f"error: {exc}", markup=False)
+            raise typer.Exit(2) from None
+        except Interrupted as exc:
+            err.print(str(exc), markup=False)
+            raise typer.Exit(130) from None
+        except KeyboardInterrupt:
+            err.print("interrupted", markup=False)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TextColumn("forward passes"),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False)
+
+
+def _ms(x) -> str:
+    return "-" if pd.isna(x) else f"{x:,.1f}"
+
+
+@app.command()
+@user_errors
+def profile(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Table file to write (.parquet).")],
+    arch: Annotated[Optional[str], typer.Option(help="llama-7b, llama-13b, llama-33b, smollm2-135m, tiny.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="An HF config.json of a causal LM, instead of --arch.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cuda or cpu (default: cuda when available).")] = None,
+    dtype: Annotated[Optional[str], typer.Option(help="float16 on GPU, float32 on CPU by default.")] = None,
+    batches: Annotated[str, typer.Option(help="Inclusive range A-B or list A,B,C.")] = "1-16",
+    prefill_lengths: Annotated[str, typer.Option(help="START:STOP:STEP, Python's range.")] = "1:700:10",
+    decode_max: Annotated[int, typer.Option(min=1, help="Decode cells k = 1..N.")] = 1024,
+    prefill_runs: Annotated[int, typer.Option(min=1)] = 7,
+    prefill_warmup: Annotated[int, typer.Option(min=0)] = 2,
+    decode_runs: Annotated[int, typer.Option(min=1)] = 3,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted profile in --out.")] = False,
+):
+    """Measure prefill t^P_B(l) and decode t^D_B(k) latency, peak memory and FLOPs into a table."""
+    from sotlat.profiler.device import default_device
+    from sotlat.profiler.run import ProfileSpec
+    from sotlat.tables.grid import parse_batches, parse_range
+
+    if (arch is None) == (config is None):
+        raise InputError("give exactly one of --arch and --config")
+    if prefill_warmup >= prefill_runs:
+        raise InputError(f"--prefill-warmup ({prefill_warmup}) must be smaller than --prefill-runs ({prefill_runs})")
+    device = device or default_device()
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError("--device cuda: no CUDA device is available here (use --device cpu)")
+    elif device != "cpu":
+        raise InputError(f"--device: expected cuda or cpu, got {device!r}")
+    spec = ProfileSpec(
+        arch=arch, config_path=str(config) if config else None, device=device,
+        dtype=dtype or ("float16" if device.startswith("cuda") else "float32"),
+        batches=parse_batches(batches), prefill_lengths=parse_range(prefill_lengths), decode_max=decode_max,
+        prefill_runs=prefill_runs, prefill_warmup=prefill_warmup, decode_runs=decode_runs,
+    )
+    _run_profile(spec, str(out), resume)
+
+
+def _run_profile(spec, out: str, resume: bool) -> pd.DataFrame:
+    from sotlat.profiler.run import Progress as Tracker
+    from sotlat.profiler.run import profile as run
+    from sotlat.tables.stats import summary
+
+    started = time.monotonic()
+    with _progress() as bar:
+        task = bar.add_task("profiling", total=None)
+        table = run(spec, out, resume, Tracker(lambda done, total, what: bar.update(task, completed=done, total=total, description=what)))
+    s = summary(table)
+    console.print(f"[bold]{out}[/]: {s['cells']} cells {s['status']} in {time.monotonic() - started:,.0f} s "
+                  f"(profile total {s['elapsed_s']:,.0f} s); median CV of the runs {s['median_cv']:.1%}")
+    if s["decode_b1_median_ms"] is not None:
+        floor = s["decode_floor_ms"]
+        vs = f" vs the weights/bandwidth floor {floor:.2f} ms ({s['decode_b1_median_ms'] / floor:.2f}x)" if floor else " (memory bandwidth unknown: no floor)"
+        console.print(f"decode step at B=1: median {s['decode_b1_median_ms']:.2f} ms{vs}")
+    return table
+
+
+@app.command()
+@user_errors
+def flops(
+    phase: Annotated[str, typer.Option(help="prefill or decode.")],
+    batch: Annotated[int, typer.Option(min=1)],
+    length: Annotated[int, typer.Option(min=1, help="Prompt length l (prefill) or cached tokens k (decode).")],
+    arch: Annotated[Optional[str], typer.Option()] = None,
+    config: Annotated[Optional[Path], typer.Option()] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+):
+    """FLOPs of one forward pass (DeepSpeed's profiler on the meta device, 2 x MACs)."""
+    from sotlat.profiler.archs import load_config, meta_model
+    from sotlat.profiler.flops import count_flops
+
+    if phase not in ("prefill", "decode"):
+        raise InputError(f"--phase: expected prefill or decode, got {phase!r}")
+    if (arch is None) == (config is None):
+        raise InputError("give exactly one of --arch and --config")
+    name, cfg = load_config(arch, str(config) if config else None)
+    value = count_flops(meta_model(cfg), phase, batch, length)
+    if as_json:
+        print(json.dumps({"arch": name, "phase": phase, "batch": batch, "length": length, "flops": value}))
+    else:
+        console.print(f"{name} {phase} B={batch} length={length}: {value:.4g} FLOPs")
+
+
+def write_frame(frame: pd.DataFrame, out: Path) -> None:
+    """Write by suffix, atomically."""
+    from sotlat.atomic import atomic_path
+
+    with atomic_path(out) as tmp:
+        if out.suffix == ".jsonl":
+            frame.to_json(tmp, orient="records", lines=True)
+        elif out.suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+
+
+@app.command()
+@user_errors
+def estimate(
+    table: Annotated[Path, typer.Option(help="Latency table (.parquet).")],
+    traces: Annotated[list[Path], typer.Option(help="Trace file(s), JSONL; repeat for several.")],
+    out: Annotated[Optional[Path], typer.Option(help="Per-trace estimates: .jsonl, .csv or .parquet.")] = None,
+    extrapolate: Annotated[bool, typer.Option(help="Extend decode linearly in k past the table.")] = False,
+    peak_tflops: Annotated[Optional[float], typer.Option(help="Device peak, for utilization.")] = None,
+):
+    """Normal vs SoT latency and speed-up per trace (Eq. 1-4), summarised per model x category."""
+    if out is not None and out.suffix not in OUT_SUFFIXES:
+        raise InputError(f"--out: {out}: suffix must be one of {', '.join(OUT_SUFFIXES)}")
+    estimates = run_estimate(table, traces, extrapolate, peak_tflops)
+    if out is not None:
+        write_frame(estimates, out)
+        console.print(f"per-trace estimates: {out}")
+
+
+def run_estimate(table_path: Path, trace_paths: list[Path], extrapolate=False, peak_tflops=None) -> pd.DataFrame:
+    from sotlat.estimator import estimate as run, load_traces, summarize
+    from sotlat.tables import load_table
+
+    table = load_table(table_path)
+    frames = [load_traces(p) for p in trace_paths]
+    traces = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    dup = traces["id"].duplicated()
+    if dup.any():
+        raise InputError(f"trace id {traces['id'][dup].iloc[0]!r} appears in more than one trace file")
+    estimates = run(table, traces, extrapolate=extrapolate, peak_tflops=peak_tflops)
+    meta = table.attrs["sotlat"]
+    _print_summary(summarize(estimates), f"{meta['arch']['name']} on {meta['device']['name']} ({meta['dtype']})")
+    if estimates["extrapolated"].any():
+        console.print(f"[yellow]{int(estimates['extrapolated'].sum())} traces use extrapolated decode latencies[/]")
+    return estimates
+
+
+def _print_summary(summary: pd.DataFrame, title: str) -> None:
+    t = Table(title=f"SoT vs normal: means per model x category - {title}")
+    for name in ("model", "category", "n", "speed-up", "normal ms", "SoT ms", "skeleton prefill", "skeleton decode", "points prefill", "points decode"):
+        t.add_column(name, justify="left" if name in ("model", "category") else "right")
+    for r in summary.itertuples():
+        style = "bold" if r.category == "all" else None
+        t.add_row(r.model, r.category, str(r.n), "-" if pd.isna(r.speedup) else f"{r.speedup:.2f}x", _ms(r.normal_ms), _ms(r.sot_ms),
+                  _ms(r.skeleton_prefill_ms), _ms(r.skeleton_decode_ms), _ms(r.points_prefill_ms), _ms(r.points_decode_ms), style=style)
+    console.print(t)
+
+
+@tables_app.command("show")
+@user_errors
+def tables_show(file: Path, cells: Annotated[int, typer.Option(help="Cells to show per phase.")] = 3):
+    """Metadata, grid coverage and a few cells of a table."""
+    from sotlat.tables import load_table
+    from sotlat.tables.stats import summary
+
+    table = load_table(file)
+    meta = table.attrs["sotlat"]
+    method = meta["method"]
+    console.print(f"[bold]{file}[/]  schema {meta['schema_version']}, created {meta['created_at']}, "
+                  f"{'complete' if meta.get('progress', {}).get('complete', True) else 'INCOMPLETE (resume it)'}")
+    console.print(f"arch   {meta['arch']['name']} ({meta['arch'].get('parameters', '?'):,} parameters)" if isinstance(meta['arch'].get('parameters'), int) else f"arch   {meta['arch']['name']}")
+    console.print(f"device {meta['device']['name']}   dtype {meta['dtype']}   timer {method.get('timer', '?')}")
+    console.print(f"grid   {json.dumps(method['grid'])}")
+    coverage = Table(title="coverage")
+    for c in ("phase", "batches", "lengths", "cells", "statuses"):
+        coverage.add_column(c)
+    for phase, part in table.groupby("phase"):
+        coverage.add_row(phase, f"{part.batch.min()}-{part.batch.max()} ({part.batch.nunique()})",
+                         f"{part.length.min()}-{part.length.max()} ({part.length.nunique()})", str(len(part)),
+                         ", ".join(f"{k} {v}" for k, v in part.status.value_counts().items()))
+    console.print(coverage)
+    s = summary(table)
+    console.print(f"median CV of the runs {s['median_cv']:.1%}")
+    sample = pd.concat([part.head(cells) for _, part in table.groupby("phase")])
+    shown = Table(title="cells")
+    for c in ("phase", "batch", "length", "latency_ms", "runs", "peak_memory_bytes", "flops", "status"):
+        shown.add_column(c)
+    for r in sample.itertuples():
+        shown.add_row(r.phase, str(r.batch), str(r.length), _ms(r.latency_ms), str(len(r.runs_ms)),
+                      "-" if pd.isna(r.peak_memory_bytes) else f"{int(r.peak_memory_bytes):,}", "-" if pd.isna(r.flops) else f"{r.flops:.4g}", r.status)
+    console.print(shown)
+
+
+@tables_app.command("merge")
+@user_errors
+def tables_merge(files: list[Path], out: Annotated[Path, typer.Option("--out", "-o")]):
+    """Merge shards of one profile (e.g. batch ranges run separately) into one table."""
+    from sotlat.tables import load_table, merge_tables, save_table
+
+    merged = merge_tables([load_table(f) for f in files], [str(f) for f in files])
+    save_table(merged, out)
+    console.print(f"{out}: {len(merged)} cells from {len(files)} shards")
+
+
+@app.command()
+@user_errors
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the table and estimates go.")] = Path("out/demo"),
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted demo profile.")] = True,
+):
+    """Profile this machine on a small grid, then estimate the shipped example traces against it."""
+    from sotlat.demo import demo_spec, example_traces
+
+    traces = example_traces()
+    spec = demo_spec(traces)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table_path = out_dir / f"{spec.arch}__{spec.device}.parquet"
+    console.print(f"profiling {spec.arch} on {spec.device} ({spec.dtype}): batches {spec.batches}, "
+                  f"prefill {spec.prefill_lengths.lengths[0]}..{spec.prefill_lengths.lengths[-1]} step {spec.prefill_lengths.step}, decode k = 1..{spec.decode_max}")
+    _run_profile(spec, str(table_path), resume and table_path.exists())
+    estimates = run_estimate(table_path, [traces])
+    est_path = out_dir / "estimates.csv"
+    write_frame(estimates, est_path)
+    console.print(f"table: {table_path}\nestimates: {est_path}\ntraces: {traces}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""The paper's Eq. 1-4 (App. C.2), vectorised over traces with NumPy gathers on a `Lookup`.
+
+Eq. 1  T(l_i, l_o, B) = t~^P_B(l_i) + sum_{k=l_i}^{l_i+l_o} t^D_B(k)   (l_o + 1 decode terms, as printed)
+Eq. 2  L^s  = T(l_i^s, l_o^s, 1)
+Eq. 3  L^pe = T(max_b l_i^pe, max_b l_o^pe, B),  B = number of points
+Eq. 4  P^D  = sum f^D_B(k) / sum t^D_B(k)   over the same k as Eq. 1
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sotlat.errors import InputError
+from sotlat.estimator.lookup import Lookup, build_lookup, range_max
+from sotlat.estimator.traces import traces_frame
+
+OUTPUT_COLUMNS = [
+    "id", "category", "model", "num_points",
+    "normal_ms", "normal_prefill_ms", "normal_decode_ms",
+    "skeleton_prefill_ms", "skeleton_decode_ms", "points_prefill_ms", "points_decode_ms",
+    "sot_ms", "speedup",
+    "normal_decode_tflops", "skeleton_decode_tflops", "points_decode_tflops",
+    "normal_peak_memory_bytes", "sot_peak_memory_bytes", "extrapolated",
+]
+OK, NO_BATCH, PREFILL_RANGE, PREFILL_CELL, DECODE_RANGE, DECODE_CELL = range(6)
+
+
+def stage(lk: Lookup, l_in, l_out, batch, active) -> dict[str, np.ndarray]:
+    """Eq. 1 and Eq. 4 for arrays of stages; `problem` says why a stage cannot be looked up."""
+    l_in = np.where(active, l_in, 1)
+    hi = l_in + np.where(active, l_out, 0)
+    batch = np.where(active, batch, 1)
+    problem = np.zeros(len(l_in), dtype=np.int64)
+
+    b_ok = (batch <= lk.b_cap) & np.isin(batch, lk.batches)
+    b = np.where(b_ok, batch, 0)
+    j = lk.grid.index(l_in)
+    j_ok = j < lk.prefill_ms.shape[1]
+    j = np.where(j_ok, j, 0)
+    prefill = lk.prefill_ms[b, j]
+    prefill_mem = lk.prefill_mem[b, j]
+
+    covered = (hi <= lk.decode_last[b]) | ((hi <= lk.k_cap) & (lk.first_extrapolated[b] <= lk.decode_last[b] + 1))
+    first, h = np.where(covered, l_in, 1), np.where(covered, hi, 1)
+    decode = lk.decode_cum_ms[b, h] - lk.decode_cum_ms[b, first - 1]
+    bad = lk.decode_cum_bad[b, h] - lk.decode_cum_bad[b, first - 1]
+    flops = lk.decode_cum_flops[b, h] - lk.decode_cum_flops[b, first - 1]
+    no_flops = lk.decode_cum_noflops[b, h] - lk.decode_cum_noflops[b, first - 1]
+    decode_mem = range_max(lk.decode_mem_levels, b, first, h)
+
+    problem[bad > 0] = DECODE_CELL
+    problem[~covered] = DECODE_RANGE
+    problem[np.isnan(prefill)] = PREFILL_CELL
+    problem[~j_ok] = PREFILL_RANGE
+    problem[~b_ok] = NO_BATCH
+    problem[~active] = OK
+    nan = ~active | (problem != OK)
+    out = {
+        "prefill_ms": prefill,
+        "decode_ms": decode,
+        "decode_tflops": np.where((no_flops > 0) | (decode <= 0), np.nan, flops / np.maximum(decode, 1e-300) / 1e9),
+        "peak_memory_bytes": np.fmax(prefill_mem, decode_mem),
+    }
+    out = {k: np.where(nan, np.nan, v) for k, v in out.items()}
+    out["problem"] = problem
+    out["extrapolated"] = active & (hi >= lk.first_extrapolated[b])
+    out["hi"] = hi
+    return out
+
+
+def estimate(table: pd.DataFrame, traces, extrapolate: bool = False, peak_tflops: float | None = None) -> pd.DataFrame:
+    """Normal vs SoT latency, speed-up, decode TFLOPS and peak memory per trace (Eq. 1-4)."""
+    if not isinstance(traces, pd.DataFrame):
+        traces = traces_frame((f"trace {i}", t) for i, t in enumerate(traces))
+    col = lambda name: traces[name].fillna(0).to_numpy(dtype=np.int64)  # noqa: E731
+    has_normal = traces["normal_prompt"].notna().to_numpy()
+    has_sot = traces["skeleton_prompt"].notna().to_numpy()
+    k_needed = int(max((col(p) + col(c)).max() for p, c in _STAGE_LENGTHS.values()))
+    lk = build_lookup(table, k_needed, extrapolate)
+
+    stages = {
+        "normal": stage(lk, col("normal_prompt"), col("normal_completion"), 1, has_normal),
+        "skeleton": stage(lk, col("skeleton_prompt"), col("skeleton_completion"), 1, has_sot),
+        "points": stage(lk, col("points_prompt"), col("points_completion"), col("num_points"), has_sot),
+    }
+    _raise_on_problem(traces, stages, lk, table, col("num_points"))
+
+    n, s, p = stages["normal"], stages["skeleton"], stages["points"]
+    out = pd.DataFrame({"id": traces["id"], "category": traces["category"], "model": traces["model"]})
+    out["num_points"] = traces["num_points"]
+    out["normal_prefill_ms"], out["normal_decode_ms"] = n["prefill_ms"], n["decode_ms"]
+    out["normal_ms"] = n["prefill_ms"] + n["decode_ms"]
+    for name, st in (("skeleton", s), ("points", p)):
+        out[f"{name}_prefill_ms"], out[f"{name}_decode_ms"] = st["prefill_ms"], st["decode_ms"]
+    out["sot_ms"] = s["prefill_ms"] + s["decode_ms"] + p["prefill_ms"] + p["decode_ms"]
+    out["speedup"] = out["normal_ms"] / out["sot_ms"]
+    for name, st in stages.items():
+        out[f"{name}_decode_tflops"] = st["decode_tflops"]
+    out["normal_peak_memory_bytes"] = n["peak_memory_bytes"]
+    out["sot_peak_memory_bytes"] = np.fmax(s["peak_memory_bytes"], p["peak_memory_bytes"])
+    out["extrapolated"] = n["extrapolated"] | s["extrapolated"] | p["extrapolated"]
+    out = out[OUTPUT_COLUMNS]
+    peak = peak_tflops or table.attrs["sotlat"]["device"].get("peak_tflops")
+    if peak:
+        for name in stages:
+            out[f"{name}_decode_utilization"] = out[f"{name}_decode_tflops"] / peak
+    for name in ("normal", "sot"):
+        if traces[f"recorded_{name}_ms"].notna().any():
+            out[f"recorded_{name}_ms"] = traces[f"recorded_{name}_ms"].to_numpy()
+    return out
+
+
+_STAGE_LENGTHS = {
+    "normal": ("normal_prompt", "normal_completion"),
+    "skeleton": ("skeleton_prompt", "skeleton_completion"),
+    "points": ("points_prompt", "points_completion"),
+}
+
+
+def _raise_on_problem(traces, stages, lk: Lookup, table: pd.DataFrame, num_points) -> None:
+    """One located message for the first trace whose lookup falls outside the table."""
+    failing = [(int(np.flatnonzero(st["problem"])[0]), name) for name, st in stages.items() if st["problem"].any()]
+    if not failing:
+        return
+    row, name = min(failing)
+    total = int(np.any([st["problem"] != OK for st in stages.values()], axis=0).sum())
+    st = stages[name]
+    l_in = int(traces[_STAGE_LENGTHS[name][0]].iloc[row])
+    hi = int(st["hi"][row])
+    batch = int(num_points[row]) if name == "points" else 1
+    code = int(st["problem"][row])
+    j = int(lk.grid.index(l_in))
+    cell = lk.grid.start + j * lk.grid.step
+    if code == NO_BATCH:
+        what = f"batch {batch}, but the table has batches {_ranges(lk.batches)}"
+    elif code == PREFILL_RANGE:
+        what = f"t^P_{batch}({cell}) for a {l_in}-token prompt, but the prefill grid ends at {lk.grid.lengths[-1]}"
+    elif code == PREFILL_CELL:
+        status = lk.prefill_status[batch, j] or "not measured"
+        what = f"t^P_{batch}({cell}) for a {l_in}-token prompt, which is {status} in the table"
+    elif code == DECODE_RANGE:
+        what = f"t^D_{batch}(k) up to k={hi}, but the table's decode for batch {batch} ends at k={int(lk.decode_last[batch])} (--extrapolate extends it)"
+    else:
+        k = next(k for k in range(l_in, hi + 1) if (batch, k) in lk.decode_status or k > lk.decode_last[batch])
+        what = f"t^D_{batch}({k}), which is {lk.decode_status.get((batch, k), 'not measured')} in the table"
+    more = f" ({total - 1} more traces fail)" if total > 1 else ""
+    raise InputError(f"trace {traces['id'].iloc[row]}: {name} stage needs {what}{more}")
+
+
+def _ranges(values: list[int]) -> str:
+    return f"{values[0]}-{values[-1]}" if values == list(range(values[0], values[-1] + 1)) else ",".join(map(str, values))

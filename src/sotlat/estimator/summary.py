@@ -1,0 +1,33 @@
+"""Per model x category means of the estimates: the paper's Figs. 4-6 as a table."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+SUMMARY_COLUMNS = [
+    "model", "category", "n", "speedup", "normal_ms", "sot_ms",
+    "skeleton_prefill_ms", "skeleton_decode_ms", "points_prefill_ms", "points_decode_ms",
+]
+
+
+def summarize(estimates: pd.DataFrame) -> pd.DataFrame:
+    """Mean speed-up (mean of per-question ratios, as the paper averages) and mean latencies.
+
+    One row per model x category, then one 'all' row per model over all its categories.
+    """
+    frame = estimates.assign(
+        model=estimates["model"].fillna("-").astype(str),
+        category=estimates["category"].fillna("-").astype(str),
+    )
+    values = SUMMARY_COLUMNS[3:]
+
+    def agg(groups) -> pd.DataFrame:
+        means = groups[values].mean()
+        means.insert(0, "n", groups.size())
+        return means.reset_index()
+
+    by_category = agg(frame.groupby(["model", "category"], sort=True))
+    overall = agg(frame.groupby("model", sort=True)).assign(category="all")
+    table = pd.concat([by_category, overall], ignore_index=True)[SUMMARY_COLUMNS]
+    order = table["category"].eq("all")
+    return table.assign(_all=order).sort_values(["model", "_all", "category"], kind="stable").drop(columns="_all").reset_index(drop=True)

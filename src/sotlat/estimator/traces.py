@@ -1,0 +1,130 @@
+"""SoT traces: JSONL, one question per line, token lengths per stage (docs/formats.md).
+
+`load_traces` checks every line and flattens it to one row of a DataFrame that the
+vectorised estimator reads: the lengths Eq. 1-3 need, plus measured latencies if recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from sotlat.errors import InputError
+
+TRACE_COLUMNS = [
+    "id", "category", "model",
+    "normal_prompt", "normal_completion",
+    "skeleton_prompt", "skeleton_completion",
+    "num_points", "points_prompt", "points_completion",
+    "recorded_normal_ms", "recorded_sot_ms",
+]
+
+
+def load_traces(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a JSONL trace file; raise InputError as 'file:line: field: what is wrong'."""
+    name = os.fspath(path)
+    try:
+        with open(name, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{name}: cannot read ({exc})") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append((f"{name}:{number}", json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{name}:{number}: not valid JSON ({exc.msg})") from None
+    if not records:
+        raise InputError(f"{name}: no traces in the file")
+    return traces_frame(records)
+
+
+def traces_frame(records: Iterable[tuple[str, dict]]) -> pd.DataFrame:
+    """Flatten (where, trace) pairs to the estimator's frame, checking each trace."""
+    rows = [_flatten(where, trace) for where, trace in records]
+    frame = pd.DataFrame(rows, columns=TRACE_COLUMNS)
+    for column in TRACE_COLUMNS[3:10]:
+        frame[column] = frame[column].astype("Int64")
+    for column in TRACE_COLUMNS[10:]:
+        frame[column] = frame[column].astype("float64")
+    dup = frame["id"].duplicated()
+    if dup.any():
+        raise InputError(f"trace id {frame['id'][dup].iloc[0]!r} appears more than once")
+    return frame
+
+
+def _count(where: str, obj: dict, path: str, key: str, minimum: int) -> int:
+    value = obj.get(key) if isinstance(obj, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = "a positive" if minimum == 1 else "a non-negative"
+        raise InputError(f"{where}: {path}.{key} must be {kind} integer")
+    return value
+
+
+def _stage(where: str, obj, path: str) -> tuple[int, int]:
+    if not isinstance(obj, dict):
+        raise InputError(f"{where}: {path} must be an object with prompt_tokens and completion_tokens")
+    return _count(where, obj, path, "prompt_tokens", 1), _count(where, obj, path, "completion_tokens", 0)
+
+
+def _latency(where: str, obj: dict, path: str, key: str = "latency_ms") -> float | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise InputError(f"{where}: {path}.{key} must be a non-negative number")
+    return float(value)
+
+
+def _flatten(where: str, trace) -> dict:
+    if not isinstance(trace, dict):
+        raise InputError(f"{where}: a trace must be a JSON object")
+    if not isinstance(trace.get("id"), str) or not trace["id"]:
+        raise InputError(f"{where}: id must be a non-empty string")
+    row = dict.fromkeys(TRACE_COLUMNS)
+    row["id"] = trace["id"]
+    for key in ("category", "model"):
+        if trace.get(key) is not None and not isinstance(trace[key], str):
+            raise InputError(f"{where}: {key} must be a string")
+        row[key] = trace.get(key)
+    if "normal" not in trace and "sot" not in trace:
+        raise InputError(f"{where}: a trace needs 'normal', 'sot' or both")
+    if "normal" in trace:
+        row["normal_prompt"], row["normal_completion"] = _stage(where, trace["normal"], "normal")
+        row["recorded_normal_ms"] = _latency(where, trace["normal"], "normal")
+    if "sot" in trace:
+        sot = trace["sot"]
+        if not isinstance(sot, dict):
+            raise InputError(f"{where}: sot must be an object with skeleton and points")
+        row["skeleton_prompt"], row["skeleton_completion"] = _stage(where, sot.get("skeleton"), "sot.skeleton")
+        points = sot.get("points")
+        if not isinstance(points, list) or not points:
+            raise InputError(f"{where}: sot.points must be a non-empty list")
+        lengths = np.array([_stage(where, p, f"sot.points[{i}]") for i, p in enumerate(points)])
+        row["num_points"] = len(points)
+        row["points_prompt"], row["points_completion"] = (int(x) for x in lengths.max(axis=0))
+        row["recorded_sot_ms"] = _recorded_sot(where, sot)
+    return row
+
+
+def _recorded_sot(where: str, sot: dict) -> float | None:
+    """Skeleton + point-expanding stage: the batched stage's time, or the slowest parallel call."""
+    skeleton = _latency(where, sot["skeleton"], "sot.skeleton")
+    batched = _latency(where, sot, "sot", "points_latency_ms")
+    calls = [_latency(where, p, f"sot.points[{i}]") for i, p in enumerate(sot["points"])]
+    if skeleton is None:
+        return None
+    if batched is not None:
+        return skeleton + batched
+    if all(c is not None for c in calls):
+        return skeleton + max(calls)
+    return None

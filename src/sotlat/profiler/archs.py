@@ -1,0 +1,84 @@
+"""Model architectures to profile, and random-weight models built straight on the device.
+
+Latency does not depend on the weights' values, so weights are random (normal, std 0.02):
+allocated on the device in the target dtype, with no init pass and nothing downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import torch
+from accelerate import init_empty_weights
+from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, PretrainedConfig
+
+from sotlat.errors import InputError
+
+_LLAMA_V1 = dict(vocab_size=32000, max_position_embeddings=2048, rms_norm_eps=1e-6, rope_theta=10000.0)
+
+# hidden / layers / heads / intermediate as in the LLaMA paper; smollm2 as SmolLM2-135M-Instruct.
+ARCHS: dict[str, dict] = {
+    "llama-7b": dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, intermediate_size=11008, **_LLAMA_V1),
+    "llama-13b": dict(hidden_size=5120, num_hidden_layers=40, num_attention_heads=40, intermediate_size=13824, **_LLAMA_V1),
+    "llama-33b": dict(hidden_size=6656, num_hidden_layers=60, num_attention_heads=52, intermediate_size=17920, **_LLAMA_V1),
+    "smollm2-135m": dict(
+        hidden_size=576, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
+        intermediate_size=1536, vocab_size=49152, max_position_embeddings=8192, rms_norm_eps=1e-5,
+        rope_theta=100000.0, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2,
+    ),
+    "tiny": dict(
+        hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        intermediate_size=128, vocab_size=256, max_position_embeddings=4096,
+    ),
+}
+
+
+def load_config(arch: str | None, config_path: str | None = None) -> tuple[str, PretrainedConfig]:
+    """(name, HF config) for a named architecture or an HF config.json of a causal LM."""
+    if config_path:
+        try:
+            with open(config_path, encoding="utf-8") as fh:
+                raw = json.load(fh)
+        except FileNotFoundError:
+            raise InputError(f"{config_path}: no such file") from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"{config_path}: not a readable JSON config ({exc})") from None
+        if not isinstance(raw, dict) or "model_type" not in raw:
+            raise InputError(f"{config_path}: model_type is missing: not a Hugging Face config")
+        try:
+            config = AutoConfig.for_model(**raw)
+        except (ValueError, KeyError) as exc:
+            raise InputError(f"{config_path}: model_type: {exc}") from None
+        return arch or os.path.splitext(os.path.basename(config_path))[0], config
+    if arch not in ARCHS:
+        raise InputError(f"--arch: unknown architecture {arch!r}; choose one of {', '.join(ARCHS)} or give --config")
+    return arch, LlamaConfig(**ARCHS[arch])
+
+
+def config_dict(config: PretrainedConfig) -> dict:
+    """The config as plain JSON data, for table metadata."""
+    return json.loads(config.to_json_string(use_diff=False))
+
+
+def build_model(config: PretrainedConfig, device: str, dtype: torch.dtype) -> torch.nn.Module:
+    """An eval-mode causal LM with random N(0, 0.02) weights allocated directly on `device`.
+
+    Parameters start on the meta device (no allocation, no init pass); buffers such as the
+    rotary frequencies are computed for real, then everything moves to `device`.
+    """
+    with init_empty_weights(include_buffers=False):
+        model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")
+    with torch.no_grad():
+        for name, param in list(model.named_parameters()):
+            owner, _, attr = name.rpartition(".")
+            weights = torch.empty(param.shape, dtype=dtype, device=device).normal_(0.0, 0.02)
+            setattr(model.get_submodule(owner), attr, torch.nn.Parameter(weights, requires_grad=False))
+    model.tie_weights()
+    return model.to(device).eval()
+
+
+def meta_model(config: PretrainedConfig) -> torch.nn.Module:
+    """The architecture on the meta device: shapes only, for counting FLOPs at no cost."""
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").eval()

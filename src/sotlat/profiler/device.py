@@ -1,0 +1,92 @@
+"""What the profiled device is: everything readable about it, for the table's metadata."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+
+import torch
+
+_SMI_FIELDS = ["driver_version", "clocks.sm", "clocks.mem", "clocks.max.sm", "clocks.max.mem", "power.limit", "pstate"]
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def describe_device(device: str) -> dict:
+    return _describe_cuda(device) if device.startswith("cuda") else _describe_cpu()
+
+
+def memory_bandwidth(props) -> float | None:
+    """Peak DRAM bandwidth in bytes/s from the memory clock (kHz) and bus width (bits), double data rate."""
+    clock_khz = getattr(props, "memory_clock_rate", None)
+    bus_bits = getattr(props, "memory_bus_width", None)
+    if not clock_khz or not bus_bits:
+        return None
+    return 2.0 * clock_khz * 1e3 * bus_bits / 8
+
+
+def _describe_cuda(device: str) -> dict:
+    index = torch.device(device).index or 0
+    props = torch.cuda.get_device_properties(index)
+    info = {
+        "name": props.name,
+        "kind": "cuda",
+        "index": index,
+        "compute_capability": f"{props.major}.{props.minor}",
+        "total_memory_bytes": int(props.total_memory),
+        "multiprocessors": props.multi_processor_count,
+        "l2_cache_bytes": getattr(props, "L2_cache_size", None),
+        "memory_bus_width_bits": getattr(props, "memory_bus_width", None),
+        "memory_clock_khz": getattr(props, "memory_clock_rate", None),
+        "memory_bandwidth_bytes_per_s": memory_bandwidth(props),
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+    }
+    info.update(_nvidia_smi(index))
+    return info
+
+
+def _nvidia_smi(index: int) -> dict:
+    """Driver and clocks from nvidia-smi, when it is there."""
+    if not shutil.which("nvidia-smi"):
+        return {}
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", f"--id={index}", f"--query-gpu={','.join(_SMI_FIELDS)}", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=20, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    values = [v.strip() for v in out.split(",")]
+    if len(values) != len(_SMI_FIELDS):
+        return {}
+    driver, *clocks = values
+    return {"driver": driver, "clocks": dict(zip(_SMI_FIELDS[1:], clocks))}
+
+
+def _describe_cpu() -> dict:
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            model = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), model)
+    except OSError:
+        pass
+    mem = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            mem = int(next(ln for ln in fh if ln.startswith("MemTotal")).split()[1]) * 1024
+    except (OSError, StopIteration):
+        pass
+    return {
+        "name": f"cpu: {model}",
+        "kind": "cpu",
+        "cpu_model": model,
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "total_memory_bytes": mem,
+        "platform": platform.platform(),
+    }

@@ -1,0 +1,76 @@
+"""FLOPs of one forward pass: DeepSpeed's flops profiler on the meta device (no GPU time).
+
+FLOPs = 2 x MACs: DeepSpeed's element-wise counts are partial, its MACs cover the matrix
+products (linear layers, attention). Counting every cell would take long, so a handful of
+cells are counted and the rest come from the exact polynomial the architecture implies:
+decode f(B, k) = B (a + b k); prefill f(B, l) = B (c0 + c1 l + c2 l^2). The fit is checked
+against held-out counted cells and must reproduce them to rounding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sotlat.profiler.steps import decode_step, prefill
+
+FIT_CHECK_RTOL = 1e-9
+
+
+def count_flops(meta_model: torch.nn.Module, phase: str, batch: int, length: int) -> float:
+    """2 x MACs of one prefill of `length` tokens, or one decode step with `length` tokens cached."""
+    from deepspeed.profiling.flops_profiler.profiler import FlopsProfiler
+
+    ids = torch.zeros((batch, length), dtype=torch.long, device="meta")
+    cache = prefill(meta_model, ids) if phase == "decode" else None
+    profiler = FlopsProfiler(meta_model)
+    profiler.start_profile()
+    try:  # an exception inside would otherwise leave torch functions patched
+        if phase == "prefill":
+            prefill(meta_model, ids)
+        else:
+            decode_step(meta_model, ids[:, :1], cache)
+        macs = profiler.get_total_macs()
+    finally:
+        profiler.end_profile()
+    return 2.0 * macs
+
+
+def _features(phase: str, batch, length) -> np.ndarray:
+    b, x = np.asarray(batch, dtype=np.float64), np.asarray(length, dtype=np.float64)
+    cols = [b, b * x] if phase == "decode" else [b, b * x, b * x * x]
+    return np.stack(cols, axis=-1)
+
+
+@dataclass(frozen=True)
+class FlopsFit:
+    """Exact polynomial FLOPs per phase, fitted to counted cells and checked on held-out ones."""
+
+    decode: tuple[float, ...]
+    prefill: tuple[float, ...]
+    max_rel_error: float  # on the held-out cells
+
+    def __call__(self, phase: str, batch, length) -> np.ndarray:
+        coef = np.asarray(self.decode if phase == "decode" else self.prefill)
+        return _features(phase, batch, length) @ coef
+
+
+# (batch, length) cells counted to fit, and held out to check, per phase.
+_FIT_CELLS = {"decode": [(1, 1), (1, 512)], "prefill": [(1, 1), (1, 64), (1, 512)]}
+_CHECK_CELLS = {"decode": [(3, 100), (2, 1024)], "prefill": [(2, 100), (3, 691)]}
+
+
+def fit_flops(meta_model: torch.nn.Module, count=count_flops) -> FlopsFit:
+    """Count a handful of cells, fit the polynomials, check them on held-out counted cells."""
+    coefs, worst = {}, 0.0
+    for phase, cells in _FIT_CELLS.items():
+        y = np.array([count(meta_model, phase, b, n) for b, n in cells])
+        x = _features(phase, *zip(*cells))
+        coefs[phase] = tuple(np.linalg.solve(x, y))
+        check = _CHECK_CELLS[phase]
+        want = np.array([count(meta_model, phase, b, n) for b, n in check])
+        got = _features(phase, *zip(*check)) @ np.asarray(coefs[phase])
+        worst = max(worst, float(np.max(np.abs(got - want) / want)))
+    return FlopsFit(decode=coefs["decode"], prefill=coefs["prefill"], max_rel_error=worst)

@@ -1,0 +1,325 @@
+"""The profile loop: fill a latency table cell by cell, saving atomically as it goes.
+
+Order: for each batch B, its prefill cells (B, l), then its decode sweeps. A decode sweep
+prefills one token and then runs `decode_max` single-token steps, each step timed on its own
+(no host sync inside a sweep); `decode_runs` sweeps give each cell (B, k) its runs.
+Finished cells are never measured again (`--resume`); OOM cells are recorded and the cells
+that must OOM too (larger batches at that length) are recorded without trying.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from sotlat import __version__
+from sotlat.errors import InputError
+from sotlat.profiler.archs import build_model, config_dict, load_config, meta_model
+from sotlat.profiler.device import describe_device
+from sotlat.profiler.flops import FlopsFit, fit_flops
+from sotlat.profiler.memory import memory_tracker_for
+from sotlat.profiler.steps import decode_step, prefill
+from sotlat.profiler.timer import timer_for
+from sotlat.tables.grid import PrefillGrid
+from sotlat.tables.io import empty_cells, load_table, save_table
+from sotlat.tables.schema import COLUMNS, SCHEMA_VERSION
+
+CHECKPOINT_SECONDS = 30.0
+OOM = (torch.cuda.OutOfMemoryError,)
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM: the finished cells are saved, the run can be resumed."""
+
+
+@dataclass(frozen=True)
+class ProfileSpec:
+    arch: str
+    device: str
+    dtype: str
+    batches: list[int]
+    prefill_lengths: PrefillGrid
+    decode_max: int = 1024
+    prefill_runs: int = 7
+    prefill_warmup: int = 2
+    decode_runs: int = 3
+    config_path: str | None = None
+
+    def method(self, timer: str, memory: str, flops: dict) -> dict:
+        return {
+            "grid": {"batches": self.batches, "prefill_lengths": self.prefill_lengths.as_dict(), "decode_max": self.decode_max},
+            "prefill": {"runs": self.prefill_runs, "warmup": self.prefill_warmup, "aggregation": "geometric mean of the runs after warm-up"},
+            "decode": {
+                "runs": self.decode_runs,
+                "sweep": "prefill 1 token, then decode_max single-token steps, each timed on its own",
+                "aggregation": "geometric mean over sweeps",
+            },
+            "timer": timer,
+            "memory": memory,
+            "flops": flops,
+            "forward": "transformers causal LM, sdpa attention, DynamicCache, random token ids; prefill computes last-position logits only",
+            "weights": "random normal(0, 0.02), no init pass",
+            "software": _software(),
+        }
+
+
+@dataclass
+class Progress:
+    """What the caller sees: called with (forward passes done, total, description)."""
+
+    update: Callable[[int, int, str], None] = lambda done, total, what: None
+    done: int = 0
+    total: int = 0
+
+    def advance(self, n: int, what: str) -> None:
+        self.done += n
+        self.update(self.done, self.total, what)
+
+
+@dataclass
+class _State:
+    rows: list[dict] = field(default_factory=list)
+    done: set = field(default_factory=set)  # (phase, batch, length)
+    prefill_oom: dict = field(default_factory=dict)  # length -> smallest batch that ran out of memory
+    decode_oom: dict = field(default_factory=dict)  # batch -> first k that ran out of memory
+
+
+def _software() -> dict:
+    import transformers
+
+    try:
+        import deepspeed
+
+        ds = deepspeed.__version__
+    except ImportError:
+        ds = None
+    return {"python": sys.version.split()[0], "torch": torch.__version__, "transformers": transformers.__version__, "deepspeed": ds, "sotlat": __version__}
+
+
+def geomean(values) -> float:
+    return float(math.exp(np.mean(np.log(values))))
+
+
+def _dtype(name: str) -> torch.dtype:
+    value = getattr(torch, name, None)
+    if not isinstance(value, torch.dtype):
+        raise InputError(f"--dtype: unknown dtype {name!r} (float16, bfloat16, float32)")
+    return value
+
+
+def profile(spec: ProfileSpec, out: str, resume: bool = False, progress: Progress | None = None, model=None) -> pd.DataFrame:
+    """Profile `spec` into the table file `out`; returns the table. `model` overrides the built one (tests)."""
+    progress = progress or Progress()
+    name, config = load_config(spec.arch, spec.config_path)
+    dtype = _dtype(spec.dtype)
+    memory = memory_tracker_for(spec.device)  # before the model: the CPU baseline excludes nothing of it
+    timer = timer_for(spec.device)
+    shapes = meta_model(config)
+    fit = fit_flops(shapes)
+    parameters = sum(p.numel() for p in shapes.parameters())
+    flops_meta = {
+        "counter": "deepspeed flops profiler on the meta device, FLOPs = 2 x MACs",
+        "fill": "exact polynomial fitted to counted cells: decode B(a + b k), prefill B(c0 + c1 l + c2 l^2)",
+        "decode_coefficients": list(fit.decode),
+        "prefill_coefficients": list(fit.prefill),
+        "held_out_max_rel_error": fit.max_rel_error,
+    }
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "arch": {
+            "name": name,
+            "config": config_dict(config),
+            "parameters": parameters,
+            "weight_bytes": parameters * torch.empty((), dtype=dtype).element_size(),
+        },
+        "device": describe_device(spec.device),
+        "dtype": spec.dtype,
+        "method": spec.method(timer.name, memory.method, flops_meta),
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "progress": {"complete": False, "elapsed_s": 0.0},
+    }
+    state = _State()
+    if os.path.exists(out):
+        if not resume:
+            raise InputError(f"{out}: already exists; continue it with --resume, or choose another --out")
+        previous = load_table(out)
+        _check_resumable(out, previous.attrs["sotlat"], meta)
+        meta["created_at"] = previous.attrs["sotlat"]["created_at"]
+        meta["progress"]["elapsed_s"] = previous.attrs["sotlat"].get("progress", {}).get("elapsed_s", 0.0)
+        _restore(state, previous)
+
+    progress.total = _work(spec, state)
+    if model is None:
+        model = build_model(config, spec.device, dtype)
+    started, last_save = time.monotonic(), time.monotonic()
+    elapsed0 = meta["progress"]["elapsed_s"]
+
+    def save(complete: bool = False) -> pd.DataFrame:
+        table = pd.DataFrame(state.rows, columns=COLUMNS) if state.rows else empty_cells()
+        table.attrs["sotlat"] = copy.deepcopy(meta)
+        table.attrs["sotlat"]["progress"] = {"complete": complete, "elapsed_s": round(elapsed0 + time.monotonic() - started, 1)}
+        save_table(table, out)
+        return table
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    previous_handler = signal.signal(signal.SIGTERM, on_term)
+    try:
+        for batch in spec.batches:
+            for length in spec.prefill_lengths.lengths:
+                if ("prefill", batch, length) not in state.done:
+                    _prefill_cell(model, spec, config.vocab_size, batch, length, timer, memory, fit, state)
+                    progress.advance(spec.prefill_runs, f"prefill B={batch} l={length}")
+                if time.monotonic() - last_save >= CHECKPOINT_SECONDS:
+                    save()
+                    last_save = time.monotonic()
+            if ("decode", batch, spec.decode_max) not in state.done:
+                _decode_cells(model, spec, config.vocab_size, batch, timer, memory, fit, state, progress)
+                save()
+                last_save = time.monotonic()
+    except KeyboardInterrupt:
+        save()
+        raise Interrupted(f"interrupted: {len(state.rows)} cells saved to {out}; continue with --resume") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+    return save(complete=True)
+
+
+def _check_resumable(out: str, old: dict, new: dict) -> None:
+    """A resume must continue the same profile: same architecture, device, dtype and method."""
+    checks = [
+        ("architecture", old["arch"], new["arch"]),
+        ("device", old["device"].get("name"), new["device"]["name"]),
+        ("dtype", old["dtype"], new["dtype"]),
+    ]
+    old_method, new_method = dict(old["method"]), dict(new["method"])
+    for key in sorted(set(old_method) | set(new_method)):
+        checks.append((f"method.{key}", old_method.get(key), new_method.get(key)))
+    for what, was, now in checks:
+        if was != now:
+            raise InputError(f"{out}: cannot resume: {what} differs from the file's ({_short(was)} in the file, {_short(now)} now)")
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) < 120 else text[:117] + "..."
+
+
+def _restore(state: _State, table: pd.DataFrame) -> None:
+    for row in table.to_dict("records"):
+        row["runs_ms"] = list(row["runs_ms"]) if row["runs_ms"] is not None else []
+        state.rows.append(row)
+        state.done.add((row["phase"], row["batch"], row["length"]))
+        if row["status"] == "oom" and row["phase"] == "prefill":
+            state.prefill_oom[row["length"]] = min(row["batch"], state.prefill_oom.get(row["length"], row["batch"]))
+        if row["status"] == "oom" and row["phase"] == "decode":
+            state.decode_oom[row["batch"]] = min(row["length"], state.decode_oom.get(row["batch"], row["length"]))
+
+
+def _work(spec: ProfileSpec, state: _State) -> int:
+    """Forward passes still to run, for the progress bar's ETA."""
+    prefill_cells = sum(("prefill", b, n) not in state.done for b in spec.batches for n in spec.prefill_lengths.lengths)
+    decode_batches = sum(("decode", b, spec.decode_max) not in state.done for b in spec.batches)
+    return prefill_cells * spec.prefill_runs + decode_batches * spec.decode_runs * spec.decode_max
+
+
+def _row(phase, batch, length, runs, memory, flops, status="ok") -> dict:
+    return {
+        "phase": phase,
+        "batch": batch,
+        "length": length,
+        "latency_ms": geomean(runs) if status == "ok" else None,
+        "runs_ms": [float(r) for r in runs],
+        "peak_memory_bytes": memory,
+        "flops": float(flops),
+        "status": status,
+    }
+
+
+def _free(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+
+
+def _prefill_cell(model, spec, vocab, batch, length, timer, memory, fit: FlopsFit, state: _State) -> None:
+    """`prefill_runs` forward passes on fresh random prompts; the first `prefill_warmup` are dropped."""
+    key = ("prefill", batch, length)
+    flops = fit("prefill", batch, length)
+    smaller_oom = state.prefill_oom.get(length)
+    if smaller_oom is not None and smaller_oom < batch:
+        state.rows.append(_row(*key, [], None, flops, "oom"))
+        state.done.add(key)
+        return
+    try:
+        ids = torch.randint(vocab, (spec.prefill_runs, batch, length), device=spec.device)
+        with memory:
+            marks = [timer.mark()]
+            for run in range(spec.prefill_runs):
+                prefill(model, ids[run])
+                marks.append(timer.mark())
+            runs = timer.intervals_ms(marks)[spec.prefill_warmup :]
+        state.rows.append(_row(*key, runs, memory.peak_bytes, flops))
+    except OOM:
+        state.prefill_oom[length] = batch
+        state.rows.append(_row(*key, [], None, flops, "oom"))
+        _free(spec.device)
+    state.done.add(key)
+
+
+def _decode_cells(model, spec, vocab, batch, timer, memory, fit: FlopsFit, state: _State, progress: Progress) -> None:
+    """`decode_runs` sweeps of k = 1..decode_max; cells from a sweep's first OOM on are `oom`."""
+    limit = min([spec.decode_max + 1] + [k for b, k in state.decode_oom.items() if b <= batch]) - 1
+    runs, peaks, have_memory = [], np.zeros(spec.decode_max + 1, dtype=np.int64), True
+    for _ in range(spec.decode_runs):
+        times, mem, stopped_at = _sweep(model, spec.device, vocab, batch, limit, timer, memory)
+        if stopped_at is not None:
+            state.decode_oom[batch] = stopped_at
+            limit = stopped_at - 1
+        runs.append(times)
+        have_memory = have_memory and mem is not None
+        if mem is not None:
+            peaks[1 : len(mem) + 1] = np.maximum(peaks[1 : len(mem) + 1], mem)
+        progress.advance(spec.decode_max, f"decode B={batch}")
+    for k in range(1, spec.decode_max + 1):
+        key = ("decode", batch, k)
+        flops = fit("decode", batch, k)
+        if k <= limit:
+            mem_k = int(peaks[k]) if have_memory else None
+            state.rows.append(_row(*key, [r[k - 1] for r in runs], mem_k, flops))
+        else:
+            state.rows.append(_row(*key, [], None, flops, "oom"))
+        state.done.add(key)
+
+
+def _sweep(model, device, vocab, batch, steps, timer, memory):
+    """One sweep: times and peak memory of steps k = 1..steps; the k of an OOM, if any."""
+    if steps < 1:
+        return [], None, None
+    ids = torch.randint(vocab, (batch, steps + 1), device=device)
+    peaks, marks = [], []
+    try:
+        cache = prefill(model, ids[:, :1])
+        marks.append(timer.mark())
+        for k in range(1, steps + 1):
+            with memory:
+                decode_step(model, ids[:, k : k + 1], cache)
+                marks.append(timer.mark())
+            peaks.append(memory.peak_bytes)
+    except OOM:
+        cache = None
+        _free(device)
+        times = timer.intervals_ms(marks) if len(marks) > 1 else []
+        return times, (None if None in peaks else peaks), len(times) + 1
+    return timer.intervals_ms(marks), (None if None in peaks else peaks), None

@@ -1,0 +1,21 @@
+"""Prefill and decode as small plain functions, the only forward passes the profiler runs.
+
+The profiler times them and the FLOPs counter counts them, so both see the same computation.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+@torch.inference_mode()
+def prefill(model: torch.nn.Module, input_ids: torch.Tensor):
+    """One forward over B prompts with an empty KV cache. Logits of the last position only, as
+    transformers' generate() computes them; returns the cache."""
+    return model(input_ids=input_ids, use_cache=True, logits_to_keep=1).past_key_values
+
+
+@torch.inference_mode()
+def decode_step(model: torch.nn.Module, tokens: torch.Tensor, cache) -> None:
+    """One new token per sequence against a KV cache that grows by one position."""
+    model(input_ids=tokens, past_key_values=cache, use_cache=True)

@@ -1,0 +1,40 @@
+"""One timer interface for both devices: mark points in a run, read the intervals afterwards.
+
+On CUDA a mark is a `torch.cuda.Event` recorded on the stream, so a whole sweep of steps runs
+with no host synchronisation and the intervals are read once at the end. On CPU work is
+synchronous and a mark is `time.perf_counter()`.
+"""
+
+from __future__ import annotations
+
+import time
+from itertools import pairwise
+
+import torch
+
+
+class CudaTimer:
+    name = "torch.cuda.Event"
+
+    def mark(self):
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def intervals_ms(self, marks: list) -> list[float]:
+        marks[-1].synchronize()
+        return [a.elapsed_time(b) for a, b in pairwise(marks)]
+
+
+class CpuTimer:
+    name = "time.perf_counter"
+
+    def mark(self) -> float:
+        return time.perf_counter()
+
+    def intervals_ms(self, marks: list) -> list[float]:
+        return [(b - a) * 1e3 for a, b in pairwise(marks)]
+
+
+def timer_for(device: str) -> CudaTimer | CpuTimer:
+    return CudaTimer() if device.startswith("cuda") else CpuTimer()

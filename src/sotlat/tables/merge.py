@@ -1,0 +1,48 @@
+"""Merge shards of one profile (e.g. batch ranges profiled separately) into one table."""
+
+from __future__ import annotations
+
+import copy
+
+import pandas as pd
+
+from sotlat.errors import InputError
+from sotlat.tables.schema import CELL_KEY
+
+# Metadata that may differ between shards of one profile: when and in what order they ran.
+_PER_SHARD = ("created_at", "progress", "shards")
+
+
+def _identity(meta: dict) -> dict:
+    """What must agree between shards: everything but the batches and per-run bookkeeping."""
+    ident = {k: v for k, v in meta.items() if k not in _PER_SHARD}
+    ident["method"] = copy.deepcopy(ident["method"])
+    ident["method"]["grid"].pop("batches")
+    ident["device"] = {k: v for k, v in ident["device"].items() if k not in ("clocks", "driver_state")}
+    return ident
+
+
+def merge_tables(tables: list[pd.DataFrame], names: list[str]) -> pd.DataFrame:
+    """One table from shards; refuse incompatible metadata or a cell measured twice."""
+    if len(tables) < 2:
+        raise InputError("tables merge: give at least two tables")
+    first = _identity(tables[0].attrs["sotlat"])
+    for table, name in zip(tables[1:], names[1:]):
+        other = _identity(table.attrs["sotlat"])
+        if other != first:
+            diff = sorted(k for k in set(first) | set(other) if first.get(k) != other.get(k))
+            raise InputError(f"{name}: not a shard of the same profile as {names[0]} (differs in {', '.join(diff)})")
+    cells = pd.concat(tables, ignore_index=True)
+    dup = cells.duplicated(CELL_KEY, keep=False)
+    if dup.any():
+        row = cells[dup].iloc[0]
+        owners = [n for t, n in zip(tables, names) if ((t.phase == row.phase) & (t.batch == row.batch) & (t.length == row.length)).any()]
+        raise InputError(
+            f"cell ({row.phase}, batch {row.batch}, length {row.length}) is in both {owners[0]} and {owners[1]}: shards overlap"
+        )
+    meta = copy.deepcopy(tables[0].attrs["sotlat"])
+    meta["method"]["grid"]["batches"] = sorted({b for t in tables for b in t.attrs["sotlat"]["method"]["grid"]["batches"]})
+    meta["shards"] = [{"file": n, "created_at": t.attrs["sotlat"]["created_at"]} for t, n in zip(tables, names)]
+    meta["progress"] = {"complete": all(t.attrs["sotlat"].get("progress", {}).get("complete", True) for t in tables)}
+    cells.attrs["sotlat"] = meta
+    return cells

@@ -1,0 +1,33 @@
+"""Measurement quality and physical floors read off a table: what the profiler's summary prints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def run_cv(table: pd.DataFrame) -> pd.Series:
+    """Coefficient of variation (std / mean) of each ok cell's kept runs; NaN for single runs."""
+    ok = table[table["status"] == "ok"]
+    return ok["runs_ms"].map(lambda r: float(np.std(r) / np.mean(r)) if len(r) > 1 else np.nan)
+
+
+def decode_floor_ms(meta: dict) -> float | None:
+    """Weights bytes / memory bandwidth: no decode step can read the weights faster."""
+    bandwidth = meta["device"].get("memory_bandwidth_bytes_per_s")
+    weights = meta["arch"].get("weight_bytes")
+    return weights / bandwidth * 1e3 if bandwidth and weights else None
+
+
+def summary(table: pd.DataFrame) -> dict:
+    """Cells, statuses, median CV of the runs, and the B=1 decode step against the floor."""
+    meta = table.attrs["sotlat"]
+    decode1 = table[(table["phase"] == "decode") & (table["batch"] == 1) & (table["status"] == "ok")]
+    return {
+        "cells": len(table),
+        "status": table["status"].value_counts().to_dict(),
+        "median_cv": float(run_cv(table).median()),
+        "elapsed_s": meta.get("progress", {}).get("elapsed_s"),
+        "decode_b1_median_ms": float(decode1["latency_ms"].median()) if len(decode1) else None,
+        "decode_floor_ms": decode_floor_ms(meta),
+    }
