@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-import os
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -21,7 +21,7 @@ app = typer.Typer(help="GPU latency profiler and Skeleton-of-Thought latency est
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 tables_app = typer.Typer(help="Inspect and merge latency tables.", no_args_is_help=True)
 app.add_typer(tables_app, name="tables")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)  # files and pipes get whole tables
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 OUT_SUFFIXES = (".jsonl", ".csv", ".parquet")

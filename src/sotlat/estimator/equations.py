@@ -56,10 +56,12 @@ def stage(lk: Lookup, l_in, l_out, batch, active) -> dict[str, np.ndarray]:
     problem[~b_ok] = NO_BATCH
     problem[~active] = OK
     nan = ~active | (problem != OK)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        tflops = flops / decode / 1e9
     out = {
         "prefill_ms": prefill,
         "decode_ms": decode,
-        "decode_tflops": np.where((no_flops > 0) | (decode <= 0), np.nan, flops / np.maximum(decode, 1e-300) / 1e9),
+        "decode_tflops": np.where(no_flops > 0, np.nan, tflops),
         "peak_memory_bytes": np.fmax(prefill_mem, decode_mem),
     }
     out = {k: np.where(nan, np.nan, v) for k, v in out.items()}

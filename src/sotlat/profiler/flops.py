@@ -9,6 +9,7 @@ against held-out counted cells and must reproduce them to rounding.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,8 @@ FIT_CHECK_RTOL = 1e-9
 
 def count_flops(meta_model: torch.nn.Module, phase: str, batch: int, length: int) -> float:
     """2 x MACs of one prefill of `length` tokens, or one decode step with `length` tokens cached."""
+    # Name the accelerator: DeepSpeed's auto-detection warns on every CPU-only import.
+    os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
     from deepspeed.profiling.flops_profiler.profiler import FlopsProfiler
 
     ids = torch.zeros((batch, length), dtype=torch.long, device="meta")

@@ -48,7 +48,7 @@ def load_table(path: str | os.PathLike) -> pd.DataFrame:
         raise InputError(f"{name}: not a readable Parquet file ({exc})") from None
     meta = _check_meta(name, arrow.schema.metadata or {})
     _check_columns(name, arrow.schema)
-    table = arrow.select(COLUMNS).to_pandas()
+    table = arrow.select(COLUMNS).cast(SCHEMA).to_pandas()
     _check_cells(name, table)
     table.attrs["sotlat"] = meta
     return table
@@ -79,12 +79,16 @@ def _check_meta(name: str, raw: dict) -> dict:
     return meta
 
 
+# Same values, other Arrow layouts: accepted and cast on load.
+_EQUIVALENT = {pa.large_string(): pa.string(), pa.large_list(pa.float64()): pa.list_(pa.float64())}
+
+
 def _check_columns(name: str, schema: pa.Schema) -> None:
     for field in SCHEMA:
         if field.name not in schema.names:
             raise InputError(f"{name}: column '{field.name}' is missing")
         actual = schema.field(field.name).type
-        if actual != field.type:
+        if _EQUIVALENT.get(actual, actual) != field.type:
             raise InputError(f"{name}: column '{field.name}' has type {actual}, expected {field.type}")
 
 

@@ -1,0 +1,108 @@
+"""The command line end to end: profile -> table -> estimate, and one-line errors with exit 2."""
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from conftest import synthetic_table, trace, write_jsonl
+from sotlat.cli import app
+from sotlat.estimator import OUTPUT_COLUMNS
+from sotlat.tables import load_table, save_table
+
+runner = CliRunner()
+GRID = ["--arch", "tiny", "--device", "cpu", "--prefill-lengths", "1:60:20", "--decode-max", "90",
+        "--prefill-runs", "2", "--prefill-warmup", "1", "--decode-runs", "1"]
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def profiled(tmp_path_factory):
+    out = tmp_path_factory.mktemp("p") / "tiny.parquet"
+    result = invoke("profile", *GRID, "--batches", "1-3", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "median CV" in result.output and "decode step at B=1" in result.output
+    return out
+
+
+def test_profile_then_estimate_writes_every_format(profiled, tmp_path):
+    traces = write_jsonl(tmp_path / "t.jsonl", [trace("a", category="generic", model="m", points=[(30, 10)] * 3),
+                                                trace("b", category="math", model="m")])
+    for suffix in (".jsonl", ".csv", ".parquet"):
+        out = tmp_path / f"est{suffix}"
+        result = invoke("estimate", "--table", profiled, "--traces", traces, "--out", out)
+        assert result.exit_code == 0, result.output
+        frame = {".jsonl": lambda p: pd.read_json(p, lines=True), ".csv": pd.read_csv, ".parquet": pd.read_parquet}[suffix](out)
+        assert list(frame.columns) == OUTPUT_COLUMNS and list(frame["id"]) == ["a", "b"]
+        assert (frame["speedup"] > 0).all()
+    assert "generic" in result.output and "all" in result.output and "speed-up" in result.output
+
+
+def test_tables_show(profiled):
+    result = invoke("tables", "show", profiled)
+    assert result.exit_code == 0, result.output
+    assert "tiny" in result.output and "decode" in result.output and "prefill" in result.output and "1-90" in result.output
+
+
+def test_tables_merge_of_batch_shards(tmp_path):
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    assert invoke("profile", *GRID, "--batches", "1", "--out", a).exit_code == 0
+    assert invoke("profile", *GRID, "--batches", "2,3", "--out", b).exit_code == 0
+    result = invoke("tables", "merge", a, b, "-o", tmp_path / "m.parquet")
+    assert result.exit_code == 0, result.output
+    merged = load_table(tmp_path / "m.parquet")
+    assert sorted(merged.batch.unique()) == [1, 2, 3]
+    result = invoke("tables", "merge", a, a, "-o", tmp_path / "x.parquet")
+    assert result.exit_code == 2 and "shards overlap" in result.output
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def assert_user_error(result, *needles):
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [ln for ln in result.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_bad_trace_is_one_located_line_and_no_output(tmp_path):
+    save_table(synthetic_table(), tmp_path / "t.parquet")
+    bad = {"id": "q3", "sot": {"skeleton": {"prompt_tokens": 4, "completion_tokens": 3}, "points": [{"prompt_tokens": 4, "completion_tokens": "x"}]}}
+    traces = write_jsonl(tmp_path / "traces.jsonl", [trace("a"), trace("b"), bad])
+    result = invoke("estimate", "--table", tmp_path / "t.parquet", "--traces", traces, "--out", tmp_path / "e.csv")
+    assert_user_error(result, "traces.jsonl:3: sot.points[0].completion_tokens must be a non-negative integer")
+    assert not (tmp_path / "e.csv").exists()
+
+
+def test_out_of_range_is_one_line(tmp_path):
+    save_table(synthetic_table(), tmp_path / "t.parquet")
+    traces = write_jsonl(tmp_path / "t.jsonl", [trace("long", normal=(50, 400))])
+    result = invoke("estimate", "--table", tmp_path / "t.parquet", "--traces", traces)
+    assert_user_error(result, "trace long: normal stage needs", "--extrapolate")
+    result = invoke("estimate", "--table", tmp_path / "t.parquet", "--traces", traces, "--extrapolate", "--out", tmp_path / "e.jsonl")
+    assert result.exit_code == 0 and json.loads((tmp_path / "e.jsonl").read_text())["extrapolated"] is True
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["estimate", "--table", "missing.parquet", "--traces", "x.jsonl"], ["missing.parquet: no such file"]),
+    (["profile", "--arch", "tiny", "--device", "cpu", "--batches", "0-2", "--out", "o.parquet"], ["--batches"]),
+    (["profile", "--arch", "tiny", "--device", "cuda", "--out", "o.parquet"], ["no CUDA device"]),
+    (["profile", "--arch", "tiny", "--config", "c.json", "--out", "o.parquet"], ["exactly one of --arch and --config"]),
+    (["profile", "--arch", "tiny", "--device", "cpu", "--prefill-runs", "2", "--prefill-warmup", "2", "--out", "o.parquet"], ["--prefill-warmup"]),
+    (["flops", "--arch", "tiny", "--phase", "both", "--batch", "1", "--length", "3"], ["--phase"]),
+])
+def test_usage_errors(tmp_path, monkeypatch, args, needles):
+    monkeypatch.chdir(tmp_path)
+    assert_user_error(invoke(*args), *needles)
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_estimate_rejects_unknown_out_suffix(tmp_path):
+    save_table(synthetic_table(), tmp_path / "t.parquet")
+    traces = write_jsonl(tmp_path / "t.jsonl", [trace()])
+    assert_user_error(invoke("estimate", "--table", tmp_path / "t.parquet", "--traces", traces, "--out", tmp_path / "e.xlsx"), "--out")

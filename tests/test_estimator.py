@@ -1,0 +1,153 @@
+"""The estimator against hand computations of the paper's Eq. 1-4 on tables of known cells."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import synthetic_table, trace, write_jsonl
+from sotlat.errors import InputError
+from sotlat.estimator import OUTPUT_COLUMNS, estimate, load_traces, summarize
+
+T_P = lambda b, l: 10.0 * b + 0.5 * l  # noqa: E731
+T_D = lambda b, k: 1.0 + 0.1 * b + 0.001 * k  # noqa: E731
+F_D = lambda b, k: b * (1e9 + 1e6 * k)  # noqa: E731
+
+
+def eq1(l_in, l_out, b):
+    """Eq. 1 as printed: the prefill at grid point floor(l/10)*10+1, then l_out + 1 decode terms."""
+    return T_P(b, (l_in // 10) * 10 + 1), sum(T_D(b, k) for k in range(l_in, l_in + l_out + 1))
+
+
+def test_normal_skeleton_and_points_follow_eq_1_to_3(table):
+    est = estimate(table, [trace()]).iloc[0]
+    pre, dec = eq1(20, 50, 1)
+    assert est.normal_prefill_ms == pytest.approx(pre) and est.normal_decode_ms == pytest.approx(dec)
+    assert est.normal_ms == pytest.approx(pre + dec)
+    s_pre, s_dec = eq1(30, 10, 1)
+    p_pre, p_dec = eq1(15, 8, 2)  # Eq. 3: longest prompt 15, longest answer 8, B = 2 points
+    assert (est.skeleton_prefill_ms, est.skeleton_decode_ms) == pytest.approx((s_pre, s_dec))
+    assert (est.points_prefill_ms, est.points_decode_ms) == pytest.approx((p_pre, p_dec))
+    assert est.sot_ms == pytest.approx(s_pre + s_dec + p_pre + p_dec)
+    assert est.speedup == pytest.approx((pre + dec) / (s_pre + s_dec + p_pre + p_dec))
+    assert est.num_points == 2 and not est.extrapolated
+
+
+def test_eq1_counts_l_out_plus_one_decode_terms(table):
+    flat = synthetic_table(t_decode=lambda b, k: 1.0)
+    est = estimate(flat, [trace(normal=(20, 50), skeleton=None)]).iloc[0]
+    assert est.normal_decode_ms == pytest.approx(51.0)
+
+
+def test_eq4_decode_tflops_and_peak_memory(table):
+    est = estimate(table, [trace()], peak_tflops=2.0).iloc[0]
+    ks = range(20, 71)
+    tflops = sum(F_D(1, k) for k in ks) / (sum(T_D(1, k) for k in ks) * 1e-3) / 1e12
+    assert est.normal_decode_tflops == pytest.approx(tflops)
+    assert est.normal_decode_utilization == pytest.approx(tflops / 2.0)
+    ks = range(15, 24)
+    assert est.points_decode_tflops == pytest.approx(sum(F_D(2, k) for k in ks) / (sum(T_D(2, k) for k in ks) * 1e9))
+    # memory = 1000 B + length: normal peaks at its last decode cell, SoT at the points stage's
+    assert est.normal_peak_memory_bytes == 1000 + 70
+    assert est.sot_peak_memory_bytes == 2000 + 23
+
+
+def test_output_columns_and_missing_stages(table):
+    est = estimate(table, [trace("a", skeleton=None), trace("b", normal=None)])
+    assert list(est.columns) == OUTPUT_COLUMNS
+    assert np.isnan(est.loc[0, "sot_ms"]) and np.isnan(est.loc[0, "speedup"]) and est.loc[0, "normal_ms"] > 0
+    assert np.isnan(est.loc[1, "normal_ms"]) and est.loc[1, "sot_ms"] > 0
+
+
+def test_vectorised_over_many_traces_matches_one_by_one(table):
+    rng = np.random.default_rng(0)
+    traces = [trace(f"q{i}", normal=(int(rng.integers(1, 90)), int(rng.integers(0, 100))),
+                    skeleton=(int(rng.integers(1, 90)), int(rng.integers(0, 50))),
+                    points=[(int(rng.integers(1, 90)), int(rng.integers(0, 60))) for _ in range(int(rng.integers(1, 5)))])
+              for i in range(50)]
+    together = estimate(table, traces)
+    alone = pd.concat([estimate(table, [t]) for t in traces], ignore_index=True)
+    pd.testing.assert_frame_equal(together, alone)
+
+
+@pytest.mark.parametrize(
+    "tr, message",
+    [
+        (trace(normal=(80, 130)), r"trace q1: normal stage needs t\^D_1\(k\) up to k=210, but the table's decode for batch 1 ends at k=200 \(--extrapolate extends it\)"),
+        (trace(points=[(5, 5)] * 6), r"trace q1: points stage needs batch 6, but the table has batches 1-4"),
+        (trace(skeleton=(100, 5)), r"trace q1: skeleton stage needs t\^P_1\(101\) for a 100-token prompt, but the prefill grid ends at 91"),
+    ],
+)
+def test_out_of_range_names_trace_and_cell(table, tr, message):
+    with pytest.raises(InputError, match=message):
+        estimate(table, [tr])
+
+
+def test_oom_cells_are_out_of_range():
+    oom = lambda phase, b, l: "oom" if b >= 2 and ((phase == "decode" and l >= 18) or (phase == "prefill" and l >= 41)) else "ok"  # noqa: E731
+    table = synthetic_table(status=oom)
+    with pytest.raises(InputError, match=r"points stage needs t\^D_2\(18\), which is oom in the table"):
+        estimate(table, [trace()])
+    with pytest.raises(InputError, match=r"points stage needs t\^P_3\(41\) for a 45-token prompt, which is oom"):
+        estimate(table, [trace(points=[(45, 1)] * 3)])
+    with pytest.raises(InputError, match=r"\(1 more traces fail\)"):
+        estimate(table, [trace("a"), trace("b")])
+
+
+def test_extrapolate_extends_decode_linearly_and_flags_the_trace(table):
+    tr = trace(normal=(80, 190))
+    est = estimate(table, [tr, trace("ok")], extrapolate=True)
+    pre, dec = eq1(80, 190, 1)  # T_D is linear in k: the fit over the last quarter recovers it
+    assert est.loc[0, "normal_ms"] == pytest.approx(pre + dec)
+    assert est.loc[0, "normal_decode_tflops"] > 0
+    assert list(est["extrapolated"]) == [True, False]
+
+
+def test_recorded_latencies_are_reported():
+    t = trace()
+    t["normal"]["latency_ms"] = 900.0
+    t["sot"]["skeleton"]["latency_ms"] = 100.0
+    for p, ms in zip(t["sot"]["points"], (200.0, 350.0)):
+        p["latency_ms"] = ms
+    batched = trace("b")
+    batched["sot"]["skeleton"]["latency_ms"] = 50.0
+    batched["sot"]["points_latency_ms"] = 70.0
+    est = estimate(synthetic_table(), [t, batched])
+    assert list(est["recorded_sot_ms"]) == [450.0, 120.0]  # skeleton + slowest parallel call; or + batched stage
+    assert est.loc[0, "recorded_normal_ms"] == 900.0 and np.isnan(est.loc[1, "recorded_normal_ms"])
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("{not json", r"t.jsonl:2: not valid JSON"),
+        ('{"id": "x"}', r"t.jsonl:2: a trace needs 'normal', 'sot' or both"),
+        ('{"id": 3, "normal": {}}', r"t.jsonl:2: id must be a non-empty string"),
+        ('{"id": "x", "normal": {"prompt_tokens": 0, "completion_tokens": 3}}', r"t.jsonl:2: normal.prompt_tokens must be a positive integer"),
+        ('{"id": "x", "sot": {"skeleton": {"prompt_tokens": 4, "completion_tokens": 3}, "points": [{"prompt_tokens": 4, "completion_tokens": -1}]}}',
+         r"t.jsonl:2: sot.points\[0\].completion_tokens must be a non-negative integer"),
+        ('{"id": "x", "sot": {"skeleton": {"prompt_tokens": 4, "completion_tokens": 3}, "points": []}}', r"t.jsonl:2: sot.points must be a non-empty list"),
+        ('{"id": "x", "normal": {"prompt_tokens": 4, "completion_tokens": 3, "latency_ms": "fast"}}', r"t.jsonl:2: normal.latency_ms must be a non-negative number"),
+    ],
+)
+def test_bad_traces_name_file_line_and_field(tmp_path, line, message):
+    path = write_jsonl(tmp_path / "t.jsonl", [trace("ok"), line])
+    with pytest.raises(InputError, match=message):
+        load_traces(path)
+
+
+def test_load_traces_carries_optional_fields(tmp_path):
+    path = write_jsonl(tmp_path / "t.jsonl", [trace("a", category="math", model="m", question="2+2?"), "", trace("b", normal=None)])
+    frame = load_traces(path)
+    assert list(frame["id"]) == ["a", "b"]
+    assert frame.loc[0, "category"] == "math" and pd.isna(frame.loc[1, "category"])
+    assert frame.loc[0, "points_prompt"] == 15 and frame.loc[0, "points_completion"] == 8
+
+
+def test_summary_means_per_model_and_category(table):
+    traces = [trace("a", category="x", model="m"), trace("b", category="x", model="m", normal=(20, 80)), trace("c", category="y", model="m")]
+    est = estimate(table, traces)
+    summary = summarize(est)
+    assert list(summary["category"]) == ["x", "y", "all"]
+    x = summary[summary.category == "x"].iloc[0]
+    assert x.n == 2 and x.speedup == pytest.approx(est.speedup[:2].mean())  # mean of per-question ratios
+    assert summary[summary.category == "all"].iloc[0].n == 3

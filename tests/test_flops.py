@@ -1,0 +1,59 @@
+import json
+
+import pytest
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+from typer.testing import CliRunner
+
+from sotlat.cli import app
+from sotlat.profiler.archs import build_model, load_config, meta_model
+from sotlat.profiler.flops import count_flops, fit_flops
+from sotlat.profiler.steps import decode_step, prefill
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    _, config = load_config("tiny")
+    return build_model(config, "cpu", torch.float32), meta_model(config)
+
+
+@pytest.mark.parametrize("batch, length", [(1, 1), (2, 37), (3, 100)])
+def test_deepspeed_count_on_meta_matches_torch_flop_counter(tiny, batch, length):
+    model, shapes = tiny
+    ids = torch.randint(0, 256, (batch, length))
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:  # math: SDPA as countable bmm
+        prefill(model, ids)
+    assert count_flops(shapes, "prefill", batch, length) == counter.get_total_flops()
+    cache = prefill(model, ids)
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        decode_step(model, ids[:, :1], cache)
+    assert count_flops(shapes, "decode", batch, length) == counter.get_total_flops()
+
+
+def test_fit_reproduces_counted_cells_exactly(tiny):
+    _, shapes = tiny
+    fit = fit_flops(shapes)
+    assert fit.max_rel_error < 1e-9
+    for phase, batch, length in [("decode", 5, 333), ("prefill", 4, 250), ("decode", 16, 1024)]:
+        assert fit(phase, batch, length) == pytest.approx(count_flops(shapes, phase, batch, length), rel=1e-12)
+
+
+def test_profiler_is_unpatched_after_an_exception(tiny):
+    _, shapes = tiny
+    linear = torch.nn.functional.linear
+    with pytest.raises(Exception):
+        count_flops(shapes, "decode", 1, 0)  # no tokens to cache: the forward fails
+    assert torch.nn.functional.linear is linear
+
+
+# The paper's Table 1 (A100, batch 1): TFLOPS x latency of a 128-token prefill and one decode step at k = 128.
+@pytest.mark.parametrize("arch, prefill_flops, decode_flops", [
+    ("llama-7b", 1.72e12, 13.2e9), ("llama-13b", 3.35e12, 25.6e9), ("llama-33b", 8.5e12, 64.5e9)])
+def test_flops_command_agrees_with_paper_table_1(arch, prefill_flops, decode_flops):
+    runner = CliRunner()
+    for phase, expected in (("prefill", prefill_flops), ("decode", decode_flops)):
+        result = runner.invoke(app, ["flops", "--arch", arch, "--phase", phase, "--batch", "1", "--length", "128", "--json"])
+        assert result.exit_code == 0, result.output
+        value = json.loads(result.output.strip().splitlines()[-1])["flops"]
+        assert value == pytest.approx(expected, rel=0.05)

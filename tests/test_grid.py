@@ -1,0 +1,35 @@
+import numpy as np
+import pytest
+
+from sotlat.errors import InputError
+from sotlat.tables.grid import PrefillGrid, parse_batches, parse_range
+
+
+def test_paper_prefill_lookup_is_floor_l_over_10_times_10_plus_1():
+    grid = parse_range("1:700:10")
+    lengths = np.array(grid.lengths)
+    for l, expected in [(1, 1), (9, 1), (10, 11), (11, 11), (19, 11), (128, 121), (699, 691)]:
+        assert lengths[grid.index(l)] == expected == (l // 10) * 10 + 1
+    assert grid.index(700) == len(lengths)  # t^P(701) was never profiled: out of range
+
+
+def test_other_arithmetic_grid_uses_floor_l_over_step():
+    grid = PrefillGrid(5, 200, 40)
+    assert [grid.lengths[grid.index(l)] for l in (3, 39, 40, 121)] == [5, 5, 45, 125]
+
+
+def test_parse_batches_range_and_list():
+    assert parse_batches("1-4") == [1, 2, 3, 4]
+    assert parse_batches("8,1,2,2") == [1, 2, 8]
+
+
+@pytest.mark.parametrize("text", ["", "a-b", "0-3", "1;2"])
+def test_parse_batches_rejects(text):
+    with pytest.raises(InputError, match="--batches"):
+        parse_batches(text)
+
+
+@pytest.mark.parametrize("text", ["1:700", "0:700:10", "1:700:0", "10:5:1", "x:y:z"])
+def test_parse_range_rejects(text):
+    with pytest.raises(InputError, match="--prefill-lengths"):
+        parse_range(text)

@@ -1,0 +1,171 @@
+"""The profile loop on the tiny architecture: grid, runs, OOM, checkpoints, interrupts, resume."""
+
+import math
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from sotlat.errors import InputError
+from sotlat.profiler import run as run_mod
+from sotlat.profiler.archs import build_model, load_config
+from sotlat.profiler.run import Interrupted, ProfileSpec, profile
+from sotlat.tables import PrefillGrid, load_table
+
+SPEC = ProfileSpec(arch="tiny", device="cpu", dtype="float32", batches=[1, 2, 3], prefill_lengths=PrefillGrid(1, 40, 10),
+                   decode_max=12, prefill_runs=4, prefill_warmup=1, decode_runs=2)
+
+
+class Wrapped(torch.nn.Module):
+    """The tiny model, counting forward passes, optionally failing like a GPU out of memory."""
+
+    def __init__(self, prefill_oom=lambda b, l: False, decode_oom=lambda b, k: False, on_call=None):
+        super().__init__()
+        _, config = load_config("tiny")
+        self.inner = build_model(config, "cpu", torch.float32)
+        self.prefill_oom, self.decode_oom, self.on_call = prefill_oom, decode_oom, on_call
+        self.calls = []
+
+    def forward(self, input_ids, past_key_values=None, **kwargs):
+        b, n = input_ids.shape
+        k = past_key_values.get_seq_length() if past_key_values is not None else 0
+        key = ("decode", b, k) if past_key_values is not None else ("prefill", b, n)
+        if self.on_call:
+            self.on_call(len(self.calls))
+        if (key[0] == "prefill" and n > 1 and self.prefill_oom(b, n)) or (key[0] == "decode" and self.decode_oom(b, k)):
+            raise torch.cuda.OutOfMemoryError("fake: out of memory")
+        self.calls.append(key)
+        return self.inner(input_ids=input_ids, past_key_values=past_key_values, **kwargs)
+
+
+def test_profile_covers_the_grid_with_the_kept_runs(tmp_path):
+    out = tmp_path / "t.parquet"
+    profile(SPEC, str(out))
+    table = load_table(out)
+    meta = table.attrs["sotlat"]
+    assert meta["progress"]["complete"] and meta["arch"]["name"] == "tiny" and meta["dtype"] == "float32"
+    assert meta["method"]["grid"] == {"batches": [1, 2, 3], "prefill_lengths": {"start": 1, "stop": 40, "step": 10}, "decode_max": 12}
+    assert meta["device"]["kind"] == "cpu" and meta["method"]["timer"] == "time.perf_counter"
+    pre, dec = table[table.phase == "prefill"], table[table.phase == "decode"]
+    assert sorted(set(zip(pre.batch, pre.length))) == [(b, l) for b in (1, 2, 3) for l in (1, 11, 21, 31)]
+    assert sorted(set(zip(dec.batch, dec.length))) == [(b, k) for b in (1, 2, 3) for k in range(1, 13)]
+    assert (table.status == "ok").all()
+    assert pre.runs_ms.map(len).eq(3).all() and dec.runs_ms.map(len).eq(2).all()  # 4 runs - 1 warm-up; 2 sweeps
+    row = pre.iloc[0]
+    assert row.latency_ms == pytest.approx(math.exp(np.mean(np.log(row.runs_ms))))  # geometric mean
+    assert (table.flops > 0).all() and table.peak_memory_bytes.notna().all()
+    # decode FLOPs: B (a + b k), growing by a constant with each cached token
+    d1 = dec[dec.batch == 1].sort_values("length").flops.to_numpy()
+    assert np.allclose(np.diff(d1), d1[1] - d1[0]) and (np.diff(d1) > 0).all()
+    d2 = dec[dec.batch == 2].sort_values("length").flops.to_numpy()
+    assert np.allclose(d2, 2 * d1)
+
+
+def test_existing_file_needs_resume(tmp_path):
+    out = tmp_path / "t.parquet"
+    profile(SPEC, str(out))
+    with pytest.raises(InputError, match="already exists; continue it with --resume"):
+        profile(SPEC, str(out))
+
+
+def test_prefill_oom_marks_larger_batches_without_trying(tmp_path):
+    model = Wrapped(prefill_oom=lambda b, l: b >= 2 and l >= 21)
+    table = profile(SPEC, str(tmp_path / "t.parquet"), model=model)
+    status = {(r.batch, r.length): r.status for r in table[table.phase == "prefill"].itertuples()}
+    assert [k for k, s in status.items() if s == "oom"] == [(2, 21), (2, 31), (3, 21), (3, 31)]
+    assert ("prefill", 3, 21) not in model.calls and ("prefill", 3, 11) in model.calls
+    oom = table[table.status == "oom"]
+    assert oom.latency_ms.isna().all() and oom.runs_ms.map(len).eq(0).all()
+
+
+def test_decode_oom_stops_that_sweep_and_larger_batches(tmp_path):
+    tried = []
+    model = Wrapped(decode_oom=lambda b, k: tried.append((b, k)) or (b >= 2 and k >= 8))
+    table = profile(SPEC, str(tmp_path / "t.parquet"), model=model)
+    dec = table[table.phase == "decode"]
+    for b in (2, 3):
+        rows = dec[dec.batch == b].sort_values("length")
+        assert list(rows.status) == ["ok"] * 7 + ["oom"] * 5
+    assert (dec[dec.batch == 1].status == "ok").all()
+    assert (2, 8) in tried and max(k for b, k in tried if b == 3) == 7  # batch 3 never tried k >= 8
+    load_table(tmp_path / "t.parquet")
+
+
+def _interrupt_at(n, how):
+    def on_call(count):
+        if count == n:
+            if how == "sigterm":
+                os.kill(os.getpid(), signal.SIGTERM)
+            else:
+                raise KeyboardInterrupt
+    return on_call
+
+
+@pytest.mark.parametrize("how", ["sigint", "sigterm"])
+def test_interrupt_saves_finished_cells_and_resume_finishes_without_remeasuring(tmp_path, how):
+    out = tmp_path / "t.parquet"
+    handler = signal.getsignal(signal.SIGTERM)
+    # forward passes per batch: 4 cells x 4 runs = 16 prefill, then 2 sweeps x (1 + 12)
+    first = Wrapped(on_call=_interrupt_at(16 + 26 + 5, how))
+    with pytest.raises(Interrupted, match="cells saved to .*continue with --resume"):
+        profile(SPEC, str(out), model=first)
+    partial = load_table(out)
+    assert not partial.attrs["sotlat"]["progress"]["complete"]
+    assert len(partial) == 4 + 12 + 1  # batch 1 whole, the first prefill cell of batch 2
+    assert signal.getsignal(signal.SIGTERM) == handler  # restored
+    second = Wrapped()
+    table = profile(SPEC, str(out), resume=True, model=second)
+    assert len(table) == 3 * (4 + 12) and table.attrs["sotlat"]["progress"]["complete"]
+    assert not any(c[1] == 1 for c in second.calls)  # batch 1 was finished
+    assert second.calls.count(("prefill", 2, 1)) == SPEC.decode_runs  # only the sweeps' 1-token prefills
+    assert ("prefill", 2, 11) in second.calls
+    finished = partial[(partial.phase == "prefill") & (partial.batch == 2)].iloc[0]
+    kept = table[(table.phase == "prefill") & (table.batch == 2) & (table.length == 1)].iloc[0]
+    assert kept.latency_ms == finished.latency_ms  # the finished cell was kept, not re-measured
+
+
+def test_checkpoints_are_written_while_running(tmp_path, monkeypatch):
+    monkeypatch.setattr(run_mod, "CHECKPOINT_SECONDS", 0.0)
+    out = tmp_path / "t.parquet"
+    seen = []
+
+    def on_call(count):
+        if count == 16 + 26 + 8:  # inside batch 2's prefill cells
+            seen.append(len(load_table(out)))
+
+    profile(SPEC, str(out), model=Wrapped(on_call=on_call))
+    assert seen and seen[0] >= 4 + 12 + 1
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    out = tmp_path / "t.parquet"
+    profile(SPEC, str(out))
+    other = ProfileSpec(**{**SPEC.__dict__, "decode_runs": 3})
+    with pytest.raises(InputError, match=r"cannot resume: method.decode differs from the file's"):
+        profile(other, str(out), resume=True)
+    other = ProfileSpec(**{**SPEC.__dict__, "dtype": "bfloat16"})
+    with pytest.raises(InputError, match=r"cannot resume: .*(dtype|arch).* differs"):
+        profile(other, str(out), resume=True)
+
+
+def test_unknown_arch_and_config_file(tmp_path):
+    with pytest.raises(InputError, match="unknown architecture 'llama-99b'"):
+        profile(ProfileSpec(**{**SPEC.__dict__, "arch": "llama-99b"}), str(tmp_path / "t.parquet"))
+    cfg = tmp_path / "c.json"
+    cfg.write_text('{"hidden_size": 8}')
+    with pytest.raises(InputError, match="model_type is missing"):
+        profile(ProfileSpec(**{**SPEC.__dict__, "arch": None, "config_path": str(cfg)}), str(tmp_path / "t.parquet"))
+    assert not (tmp_path / "t.parquet").exists()
+
+
+def test_any_hf_config_can_be_profiled(tmp_path):
+    cfg = tmp_path / "mistral.json"
+    cfg.write_text('{"model_type": "mistral", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,'
+                   ' "num_key_value_heads": 1, "intermediate_size": 64, "vocab_size": 128}')
+    spec = ProfileSpec(**{**SPEC.__dict__, "arch": None, "config_path": str(cfg), "batches": [1]})
+    table = profile(spec, str(tmp_path / "t.parquet"))
+    assert table.attrs["sotlat"]["arch"]["name"] == "mistral"
+    assert table.attrs["sotlat"]["arch"]["config"]["model_type"] == "mistral"
+    assert (table.status == "ok").all() and len(table) == 4 + 12

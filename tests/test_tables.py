@@ -1,0 +1,90 @@
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import synthetic_table
+from sotlat.errors import InputError
+from sotlat.tables import SCHEMA, load_table, merge_tables, save_table
+from sotlat.tables.schema import META_KEY
+
+
+def test_round_trip_keeps_cells_types_and_metadata(tmp_path, table):
+    path = tmp_path / "t.parquet"
+    save_table(table, path)
+    loaded = load_table(path)
+    assert pq.read_schema(path).remove_metadata() == SCHEMA
+    assert loaded.attrs["sotlat"] == table.attrs["sotlat"]
+    assert len(loaded) == len(table)
+    row = loaded[(loaded.phase == "decode") & (loaded.batch == 2) & (loaded.length == 7)].iloc[0]
+    assert row.latency_ms == pytest.approx(1.0 + 0.2 + 0.007)
+    assert list(row.runs_ms) == [row.latency_ms] * 3
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+def _write(path, table, meta):
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    pq.write_table(arrow.replace_schema_metadata({META_KEY: meta} if meta is not None else {}), path)
+
+
+@pytest.mark.parametrize(
+    "mutate, meta, message",
+    [
+        (lambda t: t, None, "no 'sotlat' metadata"),
+        (lambda t: t, b"{nope", "not valid JSON"),
+        (lambda t: t, json.dumps({"schema_version": 1}).encode(), "lacks arch, device, dtype, method, created_at"),
+        (lambda t: t.drop(columns=["flops"]), "ok", "column 'flops' is missing"),
+        (lambda t: t.astype({"batch": "int64"}), "ok", "column 'batch' has type int64, expected int32"),
+    ],
+)
+def test_loader_names_what_is_wrong(tmp_path, table, mutate, meta, message):
+    path = tmp_path / "bad.parquet"
+    good_meta = json.dumps(table.attrs["sotlat"]).encode()
+    cells = table.astype({"batch": "int32", "length": "int32"})
+    _write(path, mutate(cells), good_meta if meta == "ok" else meta)
+    with pytest.raises(InputError, match=message) as exc:
+        load_table(path)
+    assert str(path) in str(exc.value)
+
+
+def test_loader_names_the_bad_row(tmp_path, table):
+    table.loc[5, "latency_ms"] = None
+    save_table(table, tmp_path / "t.parquet")
+    with pytest.raises(InputError, match=r"row \d+ \(prefill, batch 1, length 51\): status is 'ok' but latency_ms is null"):
+        load_table(tmp_path / "t.parquet")
+
+
+def test_loader_rejects_duplicates_and_bad_phase(tmp_path, table):
+    dup = table.copy()
+    dup.loc[len(dup)] = dup.iloc[0]
+    dup.attrs = table.attrs
+    save_table(dup, tmp_path / "d.parquet")
+    with pytest.raises(InputError, match="more than once"):
+        load_table(tmp_path / "d.parquet")
+    table.loc[0, "phase"] = "generate"
+    save_table(table, tmp_path / "p.parquet")
+    with pytest.raises(InputError, match="phase must be one of"):
+        load_table(tmp_path / "p.parquet")
+
+
+def test_loader_missing_and_corrupt_files(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        load_table(tmp_path / "none.parquet")
+    (tmp_path / "junk.parquet").write_text("not parquet")
+    with pytest.raises(InputError, match="not a readable Parquet file"):
+        load_table(tmp_path / "junk.parquet")
+
+
+def test_merge_joins_batch_shards_and_refuses_overlap_or_other_profiles():
+    a, b = synthetic_table(batches=(1, 2)), synthetic_table(batches=(3, 4))
+    merged = merge_tables([a, b], ["a", "b"])
+    assert sorted(merged.batch.unique()) == [1, 2, 3, 4]
+    assert merged.attrs["sotlat"]["method"]["grid"]["batches"] == [1, 2, 3, 4]
+    assert len(merged) == len(a) + len(b)
+    with pytest.raises(InputError, match=r"cell \(prefill, batch 2, length 1\) is in both a and c"):
+        merge_tables([a, synthetic_table(batches=(2, 3))], ["a", "c"])
+    other = synthetic_table(batches=(3,))
+    other.attrs["sotlat"]["dtype"] = "bfloat16"
+    with pytest.raises(InputError, match="not a shard of the same profile .*dtype"):
+        merge_tables([a, other], ["a", "o"])

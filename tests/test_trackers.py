@@ -1,0 +1,88 @@
+"""The CUDA timer and memory tracker, unit-tested with fakes; the CPU ones for real."""
+
+import pytest
+import torch
+
+from sotlat.profiler import memory as memory_mod
+from sotlat.profiler import timer as timer_mod
+from sotlat.profiler.run import _sweep
+from sotlat.profiler.archs import build_model, load_config
+
+
+class FakeEvent:
+    clock = 0.0
+    syncs = 0
+
+    def __init__(self, enable_timing=False):
+        assert enable_timing
+        self.t = None
+
+    def record(self):
+        FakeEvent.clock += 2.5
+        self.t = FakeEvent.clock
+
+    def synchronize(self):
+        FakeEvent.syncs += 1
+
+    def elapsed_time(self, other):
+        return other.t - self.t
+
+
+def test_cuda_timer_reads_event_intervals_after_one_sync(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    FakeEvent.syncs = 0
+    timer = timer_mod.timer_for("cuda")
+    assert isinstance(timer, timer_mod.CudaTimer) and timer.name == "torch.cuda.Event"
+    marks = [timer.mark() for _ in range(4)]
+    assert timer.intervals_ms(marks) == [2.5, 2.5, 2.5]
+    assert FakeEvent.syncs == 1
+
+
+def test_sweep_with_cuda_events_syncs_once_per_sweep(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    FakeEvent.syncs = 0
+    _, config = load_config("tiny")
+    model = build_model(config, "cpu", torch.float32)
+    times, peaks, oom_at = _sweep(model, "cpu", 256, 2, 20, timer_mod.CudaTimer(), memory_mod.RssPeakMemory())
+    assert times == [2.5] * 20 and oom_at is None and len(peaks) == 20
+    assert FakeEvent.syncs == 1  # no host sync inside the sweep
+
+
+def test_cuda_peak_memory_resets_then_reads(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device: calls.append(("reset", str(device))))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device: calls.append(("max", str(device))) or 12345)
+    tracker = memory_mod.memory_tracker_for("cuda")
+    with tracker:
+        calls.append("work")
+    assert calls == [("reset", "cuda"), "work", ("max", "cuda")]
+    assert tracker.peak_bytes == 12345
+
+
+def test_rss_tracker_reports_peak_growth_over_baseline(tmp_path):
+    status, clear = tmp_path / "status", tmp_path / "clear_refs"
+    status.write_text("Name:\tpython\nVmHWM:\t  3000 kB\nVmRSS:\t  1000 kB\n")
+    clear.write_text("")
+    tracker = memory_mod.RssPeakMemory(str(status), str(clear))
+    status.write_text("VmHWM:\t  5000 kB\nVmRSS:\t  1200 kB\n")
+    with tracker:
+        pass
+    assert clear.read_text() == "5"  # the high-water mark was reset first
+    assert tracker.peak_bytes == (5000 - 1000) * 1024
+
+
+def test_rss_tracker_without_clear_refs_reports_nothing(tmp_path):
+    status = tmp_path / "status"
+    status.write_text("VmHWM:\t  3000 kB\nVmRSS:\t  1000 kB\n")
+    tracker = memory_mod.RssPeakMemory(str(status), str(tmp_path / "missing" / "clear_refs"))
+    with tracker:
+        pass
+    assert tracker.peak_bytes is None
+
+
+def test_cpu_tracker_never_asks_cuda():
+    assert isinstance(memory_mod.memory_tracker_for("cpu"), memory_mod.RssPeakMemory)
+    assert isinstance(timer_mod.timer_for("cpu"), timer_mod.CpuTimer)
+    timer = timer_mod.CpuTimer()
+    a, b = timer.mark(), timer.mark()
+    assert timer.intervals_ms([a, b])[0] >= 0
