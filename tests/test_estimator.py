@@ -151,3 +151,14 @@ def test_summary_means_per_model_and_category(table):
     x = summary[summary.category == "x"].iloc[0]
     assert x.n == 2 and x.speedup == pytest.approx(est.speedup[:2].mean())  # mean of per-question ratios
     assert summary[summary.category == "all"].iloc[0].n == 3
+
+
+def test_loop_reading_of_eq1_has_l_out_minus_one_decode_terms():
+    flat = synthetic_table(t_decode=lambda b, k: 1.0)
+    traces = [trace("a", normal=(20, 50), skeleton=None), trace("b", normal=(20, 1), skeleton=None), trace("c", normal=(20, 0), skeleton=None)]
+    est = estimate(flat, traces, decode_terms="loop")
+    assert list(est["normal_decode_ms"]) == [49.0, 0.0, 0.0]
+    assert est.loc[0, "normal_peak_memory_bytes"] == 1000 + 68  # k = 20 .. 68
+    assert est.loc[1, "normal_peak_memory_bytes"] == 1000 + 21  # no decode step: the prefill cell t^P_1(21)
+    with pytest.raises(InputError, match="--decode-terms"):
+        estimate(flat, traces, decode_terms="both")

@@ -166,17 +166,18 @@ def estimate(
     out: Annotated[Optional[Path], typer.Option(help="Per-trace estimates: .jsonl, .csv or .parquet.")] = None,
     extrapolate: Annotated[bool, typer.Option(help="Extend decode linearly in k past the table.")] = False,
     peak_tflops: Annotated[Optional[float], typer.Option(help="Device peak, for utilization.")] = None,
+    decode_terms: Annotated[str, typer.Option(help="Eq. 1 decode terms: printed (l_o + 1) or loop (l_o - 1).")] = "printed",
 ):
     """Normal vs SoT latency and speed-up per trace (Eq. 1-4), summarised per model x category."""
     if out is not None and out.suffix not in OUT_SUFFIXES:
         raise InputError(f"--out: {out}: suffix must be one of {', '.join(OUT_SUFFIXES)}")
-    estimates = run_estimate(table, traces, extrapolate, peak_tflops)
+    estimates = run_estimate(table, traces, extrapolate, peak_tflops, decode_terms)
     if out is not None:
         write_frame(estimates, out)
         console.print(f"per-trace estimates: {out}")
 
 
-def run_estimate(table_path: Path, trace_paths: list[Path], extrapolate=False, peak_tflops=None) -> pd.DataFrame:
+def run_estimate(table_path: Path, trace_paths: list[Path], extrapolate=False, peak_tflops=None, decode_terms="printed") -> pd.DataFrame:
     from sotlat.estimator import estimate as run, load_traces, summarize
     from sotlat.tables import load_table
 
@@ -186,7 +187,7 @@ def run_estimate(table_path: Path, trace_paths: list[Path], extrapolate=False, p
     dup = traces["id"].duplicated()
     if dup.any():
         raise InputError(f"trace id {traces['id'][dup].iloc[0]!r} appears in more than one trace file")
-    estimates = run(table, traces, extrapolate=extrapolate, peak_tflops=peak_tflops)
+    estimates = run(table, traces, extrapolate=extrapolate, peak_tflops=peak_tflops, decode_terms=decode_terms)
     meta = table.attrs["sotlat"]
     _print_summary(summarize(estimates), f"{meta['arch']['name']} on {meta['device']['name']} ({meta['dtype']})")
     if estimates["extrapolated"].any():
@@ -203,6 +204,143 @@ def _print_summary(summary: pd.DataFrame, title: str) -> None:
         t.add_row(r.model, r.category, str(r.n), "-" if pd.isna(r.speedup) else f"{r.speedup:.2f}x", _ms(r.normal_ms), _ms(r.sot_ms),
                   _ms(r.skeleton_prefill_ms), _ms(r.skeleton_decode_ms), _ms(r.points_prefill_ms), _ms(r.points_decode_ms), style=style)
     console.print(t)
+
+
+@app.command()
+@user_errors
+def trace(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Traces file to append to (.jsonl).")],
+    questions: Annotated[str, typer.Option(help="vicuna, wizardlm, lima, or a .csv (request column) / .jsonl (question field) file.")] = "vicuna",
+    model: Annotated[Optional[str], typer.Option(help="A .gguf file or a local HF model directory (default: the embedded SmolLM2-135M-Instruct).")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N questions.")] = None,
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = 512,
+    device: Annotated[Optional[str], typer.Option(help="cuda or cpu (default: cuda when available).")] = None,
+    resume: Annotated[bool, typer.Option(help="Skip questions already in --out.")] = False,
+):
+    """Run normal generation and SoT on each question with a real model; append one trace per line."""
+    from sotlat import jsonl
+    from sotlat.profiler.device import default_device, describe_device
+    from sotlat.profiler.timer import timer_for
+    from sotlat.sot.model import eos_ids, load_model
+    from sotlat.sot.questions import load_questions
+    from sotlat.sot.record import record_question
+
+    todo = load_questions(questions)[:limit]
+    done = jsonl.finished_ids(out, resume)
+    todo = [q for q in todo if q["id"] not in done]
+    device = device or default_device()
+    net, tokenizer, name = load_model(model, device)
+    timer, eos, device_name = timer_for(device), eos_ids(net, tokenizer), describe_device(device)["name"]
+    tokens, started = 0, time.monotonic()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("questions"),
+                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task("tracing", total=len(todo), rate="")
+        for q in todo:
+            t = record_question(net, tokenizer, q, max_new_tokens, timer, eos)
+            t["model"], t["device"], t["max_new_tokens"] = name, device_name, max_new_tokens
+            jsonl.append(out, t)
+            tokens += t["normal"]["completion_tokens"] + sum(x["completion_tokens"] for x in t.get("sot", {}).get("points", []))
+            tokens += (t.get("sot") or t["sot_fallback"])["skeleton"]["completion_tokens"]
+            bar.update(task, advance=1, description=q["id"], rate=f"{tokens / (time.monotonic() - started):.1f} tokens/s")
+    console.print(f"{out}: {len(done) + len(todo)} traces ({len(done)} from before)")
+
+
+@app.command()
+@user_errors
+def replay(
+    traces: Annotated[Path, typer.Option(help="Traces whose token counts to replay (.jsonl).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Measured latencies, one line per trace (.jsonl).")],
+    arch: Annotated[Optional[str], typer.Option(help="Architecture with random weights.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="An HF config.json instead of --arch.")] = None,
+    device: Annotated[Optional[str], typer.Option()] = None,
+    dtype: Annotated[Optional[str], typer.Option()] = None,
+    repeats: Annotated[int, typer.Option(min=1)] = 3,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N traces.")] = None,
+    resume: Annotated[bool, typer.Option(help="Skip traces already in --out.")] = False,
+):
+    """Actual latency (App. C.4): replay recorded token counts with random weights, timed per stage."""
+    from sotlat import jsonl
+    from sotlat.estimator.traces import read_records, traces_frame
+    from sotlat.profiler.archs import build_model, load_config
+    from sotlat.profiler.device import default_device, describe_device
+    from sotlat.profiler.run import torch_dtype
+    from sotlat.profiler.timer import timer_for
+    from sotlat.sot.replay import replay_trace
+
+    if (arch is None) == (config is None):
+        raise InputError("give exactly one of --arch and --config")
+    records = read_records(traces)
+    traces_frame(records)  # checks every trace first
+    done = jsonl.finished_ids(out, resume)
+    todo = [t for _, t in records[:limit] if t["id"] not in done]
+    device = device or default_device()
+    name, cfg = load_config(arch, str(config) if config else None)
+    dtype = dtype or ("float16" if device.startswith("cuda") else "float32")
+    model = build_model(cfg, device, torch_dtype(dtype))
+    timer, device_name = timer_for(device), describe_device(device)["name"]
+    replay_trace(model, cfg.vocab_size, {"normal": {"prompt_tokens": 8, "completion_tokens": 4}}, 1, timer, device)  # warm-up
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("traces"),
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task("replaying", total=len(todo))
+        for t in todo:
+            lengths = lambda s: {"prompt_tokens": s["prompt_tokens"], "completion_tokens": s["completion_tokens"]}  # noqa: E731
+            line = {"id": t["id"], "category": t.get("category"), "model": t.get("model")}
+            if "normal" in t:
+                line["normal"] = lengths(t["normal"])
+            if "sot" in t:
+                line["sot"] = {"skeleton": lengths(t["sot"]["skeleton"]), "points": [lengths(p) for p in t["sot"]["points"]]}
+            line["measured"] = replay_trace(model, cfg.vocab_size, t, repeats, timer, device)
+            line.update(arch=name, device=device_name, dtype=dtype, repeats=repeats, timer=timer.name)
+            jsonl.append(out, line)
+            bar.update(task, advance=1, description=t["id"])
+    console.print(f"{out}: {len(done) + len(todo)} traces measured ({len(done)} from before)")
+
+
+@app.command()
+@user_errors
+def validate(
+    table: Annotated[Path, typer.Option(help="Latency table of the replayed architecture and device.")],
+    measured: Annotated[Path, typer.Option(help="The output of sotlat replay.")],
+    decode_terms: Annotated[str, typer.Option(help="Eq. 1 decode terms for the estimates: printed or loop.")] = "printed",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="Per-trace comparison: .jsonl, .csv or .parquet.")] = None,
+):
+    """Estimated vs measured latency and speed-up: signed and absolute % errors."""
+    from sotlat.estimator.traces import read_records, traces_frame
+    from sotlat.sot.validate import QUANTITIES, validate as run
+    from sotlat.tables import load_table
+
+    if out is not None and out.suffix not in OUT_SUFFIXES:
+        raise InputError(f"--out: {out}: suffix must be one of {', '.join(OUT_SUFFIXES)}")
+    records = read_records(measured)
+    traces = traces_frame(records)
+    rows = []
+    for where, t in records:
+        m = t.get("measured")
+        if not isinstance(m, dict):
+            raise InputError(f"{where}: measured is missing: not an output of sotlat replay")
+        rows.append({"id": t["id"], **{k: m.get(k) for k in ("normal_ms", "sot_ms", "speedup")}})
+    result = run(load_table(table), traces, pd.DataFrame(rows), decode_terms)
+    summary = result["summary"]
+    if out is not None:
+        write_frame(result["per_trace"], out)
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    t = Table(title=f"estimated vs measured ({decode_terms} Eq. 1): % error, + means the estimate is higher")
+    for c in ("quantity", "category", "n", "median |err|", "P90 |err|", "max |err|", "median signed"):
+        t.add_column(c, justify="left" if c in ("quantity", "category") else "right")
+    groups = [("all", summary)] + sorted(summary["by_category"].items())
+    for q in QUANTITIES:
+        for cat, stats in groups:
+            s = stats[q]
+            if s["n"]:
+                t.add_row(q, cat, str(s["n"]), f"{s['median_abs_pct']:.1f}%", f"{s['p90_abs_pct']:.1f}%", f"{s['max_abs_pct']:.1f}%",
+                          f"{s['median_signed_pct']:+.1f}%", style="bold" if cat == "all" else None)
+    console.print(t)
+    readings = summary["eq1_readings_median_abs_pct"]
+    console.print("Eq. 1 readings, median |error| of normal and SoT: "
+                  + ", ".join(f"{k} {v:.1f}%" for k, v in readings.items()) + f"; better: {summary['better_eq1_reading']}")
 
 
 @tables_app.command("show")

@@ -24,12 +24,15 @@ OUTPUT_COLUMNS = [
     "normal_peak_memory_bytes", "sot_peak_memory_bytes", "extrapolated",
 ]
 OK, NO_BATCH, PREFILL_RANGE, PREFILL_CELL, DECODE_RANGE, DECODE_CELL = range(6)
+# Last decode k of Eq. 1 relative to l_i + l_o: as printed (l_o + 1 terms), or the l_o - 1 steps a
+# generation loop runs after the prefill has produced the first token (k = l_i .. l_i + l_o - 2).
+DECODE_TERMS = {"printed": 0, "loop": -2}
 
 
-def stage(lk: Lookup, l_in, l_out, batch, active) -> dict[str, np.ndarray]:
+def stage(lk: Lookup, l_in, l_out, batch, active, decode_terms: str = "printed") -> dict[str, np.ndarray]:
     """Eq. 1 and Eq. 4 for arrays of stages; `problem` says why a stage cannot be looked up."""
     l_in = np.where(active, l_in, 1)
-    hi = l_in + np.where(active, l_out, 0)
+    hi = np.maximum(l_in + np.where(active, l_out, 0) + DECODE_TERMS[decode_terms], l_in - 1)
     batch = np.where(active, batch, 1)
     problem = np.zeros(len(l_in), dtype=np.int64)
 
@@ -47,7 +50,7 @@ def stage(lk: Lookup, l_in, l_out, batch, active) -> dict[str, np.ndarray]:
     bad = lk.decode_cum_bad[b, h] - lk.decode_cum_bad[b, first - 1]
     flops = lk.decode_cum_flops[b, h] - lk.decode_cum_flops[b, first - 1]
     no_flops = lk.decode_cum_noflops[b, h] - lk.decode_cum_noflops[b, first - 1]
-    decode_mem = range_max(lk.decode_mem_levels, b, first, h)
+    decode_mem = np.where(h >= first, range_max(lk.decode_mem_levels, b, first, np.maximum(h, first)), np.nan)
 
     problem[bad > 0] = DECODE_CELL
     problem[~covered] = DECODE_RANGE
@@ -71,8 +74,14 @@ def stage(lk: Lookup, l_in, l_out, batch, active) -> dict[str, np.ndarray]:
     return out
 
 
-def estimate(table: pd.DataFrame, traces, extrapolate: bool = False, peak_tflops: float | None = None) -> pd.DataFrame:
-    """Normal vs SoT latency, speed-up, decode TFLOPS and peak memory per trace (Eq. 1-4)."""
+def estimate(table: pd.DataFrame, traces, extrapolate: bool = False, peak_tflops: float | None = None,
+             decode_terms: str = "printed") -> pd.DataFrame:
+    """Normal vs SoT latency, speed-up, decode TFLOPS and peak memory per trace (Eq. 1-4).
+
+    `decode_terms`: "printed" (Eq. 1 as printed, l_o + 1 decode terms) or "loop" (l_o - 1).
+    """
+    if decode_terms not in DECODE_TERMS:
+        raise InputError(f"--decode-terms: expected one of {', '.join(DECODE_TERMS)}, got {decode_terms!r}")
     if not isinstance(traces, pd.DataFrame):
         traces = traces_frame((f"trace {i}", t) for i, t in enumerate(traces))
     col = lambda name: traces[name].fillna(0).to_numpy(dtype=np.int64)  # noqa: E731
@@ -82,9 +91,9 @@ def estimate(table: pd.DataFrame, traces, extrapolate: bool = False, peak_tflops
     lk = build_lookup(table, k_needed, extrapolate)
 
     stages = {
-        "normal": stage(lk, col("normal_prompt"), col("normal_completion"), 1, has_normal),
-        "skeleton": stage(lk, col("skeleton_prompt"), col("skeleton_completion"), 1, has_sot),
-        "points": stage(lk, col("points_prompt"), col("points_completion"), col("num_points"), has_sot),
+        "normal": stage(lk, col("normal_prompt"), col("normal_completion"), 1, has_normal, decode_terms),
+        "skeleton": stage(lk, col("skeleton_prompt"), col("skeleton_completion"), 1, has_sot, decode_terms),
+        "points": stage(lk, col("points_prompt"), col("points_completion"), col("num_points"), has_sot, decode_terms),
     }
     _raise_on_problem(traces, stages, lk, table, col("num_points"))
 

@@ -27,6 +27,11 @@ TRACE_COLUMNS = [
 
 def load_traces(path: str | os.PathLike) -> pd.DataFrame:
     """Read a JSONL trace file; raise InputError as 'file:line: field: what is wrong'."""
+    return traces_frame(read_records(path))
+
+
+def read_records(path: str | os.PathLike) -> list[tuple[str, dict]]:
+    """('file:line', parsed JSON) for every non-blank line."""
     name = os.fspath(path)
     try:
         with open(name, encoding="utf-8") as fh:
@@ -45,7 +50,7 @@ def load_traces(path: str | os.PathLike) -> pd.DataFrame:
             raise InputError(f"{name}:{number}: not valid JSON ({exc.msg})") from None
     if not records:
         raise InputError(f"{name}: no traces in the file")
-    return traces_frame(records)
+    return records
 
 
 def traces_frame(records: Iterable[tuple[str, dict]]) -> pd.DataFrame:

@@ -111,7 +111,7 @@ def geomean(values) -> float:
     return float(math.exp(np.mean(np.log(values))))
 
 
-def _dtype(name: str) -> torch.dtype:
+def torch_dtype(name: str) -> torch.dtype:
     value = getattr(torch, name, None)
     if not isinstance(value, torch.dtype):
         raise InputError(f"--dtype: unknown dtype {name!r} (float16, bfloat16, float32)")
@@ -122,7 +122,7 @@ def profile(spec: ProfileSpec, out: str, resume: bool = False, progress: Progres
     """Profile `spec` into the table file `out`; returns the table. `model` overrides the built one (tests)."""
     progress = progress or Progress()
     name, config = load_config(spec.arch, spec.config_path)
-    dtype = _dtype(spec.dtype)
+    dtype = torch_dtype(spec.dtype)
     memory = memory_tracker_for(spec.device)  # before the model: the CPU baseline excludes nothing of it
     timer = timer_for(spec.device)
     shapes = meta_model(config)

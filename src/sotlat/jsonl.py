@@ -1,0 +1,37 @@
+"""Append-only JSONL files that survive interruption: one fsynced line per finished record."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from sotlat.errors import InputError
+
+
+def finished_ids(path: Path, resume: bool) -> set[str]:
+    """Ids already in `path` (for --resume); a torn last line is cut off. Refuses an existing file without resume."""
+    if not path.exists():
+        return set()
+    if not resume:
+        raise InputError(f"{path}: already exists; continue it with --resume, or choose another --out")
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):  # interrupted mid-write: keep only whole lines
+        data = data[: data.rfind(b"\n") + 1]
+        with open(path, "r+b") as fh:
+            fh.truncate(len(data))
+    ids = set()
+    for number, line in enumerate(data.decode("utf-8").splitlines(), 1):
+        try:
+            ids.add(json.loads(line)["id"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise InputError(f"{path}:{number}: not a record with an id; cannot resume this file") from None
+    return ids
+
+
+def append(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())

@@ -1,0 +1,1 @@
+"""Skeleton-of-Thought itself: prompts, skeleton parsing, generation, traces, replay, validation."""

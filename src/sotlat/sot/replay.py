@@ -1,0 +1,41 @@
+"""The paper's actual-latency test (App. C.4): replay traces' token counts on this device.
+
+Random weights of an architecture; each trace's recorded lengths forced: normal = prefill l_i,
+then exactly l_o generated tokens; SoT = the skeleton at batch 1, then the points as one
+left-padded batch up to the longest point. Timed end to end and per stage with the device
+timer through the same generation loop a user runs (`generate`), repeated, median taken.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+import torch
+
+from sotlat.sot.generate import generate
+
+
+def _timed(model, vocab, lengths: list[tuple[int, int]], timer, device) -> float:
+    prompts = [torch.randint(1, vocab, (p,)).tolist() for p, _ in lengths]
+    return generate(model, prompts, max(c for _, c in lengths), timer).total_ms
+
+
+def replay_trace(model, vocab: int, trace: dict, repeats: int, timer, device: str) -> dict:
+    """Median stage latencies (ms) over `repeats` of the trace's normal run and SoT run."""
+    runs = {"normal_ms": [], "skeleton_ms": [], "points_ms": []}
+    stage = lambda s: (s["prompt_tokens"], s["completion_tokens"])  # noqa: E731
+    for _ in range(repeats):
+        if "normal" in trace:
+            runs["normal_ms"].append(_timed(model, vocab, [stage(trace["normal"])], timer, device))
+        if "sot" in trace:
+            runs["skeleton_ms"].append(_timed(model, vocab, [stage(trace["sot"]["skeleton"])], timer, device))
+            runs["points_ms"].append(_timed(model, vocab, [stage(p) for p in trace["sot"]["points"]], timer, device))
+    measured = {k: statistics.median(v) for k, v in runs.items() if v}
+    if "sot" in trace:
+        sot_runs = [s + p for s, p in zip(runs["skeleton_ms"], runs["points_ms"])]
+        measured["sot_ms"] = statistics.median(sot_runs)
+        runs["sot_ms"] = sot_runs
+    if "normal_ms" in measured and "sot_ms" in measured:
+        measured["speedup"] = measured["normal_ms"] / measured["sot_ms"]
+    measured["runs"] = {k: v for k, v in runs.items() if v}
+    return measured

@@ -1,0 +1,54 @@
+"""Estimated vs measured latency (App. C.4 against App. C.2): per trace, overall, by category."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sotlat.estimator import estimate
+from sotlat.estimator.equations import DECODE_TERMS
+from sotlat.errors import InputError
+
+QUANTITIES = ("normal", "sot", "speedup")
+
+
+def compare(table: pd.DataFrame, traces: pd.DataFrame, measured: pd.DataFrame, decode_terms: str = "printed") -> pd.DataFrame:
+    """Per trace: estimated, measured and % errors (signed: estimate above measurement is positive)."""
+    est = estimate(table, traces, decode_terms=decode_terms).set_index("id")
+    out = pd.DataFrame({"id": traces["id"].to_numpy(), "category": traces["category"].to_numpy()}).set_index("id")
+    meas = measured.set_index("id")
+    for q in QUANTITIES:
+        column = "speedup" if q == "speedup" else f"{q}_ms"
+        out[f"{q}_estimated"] = est[column]
+        out[f"{q}_measured"] = meas[column]
+        out[f"{q}_error_pct"] = (out[f"{q}_estimated"] - out[f"{q}_measured"]) / out[f"{q}_measured"] * 100
+    return out.reset_index()
+
+
+def error_stats(errors: pd.Series) -> dict:
+    e = errors.dropna()
+    if e.empty:
+        return {"n": 0}
+    a = e.abs()
+    return {"n": int(len(e)), "median_abs_pct": float(a.median()), "p90_abs_pct": float(a.quantile(0.9)),
+            "max_abs_pct": float(a.max()), "median_signed_pct": float(e.median())}
+
+
+def validate(table: pd.DataFrame, traces: pd.DataFrame, measured: pd.DataFrame, decode_terms: str = "printed") -> dict:
+    """Error statistics overall and by category, and which reading of Eq. 1 fits better."""
+    if len(measured) == 0:
+        raise InputError("no measured traces to validate")
+    per_trace = compare(table, traces, measured, decode_terms)
+    result = {q: error_stats(per_trace[f"{q}_error_pct"]) for q in QUANTITIES}
+    result["by_category"] = {
+        str(cat): {q: error_stats(group[f"{q}_error_pct"]) for q in QUANTITIES}
+        for cat, group in per_trace.groupby(per_trace["category"].fillna("-"))
+    }
+    readings = {}
+    for terms in DECODE_TERMS:
+        errs = compare(table, traces, measured, terms)
+        readings[terms] = float(np.nanmedian(np.abs(np.concatenate([errs["normal_error_pct"], errs["sot_error_pct"]]))))
+    result["eq1_readings_median_abs_pct"] = readings
+    result["better_eq1_reading"] = min(readings, key=readings.get)
+    result["decode_terms"] = decode_terms
+    return {"per_trace": per_trace, "summary": result}

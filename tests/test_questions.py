@@ -1,0 +1,34 @@
+import pytest
+
+from sotlat.errors import InputError
+from sotlat.sot.questions import load_questions
+
+
+def test_vicuna_has_80_questions_in_9_categories():
+    qs = load_questions("vicuna")
+    assert len(qs) == 80 and qs[0]["id"] == "vicuna-001" and qs[-1]["id"] == "vicuna-080"
+    assert qs[0]["question"] == "How can I improve my time management skills?"
+    counts = {}
+    for q in qs:
+        counts[q["category"]] = counts.get(q["category"], 0) + 1
+    assert counts == {"generic": 10, "knowledge": 10, "roleplay": 10, "common-sense": 10, "fermi": 10,
+                      "counterfactual": 10, "coding": 7, "math": 3, "writing": 10}
+    assert qs[67]["category"] == "math" and qs[60]["category"] == "coding"
+
+
+def test_other_builtin_sets():
+    assert len(load_questions("wizardlm")) == 218
+    lima = load_questions("lima")
+    assert len(lima) == 1030 and lima[0]["id"] == "lima-0001"
+
+
+def test_user_files(tmp_path):
+    (tmp_path / "q.csv").write_text('request\n"What is 2+2?"\n"Name a colour."\n')
+    assert [q["question"] for q in load_questions(str(tmp_path / "q.csv"))] == ["What is 2+2?", "Name a colour."]
+    (tmp_path / "q.jsonl").write_text('{"id": "a", "question": "Why?", "category": "x"}\n\n{"question": "How?"}\n')
+    assert [(q["id"], q["category"]) for q in load_questions(str(tmp_path / "q.jsonl"))] == [("a", "x"), ("q-003", None)]
+    (tmp_path / "bad.jsonl").write_text('{"question": ""}\n')
+    with pytest.raises(InputError, match="bad.jsonl:1: question must be a non-empty string"):
+        load_questions(str(tmp_path / "bad.jsonl"))
+    with pytest.raises(InputError, match="not one of vicuna, wizardlm, lima and no such file"):
+        load_questions("alpaca")

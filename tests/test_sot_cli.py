@@ -1,0 +1,75 @@
+"""trace with the embedded model; replay + validate with the tiny architecture."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import trace, write_jsonl
+from sotlat.cli import app
+from sotlat.jsonl import finished_ids
+from sotlat.errors import InputError
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_trace_with_the_embedded_model_and_resume(tmp_path):
+    questions = write_jsonl(tmp_path / "q.jsonl", [{"id": "q1", "category": "generic", "question": "How can I improve my time management skills?"}])
+    out = tmp_path / "traces.jsonl"
+    result = invoke("trace", "--questions", questions, "--max-new-tokens", "8", "--device", "cpu", "--out", out)
+    assert result.exit_code == 0, result.output
+    (line,) = out.read_text().splitlines()
+    t = json.loads(line)
+    assert t["id"] == "q1" and t["model"] == "smollm2-135m-instruct" and t["device"].startswith("cpu")
+    assert t["question"].startswith("How can I") and t["normal"]["text"] and t["normal"]["latency_ms"] > 0
+    assert 0 < t["normal"]["completion_tokens"] <= 8 and t["normal"]["prompt_tokens"] > 10
+    skeleton = (t.get("sot") or t["sot_fallback"])["skeleton"]
+    assert skeleton["text"].startswith("1.") and skeleton["prompt_tokens"] > 200  # Prompt 1 with its demonstrations
+    if "sot" in t:
+        assert t["sot"]["points_latency_ms"] > 0
+        for p in t["sot"]["points"]:
+            assert p["skeleton"] and p["prompt_tokens"] > skeleton["prompt_tokens"] / 4 and 0 < p["completion_tokens"] <= 8
+    assert invoke("trace", "--questions", questions, "--max-new-tokens", "8", "--out", out).exit_code == 2
+    result = invoke("trace", "--questions", questions, "--max-new-tokens", "8", "--out", out, "--resume")
+    assert result.exit_code == 0 and "1 from before" in result.output
+    assert len(out.read_text().splitlines()) == 1
+
+
+def test_finished_ids_cuts_a_torn_line(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"id": "a"}\n{"id": "b"}\n{"id": "c", "no')
+    assert finished_ids(path, resume=True) == {"a", "b"}
+    assert path.read_text() == '{"id": "a"}\n{"id": "b"}\n'
+    with pytest.raises(InputError, match="already exists"):
+        finished_ids(path, resume=False)
+
+
+def test_replay_then_validate_with_tiny(tmp_path):
+    table = tmp_path / "tiny.parquet"
+    grid = ["--arch", "tiny", "--device", "cpu", "--batches", "1-3", "--prefill-lengths", "1:80:10", "--decode-max", "100",
+            "--prefill-runs", "3", "--prefill-warmup", "1", "--decode-runs", "2"]
+    assert invoke("profile", *grid, "--out", table).exit_code == 0
+    traces = write_jsonl(tmp_path / "t.jsonl", [trace("a", category="x", normal=(30, 40), skeleton=(50, 10), points=[(20, 12), (25, 5), (22, 9)]),
+                                                trace("b", category="y", normal=(10, 60), skeleton=(45, 6), points=[(15, 20), (18, 3)])])
+    measured = tmp_path / "m.jsonl"
+    result = invoke("replay", "--arch", "tiny", "--device", "cpu", "--traces", traces, "--repeats", "2", "--out", measured)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in measured.read_text().splitlines()]
+    assert [x["id"] for x in lines] == ["a", "b"] and lines[0]["sot"]["points"][1] == {"prompt_tokens": 25, "completion_tokens": 5}
+    m = lines[0]["measured"]
+    assert len(m["runs"]["normal_ms"]) == 2 and m["sot_ms"] == pytest.approx(m["skeleton_ms"] + m["points_ms"], rel=0.5)
+    assert m["speedup"] == pytest.approx(m["normal_ms"] / m["sot_ms"])
+    result = invoke("validate", "--table", table, "--measured", measured, "--json", "--out", tmp_path / "v.csv")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    for q in ("normal", "sot", "speedup"):
+        assert summary[q]["n"] == 2 and {"median_abs_pct", "p90_abs_pct", "median_signed_pct"} <= set(summary[q])
+    assert set(summary["by_category"]) == {"x", "y"}
+    assert summary["better_eq1_reading"] in ("printed", "loop")
+    assert (tmp_path / "v.csv").read_text().startswith("id,category,normal_estimated")
+    result = invoke("validate", "--table", table, "--measured", traces)
+    assert result.exit_code == 2 and "measured is missing" in result.output
