@@ -54,6 +54,16 @@ def _progress() -> Progress:
                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False)
 
 
+def _arch_or_config(arch, config) -> None:
+    if (arch is None) == (config is None):
+        raise InputError("give exactly one of --arch and --config")
+
+
+def _check_out_suffix(out: Path | None) -> None:
+    if out is not None and out.suffix not in OUT_SUFFIXES:
+        raise InputError(f"--out: {out}: suffix must be one of {', '.join(OUT_SUFFIXES)}")
+
+
 def _ms(x) -> str:
     return "-" if pd.isna(x) else f"{x:,.1f}"
 
@@ -79,8 +89,7 @@ def profile(
     from sotlat.profiler.run import ProfileSpec
     from sotlat.tables.grid import parse_batches, parse_range
 
-    if (arch is None) == (config is None):
-        raise InputError("give exactly one of --arch and --config")
+    _arch_or_config(arch, config)
     if prefill_warmup >= prefill_runs:
         raise InputError(f"--prefill-warmup ({prefill_warmup}) must be smaller than --prefill-runs ({prefill_runs})")
     device = device or default_device()
@@ -135,8 +144,7 @@ def flops(
 
     if phase not in ("prefill", "decode"):
         raise InputError(f"--phase: expected prefill or decode, got {phase!r}")
-    if (arch is None) == (config is None):
-        raise InputError("give exactly one of --arch and --config")
+    _arch_or_config(arch, config)
     name, cfg = load_config(arch, str(config) if config else None)
     value = count_flops(meta_model(cfg), phase, batch, length)
     if as_json:
@@ -169,8 +177,7 @@ def estimate(
     decode_terms: Annotated[str, typer.Option(help="Eq. 1 decode terms: printed (l_o + 1) or loop (l_o - 1).")] = "printed",
 ):
     """Normal vs SoT latency and speed-up per trace (Eq. 1-4), summarised per model x category."""
-    if out is not None and out.suffix not in OUT_SUFFIXES:
-        raise InputError(f"--out: {out}: suffix must be one of {', '.join(OUT_SUFFIXES)}")
+    _check_out_suffix(out)
     estimates = run_estimate(table, traces, extrapolate, peak_tflops, decode_terms)
     if out is not None:
         write_frame(estimates, out)
@@ -265,10 +272,9 @@ def replay(
     from sotlat.profiler.device import default_device, describe_device
     from sotlat.profiler.run import torch_dtype
     from sotlat.profiler.timer import timer_for
-    from sotlat.sot.replay import replay_trace
+    from sotlat.sot.replay import measured_record, replay_trace
 
-    if (arch is None) == (config is None):
-        raise InputError("give exactly one of --arch and --config")
+    _arch_or_config(arch, config)
     records = read_records(traces)
     traces_frame(records)  # checks every trace first
     done = jsonl.finished_ids(out, resume)
@@ -278,20 +284,13 @@ def replay(
     dtype = dtype or ("float16" if device.startswith("cuda") else "float32")
     model = build_model(cfg, device, torch_dtype(dtype))
     timer, device_name = timer_for(device), describe_device(device)["name"]
-    replay_trace(model, cfg.vocab_size, {"normal": {"prompt_tokens": 8, "completion_tokens": 4}}, 1, timer, device)  # warm-up
+    replay_trace(model, cfg.vocab_size, {"normal": {"prompt_tokens": 8, "completion_tokens": 4}}, 1, timer)  # warm-up
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("traces"),
                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console) as bar:
         task = bar.add_task("replaying", total=len(todo))
         for t in todo:
-            lengths = lambda s: {"prompt_tokens": s["prompt_tokens"], "completion_tokens": s["completion_tokens"]}  # noqa: E731
-            line = {"id": t["id"], "category": t.get("category"), "model": t.get("model")}
-            if "normal" in t:
-                line["normal"] = lengths(t["normal"])
-            if "sot" in t:
-                line["sot"] = {"skeleton": lengths(t["sot"]["skeleton"]), "points": [lengths(p) for p in t["sot"]["points"]]}
-            line["measured"] = replay_trace(model, cfg.vocab_size, t, repeats, timer, device)
-            line.update(arch=name, device=device_name, dtype=dtype, repeats=repeats, timer=timer.name)
-            jsonl.append(out, line)
+            measured = replay_trace(model, cfg.vocab_size, t, repeats, timer)
+            jsonl.append(out, measured_record(t, measured, arch=name, device=device_name, dtype=dtype, repeats=repeats, timer=timer.name))
             bar.update(task, advance=1, description=t["id"])
     console.print(f"{out}: {len(done) + len(todo)} traces measured ({len(done)} from before)")
 
@@ -310,8 +309,7 @@ def validate(
     from sotlat.sot.validate import QUANTITIES, validate as run
     from sotlat.tables import load_table
 
-    if out is not None and out.suffix not in OUT_SUFFIXES:
-        raise InputError(f"--out: {out}: suffix must be one of {', '.join(OUT_SUFFIXES)}")
+    _check_out_suffix(out)
     records = read_records(measured)
     traces = traces_frame(records)
     rows = []
@@ -343,6 +341,114 @@ def validate(
                   + ", ".join(f"{k} {v:.1f}%" for k, v in readings.items()) + f"; better: {summary['better_eq1_reading']}")
 
 
+@app.command()
+@user_errors
+def stats(
+    traces: Annotated[Path, typer.Option(help="Trace file (.jsonl).")],
+    out: Annotated[Optional[Path], typer.Option(help="The per-category table: .jsonl, .csv or .parquet.")] = None,
+):
+    """Token-length statistics of traces per category (the paper's Fig. 12)."""
+    from sotlat.estimator.traces import read_records, traces_frame
+    from sotlat.sot.stats import per_trace, summarize_lengths
+
+    _check_out_suffix(out)
+    records = read_records(traces)
+    traces_frame(records)
+    table = summarize_lengths(per_trace(records))
+    t = Table(title=f"{traces}: mean token lengths per category (completion tokens)")
+    for c in ("category", "n", "SoT fallbacks", "points", "skeleton", "point", "longest point", "normal", "normal at limit"):
+        t.add_column(c, justify="left" if c == "category" else "right")
+    for r in table.itertuples():
+        t.add_row(r.category, str(r.n), str(r.fallbacks), f"{r.points:.1f}", f"{r.skeleton_tokens:.0f}", f"{r.point_tokens:.0f}",
+                  f"{r.longest_point_tokens:.0f}", f"{r.normal_tokens:.0f}", str(r.normal_at_limit), style="bold" if r.category == "all" else None)
+    console.print(t)
+    if out is not None:
+        write_frame(table, out)
+
+
+@app.command()
+@user_errors
+def gpus():
+    """The GPU catalogue: figures the simulator uses, with unconfirmed ones marked."""
+    from sotlat.simulator.catalogue import FIELDS, load_catalogue
+
+    t = Table(title="GPU catalogue (dense FP16/BF16 tensor TFLOPS; ? = unconfirmed; sources in src/sotlat/data/gpus.json)")
+    for c in ("id", "name", "memory GB", "bandwidth GB/s", "FP16 TFLOPS", "SMs", "L2 MB"):
+        t.add_column(c, justify="left" if c in ("id", "name") else "right")
+    for gid, entry in load_catalogue().items():
+        cells = [("-" if entry[f]["value"] is None else f"{entry[f]['value']:g}") + ("" if entry[f]["confirmed"] else " ?") for f in FIELDS]
+        t.add_row(gid, entry["name"], *cells)
+    console.print(t)
+
+
+@app.command()
+@user_errors
+def simulate(
+    gpu: Annotated[str, typer.Option(help="A catalogue id (sotlat gpus).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Table file to write (.parquet).")],
+    arch: Annotated[Optional[str], typer.Option()] = None,
+    config: Annotated[Optional[Path], typer.Option()] = None,
+    dtype: Annotated[str, typer.Option()] = "float16",
+    calibration: Annotated[Optional[str], typer.Option(help="default, hf-eager, or a file from sotlat calibrate.")] = None,
+    batches: Annotated[str, typer.Option()] = "1-16",
+    prefill_lengths: Annotated[str, typer.Option()] = "1:700:10",
+    decode_max: Annotated[int, typer.Option(min=1)] = 1024,
+    peak_tflops: Annotated[Optional[float], typer.Option(help="Override the catalogue's dense FP16 TFLOPS.")] = None,
+    bandwidth_gbps: Annotated[Optional[float], typer.Option(help="Override the catalogue's bandwidth.")] = None,
+):
+    """Write a latency table for a GPU from the analytical model (same format as profile)."""
+    from sotlat.simulator.catalogue import gpu_spec
+    from sotlat.simulator.model import load_calibration
+    from sotlat.simulator.simulate import simulate as run
+    from sotlat.tables import save_table
+    from sotlat.tables.grid import parse_batches, parse_range
+
+    _arch_or_config(arch, config)
+    spec = gpu_spec(gpu, peak_tflops, bandwidth_gbps)
+    table = run(arch, str(config) if config else None, spec, load_calibration(calibration), dtype,
+                parse_batches(batches), parse_range(prefill_lengths), decode_max)
+    save_table(table, out)
+    oom = int((table["status"] == "oom").sum())
+    console.print(f"{out}: {len(table)} simulated cells for {table.attrs['sotlat']['arch']['name']} on {spec['name']}"
+                  + (f" ({oom} over the GPU's memory: oom)" if oom else "")
+                  + (f"; unconfirmed catalogue figures: {', '.join(spec['unconfirmed'])}" if spec["unconfirmed"] else ""))
+
+
+@app.command()
+@user_errors
+def calibrate(
+    table: Annotated[Path, typer.Option(help="A measured latency table.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Calibration file to write (.json).")],
+    gpu: Annotated[Optional[str], typer.Option(help="Catalogue id of the table's device, for its peak and bandwidth.")] = None,
+    peak_tflops: Annotated[Optional[float], typer.Option()] = None,
+    bandwidth_gbps: Annotated[Optional[float], typer.Option()] = None,
+):
+    """Fit MFU, MBU and the per-layer overhead to a measured table; print the fit's errors."""
+    from sotlat.atomic import atomic_path
+    from sotlat.simulator.calibrate import calibrate as run
+    from sotlat.simulator.catalogue import gpu_spec
+    from sotlat.tables import load_table
+
+    measured = load_table(table)
+    device = measured.attrs["sotlat"]["device"]
+    if gpu:
+        spec = gpu_spec(gpu, peak_tflops, bandwidth_gbps)
+        peak_tflops, bandwidth_gbps = spec["fp16_dense_tflops"], spec["bandwidth_gbps"]
+    peak_tflops = peak_tflops or device.get("peak_tflops")
+    bw = device.get("memory_bandwidth_bytes_per_s")
+    bandwidth_gbps = bandwidth_gbps or (bw / 1e9 if bw else None)
+    if not peak_tflops or not bandwidth_gbps:
+        raise InputError(f"{table}: the device's peak TFLOPS or bandwidth is unknown; give --gpu or --peak-tflops and --bandwidth-gbps")
+    cal, errors = run(measured, peak_tflops, bandwidth_gbps, out.stem)
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps({**cal.as_dict(), "fit_errors": errors}, indent=1) + "\n")
+    for phase, p in (("prefill", cal.prefill), ("decode", cal.decode)):
+        e = errors[phase]
+        console.print(f"{phase:<8} MFU {p.mfu:.3f}  MBU {p.mbu:.3f}  overhead {p.layer_overhead_ms:.3f} ms/layer   "
+                      f"fit over {e['cells']} cells: median |error| {e['median_abs_pct']:.1f}%, P90 {e['p90_abs_pct']:.1f}%")
+    console.print(f"{out}: workspace {cal.workspace_bytes / 1e6:,.0f} MB")
+
+
 @tables_app.command("show")
 @user_errors
 def tables_show(file: Path, cells: Annotated[int, typer.Option(help="Cells to show per phase.")] = 3):
@@ -355,7 +461,8 @@ def tables_show(file: Path, cells: Annotated[int, typer.Option(help="Cells to sh
     method = meta["method"]
     console.print(f"[bold]{file}[/]  schema {meta['schema_version']}, created {meta['created_at']}, "
                   f"{'complete' if meta.get('progress', {}).get('complete', True) else 'INCOMPLETE (resume it)'}")
-    console.print(f"arch   {meta['arch']['name']} ({meta['arch'].get('parameters', '?'):,} parameters)" if isinstance(meta['arch'].get('parameters'), int) else f"arch   {meta['arch']['name']}")
+    parameters = meta["arch"].get("parameters")
+    console.print(f"arch   {meta['arch']['name']}" + (f" ({parameters:,} parameters)" if parameters else ""))
     console.print(f"device {meta['device']['name']}   dtype {meta['dtype']}   timer {method.get('timer', '?')}")
     console.print(f"grid   {json.dumps(method['grid'])}")
     coverage = Table(title="coverage")

@@ -61,6 +61,13 @@ def config_dict(config: PretrainedConfig) -> dict:
     return json.loads(config.to_json_string(use_diff=False))
 
 
+def arch_meta(name: str, config: PretrainedConfig, shapes: torch.nn.Module, dtype: torch.dtype) -> dict:
+    """The table metadata's `arch`: name, HF config, parameter count and weight bytes in `dtype`."""
+    parameters = sum(p.numel() for p in shapes.parameters())
+    return {"name": name, "config": config_dict(config), "parameters": parameters,
+            "weight_bytes": parameters * torch.empty((), dtype=dtype).element_size()}
+
+
 def build_model(config: PretrainedConfig, device: str, dtype: torch.dtype) -> torch.nn.Module:
     """An eval-mode causal LM with random N(0, 0.02) weights allocated directly on `device`.
 

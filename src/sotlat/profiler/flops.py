@@ -55,6 +55,16 @@ class FlopsFit:
     prefill: tuple[float, ...]
     max_rel_error: float  # on the held-out cells
 
+    def meta(self) -> dict:
+        """How the FLOPs column was made, for table metadata."""
+        return {
+            "counter": "deepspeed flops profiler on the meta device, FLOPs = 2 x MACs",
+            "fill": "exact polynomial fitted to counted cells: decode B(a + b k), prefill B(c0 + c1 l + c2 l^2)",
+            "decode_coefficients": list(self.decode),
+            "prefill_coefficients": list(self.prefill),
+            "held_out_max_rel_error": self.max_rel_error,
+        }
+
     def __call__(self, phase: str, batch, length) -> np.ndarray:
         coef = np.asarray(self.decode if phase == "decode" else self.prefill)
         return _features(phase, batch, length) @ coef

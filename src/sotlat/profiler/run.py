@@ -25,7 +25,7 @@ import torch
 
 from sotlat import __version__
 from sotlat.errors import InputError
-from sotlat.profiler.archs import build_model, config_dict, load_config, meta_model
+from sotlat.profiler.archs import arch_meta, build_model, load_config, meta_model
 from sotlat.profiler.device import describe_device
 from sotlat.profiler.flops import FlopsFit, fit_flops
 from sotlat.profiler.memory import memory_tracker_for
@@ -127,25 +127,12 @@ def profile(spec: ProfileSpec, out: str, resume: bool = False, progress: Progres
     timer = timer_for(spec.device)
     shapes = meta_model(config)
     fit = fit_flops(shapes)
-    parameters = sum(p.numel() for p in shapes.parameters())
-    flops_meta = {
-        "counter": "deepspeed flops profiler on the meta device, FLOPs = 2 x MACs",
-        "fill": "exact polynomial fitted to counted cells: decode B(a + b k), prefill B(c0 + c1 l + c2 l^2)",
-        "decode_coefficients": list(fit.decode),
-        "prefill_coefficients": list(fit.prefill),
-        "held_out_max_rel_error": fit.max_rel_error,
-    }
     meta = {
         "schema_version": SCHEMA_VERSION,
-        "arch": {
-            "name": name,
-            "config": config_dict(config),
-            "parameters": parameters,
-            "weight_bytes": parameters * torch.empty((), dtype=dtype).element_size(),
-        },
+        "arch": arch_meta(name, config, shapes, dtype),
         "device": describe_device(spec.device),
         "dtype": spec.dtype,
-        "method": spec.method(timer.name, memory.method, flops_meta),
+        "method": spec.method(timer.name, memory.method, fit.meta()),
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "progress": {"complete": False, "elapsed_s": 0.0},
     }

@@ -15,21 +15,21 @@ import torch
 from sotlat.sot.generate import generate
 
 
-def _timed(model, vocab, lengths: list[tuple[int, int]], timer, device) -> float:
+def _timed(model, vocab, lengths: list[tuple[int, int]], timer) -> float:
     prompts = [torch.randint(1, vocab, (p,)).tolist() for p, _ in lengths]
     return generate(model, prompts, max(c for _, c in lengths), timer).total_ms
 
 
-def replay_trace(model, vocab: int, trace: dict, repeats: int, timer, device: str) -> dict:
+def replay_trace(model, vocab: int, trace: dict, repeats: int, timer) -> dict:
     """Median stage latencies (ms) over `repeats` of the trace's normal run and SoT run."""
     runs = {"normal_ms": [], "skeleton_ms": [], "points_ms": []}
     stage = lambda s: (s["prompt_tokens"], s["completion_tokens"])  # noqa: E731
     for _ in range(repeats):
         if "normal" in trace:
-            runs["normal_ms"].append(_timed(model, vocab, [stage(trace["normal"])], timer, device))
+            runs["normal_ms"].append(_timed(model, vocab, [stage(trace["normal"])], timer))
         if "sot" in trace:
-            runs["skeleton_ms"].append(_timed(model, vocab, [stage(trace["sot"]["skeleton"])], timer, device))
-            runs["points_ms"].append(_timed(model, vocab, [stage(p) for p in trace["sot"]["points"]], timer, device))
+            runs["skeleton_ms"].append(_timed(model, vocab, [stage(trace["sot"]["skeleton"])], timer))
+            runs["points_ms"].append(_timed(model, vocab, [stage(p) for p in trace["sot"]["points"]], timer))
     measured = {k: statistics.median(v) for k, v in runs.items() if v}
     if "sot" in trace:
         sot_runs = [s + p for s, p in zip(runs["skeleton_ms"], runs["points_ms"])]
@@ -39,3 +39,14 @@ def replay_trace(model, vocab: int, trace: dict, repeats: int, timer, device: st
         measured["speedup"] = measured["normal_ms"] / measured["sot_ms"]
     measured["runs"] = {k: v for k, v in runs.items() if v}
     return measured
+
+
+def measured_record(trace: dict, measured: dict, **about) -> dict:
+    """The output line: the trace's id, category and token counts, what was measured, and how."""
+    lengths = lambda s: {"prompt_tokens": s["prompt_tokens"], "completion_tokens": s["completion_tokens"]}  # noqa: E731
+    line = {"id": trace["id"], "category": trace.get("category"), "model": trace.get("model")}
+    if "normal" in trace:
+        line["normal"] = lengths(trace["normal"])
+    if "sot" in trace:
+        line["sot"] = {"skeleton": lengths(trace["sot"]["skeleton"]), "points": [lengths(p) for p in trace["sot"]["points"]]}
+    return {**line, "measured": measured, **about}

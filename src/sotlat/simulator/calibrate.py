@@ -1,0 +1,70 @@
+"""Fit the model's MFU, MBU and per-layer overhead to a measured table.
+
+Least squares on log latency (scipy), separately for prefill and decode, over the table's ok
+cells. From one architecture the per-layer and fixed overheads cannot be told apart (every cell
+has the same number of layers), so the whole constant is attributed to the layers, which is what
+transfers to a model with more of them. The memory workspace is the median of measured minus
+modelled peak memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import least_squares
+
+from transformers import AutoConfig
+
+from sotlat.profiler.archs import meta_model
+from sotlat.profiler.flops import fit_flops
+from sotlat.simulator.model import Calibration, PhaseParams, Shapes, forward_ms, pass_bytes, peak_memory
+
+_STARTS = [(0.5, 0.5, 0.01), (0.1, 0.2, 0.5), (0.8, 0.9, 0.0), (0.02, 0.05, 2.0)]
+
+
+def shapes_of(table: pd.DataFrame) -> tuple[Shapes, object]:
+    meta = table.attrs["sotlat"]["arch"]
+    config = AutoConfig.for_model(**meta["config"])
+    model = meta_model(config)
+    parameters = meta.get("parameters") or sum(p.numel() for p in model.parameters())
+    dtype_bytes = {"float16": 2, "bfloat16": 2, "float32": 4}[table.attrs["sotlat"]["dtype"]]
+    return Shapes.from_config(config, parameters, dtype_bytes), fit_flops(model)
+
+
+def fit_phase(cells: pd.DataFrame, shapes: Shapes, phase: str, peak_tflops: float, bandwidth_gbps: float) -> tuple[PhaseParams, np.ndarray]:
+    """Best (MFU, MBU, per-layer overhead) for one phase; returns them and the relative errors."""
+    flops, nbytes = cells["flops"].to_numpy(), pass_bytes(shapes, phase, cells["batch"].to_numpy(), cells["length"].to_numpy())
+    measured = cells["latency_ms"].to_numpy()
+
+    def predict(x):
+        return forward_ms(PhaseParams(np.exp(x[0]), np.exp(x[1]), x[2]), flops, nbytes, shapes.layers, peak_tflops, bandwidth_gbps)
+
+    best = None
+    for mfu, mbu, overhead in _STARTS:
+        res = least_squares(lambda x: np.log(predict(x)) - np.log(measured), [np.log(mfu), np.log(mbu), overhead],
+                            bounds=([np.log(1e-5), np.log(1e-5), 0.0], [0.0, 0.0, np.inf]))
+        if best is None or res.cost < best.cost:
+            best = res
+    x = best.x
+    return PhaseParams(float(np.exp(x[0])), float(np.exp(x[1])), float(x[2])), predict(x) / measured - 1
+
+
+def calibrate(table: pd.DataFrame, peak_tflops: float, bandwidth_gbps: float, name: str) -> tuple[Calibration, dict]:
+    """A calibration fitted to `table`, and the fit's median and P90 absolute error per phase."""
+    shapes, _ = shapes_of(table)
+    ok = table[(table["status"] == "ok") & table["flops"].notna()]
+    params, errors = {}, {}
+    for phase in ("prefill", "decode"):
+        cells = ok[ok["phase"] == phase]
+        params[phase], rel = fit_phase(cells, shapes, phase, peak_tflops, bandwidth_gbps)
+        errors[phase] = {"cells": int(len(cells)), "median_abs_pct": float(np.median(np.abs(rel)) * 100),
+                         "p90_abs_pct": float(np.quantile(np.abs(rel), 0.9) * 100)}
+    mem = ok[ok["peak_memory_bytes"].notna()]
+    modelled = np.concatenate([peak_memory(shapes, ph, g["batch"].to_numpy(), g["length"].to_numpy()) for ph, g in mem.groupby("phase")])
+    measured = np.concatenate([g["peak_memory_bytes"].to_numpy(float) for _, g in mem.groupby("phase")])
+    workspace = float(np.median(measured - modelled)) if len(mem) else 0.0
+    meta = table.attrs["sotlat"]
+    cal = Calibration(name, params["prefill"], params["decode"], workspace,
+                      about=f"fitted to {meta['arch']['name']} on {meta['device']['name']} ({meta['dtype']}), "
+                            f"peak {peak_tflops} TFLOPS, bandwidth {bandwidth_gbps} GB/s")
+    return cal, errors

@@ -1,0 +1,122 @@
+"""The analytical model of one forward pass, vectorised over cells.
+
+time   = max(FLOPs / (MFU * peak), bytes / (MBU * bandwidth)) + layers * layer_overhead + fixed_overhead
+bytes  = weights read + KV cache read and written + activations
+memory = weights + KV cache + activations + workspace
+
+FLOPs come from the profiler's counter (DeepSpeed on the meta device). MBU <= 1, so decode at B = 1
+is never faster than weights / bandwidth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PhaseParams:
+    mfu: float  # achieved fraction of peak FLOP/s when compute-bound
+    mbu: float  # achieved fraction of peak bandwidth when memory-bound
+    layer_overhead_ms: float  # host-side cost per decoder layer (eager dispatch, launches)
+    fixed_overhead_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class Calibration:
+    name: str
+    prefill: PhaseParams
+    decode: PhaseParams
+    workspace_bytes: float = 0.0
+    about: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Calibration":
+        return cls(name=d["name"], prefill=PhaseParams(**d["prefill"]), decode=PhaseParams(**d["decode"]),
+                   workspace_bytes=d.get("workspace_bytes", 0.0), about=d.get("about", ""))
+
+
+# Uncalibrated: a well-tuned engine (MBU 0.75, MFU 0.6, small per-layer overhead); see docs/simulator.md.
+DEFAULT = Calibration("default", PhaseParams(0.6, 0.75, 0.01), PhaseParams(0.6, 0.75, 0.01),
+                      about="uncalibrated defaults for a compiled engine: MFU 0.6, MBU 0.75, 0.01 ms per layer")
+
+
+def load_calibration(spec: str | None) -> Calibration:
+    """'default', a shipped calibration by name ('hf-eager'), or a JSON file from `sotlat calibrate`."""
+    import json
+    from importlib import resources
+    from pathlib import Path
+
+    from sotlat.errors import InputError
+
+    if spec in (None, "default"):
+        return DEFAULT
+    shipped = Path(str(resources.files("sotlat") / "data" / "calibrations" / f"{spec}.json"))
+    path = shipped if shipped.exists() else Path(spec)
+    try:
+        return Calibration.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise InputError(f"--calibration: {spec}: not default, hf-eager or a calibration file") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise InputError(f"--calibration: {path}: not a calibration ({exc})") from None
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """What the bytes and memory model needs of an HF config."""
+
+    layers: int
+    hidden: int
+    intermediate: int
+    vocab: int
+    kv_width: int  # key/value heads x head dim
+    parameters: int
+    dtype_bytes: int
+
+    @classmethod
+    def from_config(cls, config, parameters: int, dtype_bytes: int) -> "Shapes":
+        heads = config.num_attention_heads
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+        kv_heads = getattr(config, "num_key_value_heads", None) or heads
+        return cls(config.num_hidden_layers, config.hidden_size, config.intermediate_size, config.vocab_size,
+                   kv_heads * head_dim, parameters, dtype_bytes)
+
+    @property
+    def weight_bytes(self) -> float:
+        return float(self.parameters * self.dtype_bytes)
+
+    def kv_bytes(self, tokens):
+        """KV cache bytes of `tokens` cached tokens (all sequences)."""
+        return tokens * self.layers * 2 * self.kv_width * self.dtype_bytes
+
+    def activation_bytes(self, tokens):
+        """Activations read and written per pass: ~10 hidden-wide and 4 intermediate-wide tensors per layer."""
+        return tokens * self.layers * (10 * self.hidden + 4 * self.intermediate) * self.dtype_bytes
+
+
+def pass_bytes(s: Shapes, phase: str, batch, length):
+    """Bytes one forward pass moves: prefill of `length` tokens, or a decode step with `length` cached."""
+    batch, length = np.asarray(batch, float), np.asarray(length, float)
+    new = batch * (length if phase == "prefill" else 1.0)
+    weights = s.weight_bytes  # every parameter counts, embeddings included, as the weights/bandwidth floor does
+    cached = batch * (length if phase == "decode" else 0.0)
+    kv = s.kv_bytes(cached) + 2 * s.kv_bytes(new)  # read the cache; write the new keys/values and read them back
+    return weights + kv + s.activation_bytes(new) + batch * s.vocab * 4  # float32 logits of the last position
+
+
+def peak_memory(s: Shapes, phase: str, batch, length, workspace: float = 0.0):
+    batch, length = np.asarray(batch, float), np.asarray(length, float)
+    new = batch * (length if phase == "prefill" else 1.0)
+    cache = s.kv_bytes(batch * (length if phase == "prefill" else length + 1))
+    transient = new * (4 * s.hidden + 3 * s.intermediate) * s.dtype_bytes + batch * s.vocab * 4
+    return s.weight_bytes + cache + transient + workspace
+
+
+def forward_ms(p: PhaseParams, flops, nbytes, layers: int, peak_tflops: float, bandwidth_gbps: float):
+    compute = np.asarray(flops) / (p.mfu * peak_tflops * 1e12)
+    memory = np.asarray(nbytes) / (p.mbu * bandwidth_gbps * 1e9)
+    return np.maximum(compute, memory) * 1e3 + layers * p.layer_overhead_ms + p.fixed_overhead_ms

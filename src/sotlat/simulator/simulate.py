@@ -1,0 +1,73 @@
+"""Write a latency table for a GPU from the analytical model, in the profiler's format."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import torch
+
+from sotlat.profiler.archs import arch_meta, load_config, meta_model
+from sotlat.profiler.flops import fit_flops
+from sotlat.profiler.run import torch_dtype as torch_dtype_of
+from sotlat.simulator.model import Calibration, Shapes, forward_ms, pass_bytes, peak_memory
+from sotlat.tables.grid import PrefillGrid
+from sotlat.tables.schema import COLUMNS, SCHEMA_VERSION
+
+
+def simulate_cells(shapes: Shapes, flops, gpu: dict, cal: Calibration, phase: str, batch, length) -> dict:
+    """Latency, FLOPs and peak memory of cells (arrays of batch and length) of one phase."""
+    f = flops(phase, batch, length)
+    ms = forward_ms(getattr(cal, phase), f, pass_bytes(shapes, phase, batch, length), shapes.layers,
+                    gpu["fp16_dense_tflops"], gpu["bandwidth_gbps"])
+    return {"latency_ms": ms, "flops": f, "peak_memory_bytes": peak_memory(shapes, phase, batch, length, cal.workspace_bytes)}
+
+
+def shapes_and_flops(arch: str | None, config_path: str | None, dtype: str, with_meta: bool = False):
+    """The model's Shapes and its FLOPs polynomial (and the table's `arch` metadata if asked)."""
+    name, config = load_config(arch, config_path)
+    torch_dtype = torch_dtype_of(dtype)
+    shapes_model = meta_model(config)
+    meta_arch = arch_meta(name, config, shapes_model, torch_dtype)
+    shapes = Shapes.from_config(config, meta_arch["parameters"], torch.empty((), dtype=torch_dtype).element_size())
+    fit = fit_flops(shapes_model)
+    return (shapes, fit, meta_arch) if with_meta else (shapes, fit)
+
+
+def simulate(arch: str | None, config_path: str | None, gpu: dict, cal: Calibration, dtype: str,
+             batches: list[int], prefill_lengths: PrefillGrid, decode_max: int) -> pd.DataFrame:
+    shapes, fit, meta_arch = shapes_and_flops(arch, config_path, dtype, with_meta=True)
+    parts = []
+    for phase, lengths in (("prefill", prefill_lengths.lengths), ("decode", range(1, decode_max + 1))):
+        b, n = (x.ravel() for x in np.meshgrid(batches, list(lengths), indexing="ij"))
+        cells = simulate_cells(shapes, fit, gpu, cal, phase, b, n)
+        fits = cells["peak_memory_bytes"] <= gpu["memory_gb"] * 1e9
+        parts.append(pd.DataFrame({
+            "phase": phase, "batch": b.astype("int32"), "length": n.astype("int32"),
+            "latency_ms": np.where(fits, cells["latency_ms"], np.nan),
+            "runs_ms": [[] for _ in b], "peak_memory_bytes": cells["peak_memory_bytes"].astype("int64"),
+            "flops": cells["flops"], "status": np.where(fits, "ok", "oom"),
+        }))
+    table = pd.concat(parts, ignore_index=True)[COLUMNS]
+    table.attrs["sotlat"] = {
+        "schema_version": SCHEMA_VERSION,
+        "arch": meta_arch,
+        "device": {"name": gpu["name"], "kind": "simulated", "id": gpu["id"], "simulated": True,
+                   "total_memory_bytes": int(gpu["memory_gb"] * 1e9), "memory_bandwidth_bytes_per_s": gpu["bandwidth_gbps"] * 1e9,
+                   "peak_tflops": gpu["fp16_dense_tflops"], "sms": gpu["sms"], "l2_mb": gpu["l2_mb"], "unconfirmed": gpu["unconfirmed"]},
+        "dtype": dtype,
+        "method": {
+            "grid": {"batches": batches, "prefill_lengths": prefill_lengths.as_dict(), "decode_max": decode_max},
+            "simulated": True,
+            "model": "max(FLOPs/(MFU*peak), bytes/(MBU*bandwidth)) + layers*layer_overhead + fixed_overhead; "
+                     "memory = weights + KV cache + activations + workspace (docs/simulator.md)",
+            "calibration": cal.as_dict(),
+            "flops": fit.meta(),
+            "timer": "none (simulated)",
+            "memory": "analytical: weights + KV cache + activations + workspace",
+        },
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "progress": {"complete": True},
+    }
+    return table

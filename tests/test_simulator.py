@@ -1,0 +1,94 @@
+"""The GPU catalogue, simulated tables, and calibration recovering known parameters."""
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from sotlat.cli import app
+from sotlat.errors import InputError
+from sotlat.simulator.calibrate import calibrate
+from sotlat.simulator.catalogue import FIELDS, gpu_spec, load_catalogue
+from sotlat.simulator.model import Calibration, PhaseParams, load_calibration
+from sotlat.simulator.simulate import simulate
+from sotlat.tables import PrefillGrid, load_table, save_table
+
+IDS = ["a100-40gb-sxm", "a100-80gb-sxm", "a100-80gb-pcie", "rtx-3090", "rtx-4090", "a10g", "l4", "l40s",
+       "h100-sxm", "h100-pcie", "h200", "b200", "mi300x"]
+
+
+def test_catalogue_has_every_gpu_and_a_source_for_every_figure():
+    catalogue = load_catalogue()
+    assert list(catalogue) == IDS
+    for gid, entry in catalogue.items():
+        for field in FIELDS:
+            figure = entry[field]
+            assert figure["source"], (gid, field)
+            assert isinstance(figure["confirmed"], bool)
+            assert figure["value"] is not None or not figure["confirmed"], (gid, field)  # unknowns are marked
+    assert catalogue["h100-sxm"]["fp16_dense_tflops"]["value"] == 989  # NVIDIA's 1979 is with sparsity
+    assert catalogue["rtx-4090"]["fp16_dense_tflops"]["value"] == pytest.approx(165.2)  # FP32 accumulate
+
+
+def test_unknown_gpu_and_missing_figure():
+    with pytest.raises(InputError, match="unknown GPU 'v100'"):
+        gpu_spec("v100")
+    with pytest.raises(InputError, match="a10g: fp16_dense_tflops is not known; give --peak-tflops"):
+        gpu_spec("a10g")
+    assert gpu_spec("a10g", peak_tflops=125)["fp16_dense_tflops"] == 125
+
+
+TRUTH = Calibration("truth", PhaseParams(0.45, 0.6, 0.3), PhaseParams(0.5, 0.7, 0.8), workspace_bytes=1e8)
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    table = simulate("llama-7b", None, gpu_spec("a100-80gb-sxm"), TRUTH, "float16", [1, 2, 8, 16], PrefillGrid(1, 700, 50), 256)
+    path = tmp_path_factory.mktemp("sim") / "t.parquet"
+    save_table(table, path)
+    return load_table(path)  # the table loader accepts it
+
+
+def test_simulated_table_is_a_valid_table_marked_simulated(simulated):
+    meta = simulated.attrs["sotlat"]
+    assert meta["device"]["simulated"] and meta["method"]["simulated"] and meta["method"]["calibration"]["name"] == "truth"
+    assert set(simulated.phase) == {"prefill", "decode"} and (simulated.status == "ok").all()
+    assert len(simulated) == 4 * 14 + 4 * 256
+
+
+def test_decode_at_batch_1_is_never_below_weights_over_bandwidth(simulated):
+    floor_ms = simulated.attrs["sotlat"]["arch"]["weight_bytes"] / 2039e9 * 1e3
+    d1 = simulated[(simulated.phase == "decode") & (simulated.batch == 1)]
+    assert (d1.latency_ms > floor_ms).all()
+    fastest = Calibration("ideal", PhaseParams(1, 1, 0), PhaseParams(1, 1, 0))
+    ideal = simulate("llama-7b", None, gpu_spec("a100-80gb-sxm"), fastest, "float16", [1], PrefillGrid(1, 20, 10), 4)
+    assert (ideal[ideal.phase == "decode"].latency_ms >= floor_ms).all()
+
+
+def test_calibration_recovers_the_parameters_it_was_simulated_with(simulated):
+    cal, errors = calibrate(simulated, 312, 2039, "fit")
+    assert cal.prefill.mfu == pytest.approx(0.45, rel=1e-4) and cal.prefill.mbu == pytest.approx(0.6, rel=1e-4)
+    assert cal.prefill.layer_overhead_ms == pytest.approx(0.3, rel=1e-4)
+    assert cal.decode.mbu == pytest.approx(0.7, rel=1e-4) and cal.decode.layer_overhead_ms == pytest.approx(0.8, rel=1e-4)
+    assert cal.workspace_bytes == pytest.approx(1e8, rel=1e-6)
+    assert errors["decode"]["median_abs_pct"] < 1e-3 and errors["prefill"]["p90_abs_pct"] < 1e-3
+
+
+def test_oom_where_the_model_does_not_fit():
+    table = simulate("llama-33b", None, gpu_spec("rtx-4090"), load_calibration("hf-eager"), "float16", [1], PrefillGrid(1, 20, 10), 2)
+    assert (table.status == "oom").all() and table.latency_ms.isna().all()  # 65 GB of weights on a 24 GB card
+
+
+def test_shipped_calibrations_and_cli(tmp_path):
+    assert load_calibration("hf-eager").decode.layer_overhead_ms > 0.5
+    with pytest.raises(InputError, match="--calibration"):
+        load_calibration(str(tmp_path / "none.json"))
+    runner = CliRunner()
+    result = runner.invoke(app, ["gpus"])
+    assert result.exit_code == 0 and "mi300x" in result.output and "a10g" in result.output
+    out = tmp_path / "t.parquet"
+    result = runner.invoke(app, ["simulate", "--gpu", "h100-sxm", "--arch", "tiny", "--batches", "1-2", "--prefill-lengths", "1:50:10",
+                                 "--decode-max", "20", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["calibrate", "--table", str(out), "--out", str(tmp_path / "c.json")])
+    assert result.exit_code == 0 and "median |error|" in result.output
+    assert load_calibration(str(tmp_path / "c.json")).decode.mbu == pytest.approx(0.75, rel=1e-3)
