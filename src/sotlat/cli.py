@@ -449,6 +449,28 @@ def calibrate(
     console.print(f"{out}: workspace {cal.workspace_bytes / 1e6:,.0f} MB")
 
 
+@app.command()
+@user_errors
+def report(
+    table: Annotated[list[Path], typer.Option(help="Latency table(s); several are compared in every figure.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for index.html, report.md, figures and CSVs.")],
+    traces: Annotated[Optional[list[Path]], typer.Option(help="Trace file(s) to estimate on each table.")] = None,
+    memory_budget_gb: Annotated[Optional[float], typer.Option(help="Memory budget (default: the device's memory).")] = None,
+    headroom: Annotated[float, typer.Option(min=0, max=0.9, help="Fraction of the budget kept free.")] = 0.1,
+    slo_tpot_ms: Annotated[Optional[float], typer.Option(help="Time per output token objective.")] = None,
+    slo_ttft_ms: Annotated[Optional[float], typer.Option(help="Time to first token objective.")] = None,
+    context: Annotated[int, typer.Option(min=1, help="Context for throughput and TPOT.")] = 256,
+    answer_tokens: Annotated[int, typer.Option(min=2, help="Normal answer length for the SoT what-if.")] = 400,
+):
+    """Write a self-contained HTML report (and report.md, figures, CSVs) from tables and traces."""
+    from sotlat.report.build import build_report
+    from sotlat.tables import load_table
+
+    index = build_report([load_table(t) for t in table], list(traces or []), out, memory_budget_gb, headroom,
+                         slo_tpot_ms, slo_ttft_ms, context, answer=answer_tokens)
+    console.print(f"report: {index}")
+
+
 @tables_app.command("show")
 @user_errors
 def tables_show(file: Path, cells: Annotated[int, typer.Option(help="Cells to show per phase.")] = 3):
@@ -515,7 +537,11 @@ def demo(
     estimates = run_estimate(table_path, [traces])
     est_path = out_dir / "estimates.csv"
     write_frame(estimates, est_path)
-    console.print(f"table: {table_path}\nestimates: {est_path}\ntraces: {traces}")
+    from sotlat.report.build import build_report
+    from sotlat.tables import load_table
+
+    index = build_report([load_table(table_path)], [traces], out_dir / "report")
+    console.print(f"table: {table_path}\nestimates: {est_path}\ntraces: {traces}\nreport: {index}")
 
 
 def main() -> None:

@@ -3,12 +3,13 @@
 FLOPs = 2 x MACs: DeepSpeed's element-wise counts are partial, its MACs cover the matrix
 products (linear layers, attention). Counting every cell would take long, so a handful of
 cells are counted and the rest come from the exact polynomial the architecture implies:
-decode f(B, k) = B (a + b k); prefill f(B, l) = B (c0 + c1 l + c2 l^2). The fit is checked
-against held-out counted cells and must reproduce them to rounding.
+decode f(B, k) = a0 + a1 k + B (b0 + b1 k); prefill f(B, l) = c(l) + B d(l), c and d quadratic.
+The fit is checked against held-out counted cells and must reproduce them to rounding.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -20,6 +21,23 @@ from sotlat.profiler.steps import decode_step, prefill
 FIT_CHECK_RTOL = 1e-9
 
 
+@contextlib.contextmanager
+def _disabled_autocast_is_a_no_op():
+    """Older transformers (4.50) open `torch.autocast(device_type="meta", enabled=False)` in the rotary
+    embedding, which newer torch rejects for the meta device. A disabled autocast does nothing, so
+    during counting it is replaced by a null context."""
+    original = torch.autocast
+
+    def autocast(*args, enabled: bool = True, **kwargs):
+        return contextlib.nullcontext() if not enabled else original(*args, enabled=enabled, **kwargs)
+
+    torch.autocast = autocast
+    try:
+        yield
+    finally:
+        torch.autocast = original
+
+
 def count_flops(meta_model: torch.nn.Module, phase: str, batch: int, length: int) -> float:
     """2 x MACs of one prefill of `length` tokens, or one decode step with `length` tokens cached."""
     # Name the accelerator: DeepSpeed's auto-detection warns on every CPU-only import.
@@ -27,24 +45,27 @@ def count_flops(meta_model: torch.nn.Module, phase: str, batch: int, length: int
     from deepspeed.profiling.flops_profiler.profiler import FlopsProfiler
 
     ids = torch.zeros((batch, length), dtype=torch.long, device="meta")
-    cache = prefill(meta_model, ids) if phase == "decode" else None
-    profiler = FlopsProfiler(meta_model)
-    profiler.start_profile()
-    try:  # an exception inside would otherwise leave torch functions patched
-        if phase == "prefill":
-            prefill(meta_model, ids)
-        else:
-            decode_step(meta_model, ids[:, :1], cache)
-        macs = profiler.get_total_macs()
-    finally:
-        profiler.end_profile()
+    with _disabled_autocast_is_a_no_op():
+        cache = prefill(meta_model, ids) if phase == "decode" else None
+        profiler = FlopsProfiler(meta_model)
+        profiler.start_profile()
+        try:  # an exception inside would otherwise leave torch functions patched
+            if phase == "prefill":
+                prefill(meta_model, ids)
+            else:
+                decode_step(meta_model, ids[:, :1], cache)
+            macs = profiler.get_total_macs()
+        finally:
+            profiler.end_profile()
     return 2.0 * macs
 
 
 def _features(phase: str, batch, length) -> np.ndarray:
-    b, x = np.asarray(batch, dtype=np.float64), np.asarray(length, dtype=np.float64)
-    cols = [b, b * x] if phase == "decode" else [b, b * x, b * x * x]
-    return np.stack(cols, axis=-1)
+    """Per-sequence terms times B, plus batch-independent terms (e.g. a rotary-embedding matmul
+    over position ids shared by the batch, as transformers 4.50 computes it)."""
+    b, x = np.broadcast_arrays(np.asarray(batch, dtype=np.float64), np.asarray(length, dtype=np.float64))
+    powers = [np.ones_like(x), x] if phase == "decode" else [np.ones_like(x), x, x * x]
+    return np.stack([*powers, *(b * p for p in powers)], axis=-1)
 
 
 @dataclass(frozen=True)
@@ -59,7 +80,7 @@ class FlopsFit:
         """How the FLOPs column was made, for table metadata."""
         return {
             "counter": "deepspeed flops profiler on the meta device, FLOPs = 2 x MACs",
-            "fill": "exact polynomial fitted to counted cells: decode B(a + b k), prefill B(c0 + c1 l + c2 l^2)",
+            "fill": "exact polynomial fitted to counted cells: decode a0 + a1 k + B(b0 + b1 k), prefill c(l) + B d(l) with c, d quadratic",
             "decode_coefficients": list(self.decode),
             "prefill_coefficients": list(self.prefill),
             "held_out_max_rel_error": self.max_rel_error,
@@ -71,7 +92,7 @@ class FlopsFit:
 
 
 # (batch, length) cells counted to fit, and held out to check, per phase.
-_FIT_CELLS = {"decode": [(1, 1), (1, 512)], "prefill": [(1, 1), (1, 64), (1, 512)]}
+_FIT_CELLS = {"decode": [(b, n) for b in (1, 2) for n in (1, 512)], "prefill": [(b, n) for b in (1, 2) for n in (1, 64, 512)]}
 _CHECK_CELLS = {"decode": [(3, 100), (2, 1024)], "prefill": [(2, 100), (3, 691)]}
 
 
@@ -81,7 +102,7 @@ def fit_flops(meta_model: torch.nn.Module, count=count_flops) -> FlopsFit:
     for phase, cells in _FIT_CELLS.items():
         y = np.array([count(meta_model, phase, b, n) for b, n in cells])
         x = _features(phase, *zip(*cells))
-        coefs[phase] = tuple(np.linalg.solve(x, y))
+        coefs[phase] = tuple(np.linalg.solve(x, y))  # square: as many cells as terms
         check = _CHECK_CELLS[phase]
         want = np.array([count(meta_model, phase, b, n) for b, n in check])
         got = _features(phase, *zip(*check)) @ np.asarray(coefs[phase])

@@ -1,0 +1,142 @@
+"""The numbers behind the report's figures, as plain DataFrames (one row per table x point).
+
+Every latency here is a lookup through the estimator (`build_lookup` / `stage`: Eq. 1 and 4), so
+the report and `sotlat estimate` can never disagree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sotlat.errors import InputError
+from sotlat.estimator import estimate, traces_frame
+from sotlat.estimator.lookup import build_lookup
+from sotlat.estimator.equations import stage
+from sotlat.tables.stats import decode_floor_ms, run_cv
+
+HIGH_CV = 0.10
+
+
+def label(table: pd.DataFrame) -> str:
+    meta = table.attrs["sotlat"]
+    sim = " (simulated)" if meta["device"].get("simulated") else ""
+    return f"{meta['arch']['name']} · {meta['device']['name']}{sim} · {meta['dtype']}"
+
+
+def batches(table: pd.DataFrame) -> np.ndarray:
+    return np.array(sorted(table["batch"].unique()))
+
+
+def fig3(table: pd.DataFrame, prompt: int = 128, decoded: int = 64) -> pd.DataFrame:
+    """The paper's Fig. 3 per batch: T(128, 64, B) split into prefill and decode, P^D (Eq. 4), peak memory."""
+    b = batches(table)
+    st = stage(build_lookup(table), np.full(len(b), prompt), np.full(len(b), decoded), b, np.ones(len(b), bool))
+    peak = table.attrs["sotlat"]["device"].get("peak_tflops")
+    return pd.DataFrame({"table": label(table), "batch": b, "prefill_ms": st["prefill_ms"], "decode_ms": st["decode_ms"],
+                         "total_ms": st["prefill_ms"] + st["decode_ms"], "decode_tflops": st["decode_tflops"],
+                         "decode_utilization": st["decode_tflops"] / peak if peak else np.nan,
+                         "peak_memory_gb": st["peak_memory_bytes"] / 1e9})
+
+
+def decode_grid(table: pd.DataFrame) -> pd.DataFrame:
+    d = table[table["phase"] == "decode"]
+    return d.pivot(index="batch", columns="length", values="latency_ms")
+
+
+def prefill_curves(table: pd.DataFrame) -> pd.DataFrame:
+    p = table[table["phase"] == "prefill"]
+    return p[["batch", "length", "latency_ms", "status"]].assign(table=label(table))
+
+
+def floor_curve(table: pd.DataFrame) -> tuple[pd.DataFrame, float | None]:
+    d = table[(table["phase"] == "decode") & (table["batch"] == 1)]
+    return d[["length", "latency_ms"]].assign(table=label(table)), decode_floor_ms(table.attrs["sotlat"])
+
+
+def quality(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each ok cell's coefficient of variation; the cells above HIGH_CV and the OOM cells."""
+    ok = table[table["status"] == "ok"].assign(cv=run_cv(table), table=label(table))
+    flagged = pd.concat([ok[ok["cv"] > HIGH_CV].assign(flag="high CV"),
+                         table[table["status"] != "ok"].assign(table=label(table), flag=lambda x: x["status"])])
+    return ok[["table", "phase", "batch", "length", "cv"]], flagged[["table", "phase", "batch", "length", "flag"]]
+
+
+def capacity(table: pd.DataFrame, budget_gb: float | None, headroom: float) -> pd.DataFrame:
+    """Per batch: the longest context whose measured peak memory fits the budget, and the
+    weights + KV-cache arithmetic beside it."""
+    meta = table.attrs["sotlat"]
+    total = budget_gb * 1e9 if budget_gb else meta["device"].get("total_memory_bytes")
+    usable = total * (1 - headroom) if total else np.nan
+    cfg = meta["arch"]["config"]
+    heads = cfg["num_attention_heads"]
+    kv_width = (cfg.get("num_key_value_heads") or heads) * (cfg.get("head_dim") or cfg["hidden_size"] // heads)
+    dtype_bytes = {"float16": 2, "bfloat16": 2, "float32": 4}.get(meta["dtype"], 2)
+    per_token = cfg["num_hidden_layers"] * 2 * kv_width * dtype_bytes
+    weights = meta["arch"].get("weight_bytes", np.nan)
+    d = table[(table["phase"] == "decode") & (table["status"] == "ok")]
+    rows = []
+    for b in batches(table):
+        cells = d[(d["batch"] == b) & (d["peak_memory_bytes"] <= usable)]
+        rows.append({"table": label(table), "batch": b, "usable_gb": usable / 1e9,
+                     "measured_max_context": int(cells["length"].max()) if len(cells) else np.nan,
+                     "profiled_max_context": int(d.loc[d["batch"] == b, "length"].max()) if (d["batch"] == b).any() else np.nan,
+                     "arithmetic_max_context": np.floor((usable - weights) / (b * per_token)) if total else np.nan})
+    return pd.DataFrame(rows)
+
+
+def throughput(table: pd.DataFrame, context: int, prompt: int, slo_tpot_ms: float | None, slo_ttft_ms: float | None) -> pd.DataFrame:
+    """Per batch: TPOT = t^D_B(context), TTFT = t~^P_B(prompt), decode tokens/s, and whether both objectives hold."""
+    b = batches(table)
+    step = table[(table["phase"] == "decode") & (table["length"] == context)].set_index("batch")["latency_ms"]
+    tpot = step.reindex(b).to_numpy(dtype=float)
+    ttft = stage(build_lookup(table), np.full(len(b), prompt), np.zeros(len(b), int), b, np.ones(len(b), bool))["prefill_ms"]
+    meets = np.isfinite(tpot) & np.isfinite(ttft)
+    if slo_tpot_ms:
+        meets &= tpot <= slo_tpot_ms
+    if slo_ttft_ms:
+        meets &= ttft <= slo_ttft_ms
+    return pd.DataFrame({"table": label(table), "batch": b, "context": context, "prompt": prompt, "tpot_ms": tpot,
+                         "ttft_ms": ttft, "tokens_per_s": b / tpot * 1e3, "meets_slo": meets})
+
+
+def estimate_all(table: pd.DataFrame, traces: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Estimates (decode extrapolated where needed) of every trace the table can answer, and the
+    traces it cannot (batch not profiled, oom cells, prompt past the prefill grid) with the reason."""
+    try:
+        return estimate(table, traces, extrapolate=True).assign(table=label(table)), pd.DataFrame(columns=["table", "id", "reason"])
+    except InputError:
+        pass
+    done, failed = [], []
+    for i in range(len(traces)):
+        try:
+            done.append(estimate(table, traces.iloc[[i]].reset_index(drop=True), extrapolate=True))
+        except InputError as exc:
+            failed.append({"table": label(table), "id": traces["id"].iloc[i], "reason": str(exc)})
+    estimates = pd.concat(done, ignore_index=True) if done else estimate(table, traces.iloc[:0], extrapolate=True)
+    return estimates.assign(table=label(table)), pd.DataFrame(failed, columns=["table", "id", "reason"])
+
+
+def sot_whatif(table: pd.DataFrame, answer: int, normal_prompt: int = 50, skeleton_prompt: int = 300,
+               point_prompt: int = 200, imbalance=(0.0, 0.5, 1.0)) -> pd.DataFrame:
+    """Speed-up vs number of points for a normal answer of `answer` tokens split into n points whose
+    longest is (1 + imbalance) x the mean; the skeleton is 8 tokens per point."""
+    longest_prompt = int(max(table.loc[table["phase"] == "prefill", "length"].max(), 1))
+    normal_prompt, skeleton_prompt, point_prompt = (min(p, longest_prompt) for p in (normal_prompt, skeleton_prompt, point_prompt))
+    rows, traces = [], []
+    for n in batches(table):
+        if n < 2:
+            continue
+        for imb in imbalance:
+            longest = int(np.ceil(answer / n * (1 + imb)))
+            trace = {"id": f"n{n}-i{imb}", "normal": {"prompt_tokens": normal_prompt, "completion_tokens": answer},
+                     "sot": {"skeleton": {"prompt_tokens": skeleton_prompt, "completion_tokens": 8 * int(n)},
+                             "points": [{"prompt_tokens": point_prompt, "completion_tokens": longest}] * int(n)}}
+            traces.append(trace)
+            rows.append({"table": label(table), "answer_tokens": answer, "points": int(n), "imbalance": imb, "longest_point": longest,
+                         "normal_prompt": normal_prompt, "skeleton_prompt": skeleton_prompt, "point_prompt": point_prompt})
+    frame = pd.DataFrame(rows, columns=["table", "answer_tokens", "points", "imbalance", "longest_point",
+                                        "normal_prompt", "skeleton_prompt", "point_prompt"])
+    est, _ = estimate_all(table, traces_frame((t["id"], t) for t in traces))
+    est = est.set_index("id").reindex([t["id"] for t in traces])  # what the table cannot answer stays NaN
+    return frame.assign(speedup=est["speedup"].to_numpy(), extrapolated=est["extrapolated"].to_numpy())

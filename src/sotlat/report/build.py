@@ -1,0 +1,99 @@
+"""Build the report: figure PNGs, one CSV per figure, report.md, and a self-contained index.html."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import shutil
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from sotlat.estimator.traces import read_records, traces_frame
+from sotlat.report import analysis as an
+from sotlat.report import figures as F
+from sotlat.sot.stats import per_trace
+
+
+def build_report(tables: list[pd.DataFrame], trace_paths: list[Path], out_dir: Path, budget_gb: float | None = None,
+                 headroom: float = 0.1, slo_tpot_ms: float | None = None, slo_ttft_ms: float | None = None,
+                 context: int = 256, prompt: int = 128, answer: int = 400) -> Path:
+    """Write the report into `out_dir` (replaced whole, never half-written); returns index.html."""
+    figures = [*F.fig3(tables), F.decode_heatmaps(tables), F.prefill_lines(tables), F.floor(tables)]
+    quality, flagged = F.quality(tables)
+    figures.append(quality)
+    tables_md = {"Flagged cells (high CV, oom)": flagged.head(30)}
+    if trace_paths:
+        records = [r for p in trace_paths for r in read_records(p)]
+        frame = traces_frame(records)
+        results = [an.estimate_all(t, frame) for t in tables]
+        estimates = pd.concat([r[0] for r in results], ignore_index=True)
+        failed = pd.concat([r[1] for r in results], ignore_index=True)
+        figures += [*F.speedups(estimates), F.breakdown(estimates), F.token_lengths(per_trace(records))]
+        slower = estimates[estimates["speedup"] < 1][["table", "id", "category", "normal_ms", "sot_ms", "speedup"]]
+        tables_md["Questions SoT slows down"] = slower
+        tables_md["Traces a table cannot answer"] = failed
+        if estimates["extrapolated"].any():
+            tables_md["Estimates using extrapolated decode latency"] = estimates[estimates["extrapolated"]][["table", "id", "category"]]
+    figures += [F.capacity(tables, budget_gb, headroom), F.throughput(tables, context, prompt, slo_tpot_ms, slo_ttft_ms),
+                F.sot_whatif(tables, answer)]
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        sections = []
+        for f in figures:
+            png = io.BytesIO()
+            f.fig.savefig(png, format="png", dpi=110, bbox_inches="tight")
+            plt.close(f.fig)
+            (tmp / f"{f.slug}.png").write_bytes(png.getvalue())
+            f.data.to_csv(tmp / f"{f.slug}.csv", index=False)
+            sections.append((f, base64.b64encode(png.getvalue()).decode()))
+        sources = [an.label(t) for t in tables]
+        (tmp / "report.md").write_text(_markdown(sections, tables_md, sources, trace_paths), encoding="utf-8")
+        (tmp / "index.html").write_text(_html(sections, tables_md, sources, trace_paths), encoding="utf-8")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir / "index.html"
+
+
+def _md_table(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "_none_\n"
+    cells = frame.map(lambda v: f"{v:.3g}" if isinstance(v, float) else str(v))
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def _markdown(sections, tables_md, sources, traces) -> str:
+    out = ["# sotlat report", "", "Tables: " + "; ".join(sources), ""]
+    if traces:
+        out += ["Traces: " + ", ".join(str(Path(t).name) for t in traces), ""]
+    for f, _ in sections:
+        out += [f"## {f.title}", "", f"![{f.title}]({f.slug}.png)", "", f.caption, "", f"Data: [{f.slug}.csv]({f.slug}.csv)", ""]
+    for title, frame in tables_md.items():
+        out += [f"## {title}", "", _md_table(frame)]
+    return "\n".join(out)
+
+
+def _html(sections, tables_md, sources, traces) -> str:
+    esc = html.escape
+    body = [f"<h1>sotlat report</h1><p>Tables: {esc('; '.join(sources))}</p>"]
+    if traces:
+        body.append(f"<p>Traces: {esc(', '.join(Path(t).name for t in traces))}</p>")
+    for f, b64 in sections:
+        body.append(f"<section><h2>{esc(f.title)}</h2><img alt='{esc(f.title)}' src='data:image/png;base64,{b64}'>"
+                    f"<p>{esc(f.caption)}</p><p><a href='{f.slug}.csv'>data: {f.slug}.csv</a></p></section>")
+    for title, frame in tables_md.items():
+        body.append(f"<section><h2>{esc(title)}</h2>{frame.to_html(index=False, float_format=lambda v: f'{v:.3g}') if len(frame) else '<p>none</p>'}</section>")
+    style = ("body{font-family:sans-serif;max-width:1150px;margin:2em auto;color:#222} img{max-width:100%} "
+             "table{border-collapse:collapse;font-size:0.85em} td,th{border:1px solid #ccc;padding:2px 6px} section{margin-bottom:2em}")
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>sotlat report</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"

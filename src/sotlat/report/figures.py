@@ -1,0 +1,232 @@
+"""The report's figures. Each returns a Figure: a title, a matplotlib figure, and the data it plots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from sotlat.report import analysis as an  # noqa: E402
+
+
+@dataclass
+class Figure:
+    slug: str
+    title: str
+    fig: object
+    data: pd.DataFrame
+    caption: str = ""
+
+
+def _lines(ax, frame: pd.DataFrame, x: str, y: str, **kw):
+    for name, part in frame.groupby("table", sort=False):
+        ax.plot(part[x], part[y], marker="o", ms=3, label=name, **kw)
+
+
+def _log_if_spread(ax, values) -> None:
+    """Log scale when the compared tables differ by more than 20x, so that every one stays visible."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if len(v) and v.max() / v.min() > 20:
+        ax.set_yscale("log")
+
+
+def _finish(fig, ax, title, xlabel, ylabel, legend=True, grid=True):
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if grid:
+        ax.grid(alpha=0.3)
+    if legend and ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def fig3(tables) -> list[Figure]:
+    data = pd.concat([an.fig3(t) for t in tables], ignore_index=True)
+    out = []
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, column, name in ((axes[0], "prefill_ms", "prefill of 128 tokens"), (axes[1], "decode_ms", "decoding 64 tokens (Eq. 1, context 128)")):
+        _lines(ax, data, "batch", column)
+        _log_if_spread(ax, data[column])
+        _finish(fig, ax, name, "batch size B", "latency (ms)")
+    fig.suptitle("Fig. 3a: latency vs batch size", y=1.02)
+    out.append(Figure("fig3a_latency_vs_batch", "Fig. 3a: latency vs batch size", fig, data[["table", "batch", "prefill_ms", "decode_ms", "total_ms"]],
+                      "Decode latency that stays nearly flat with batch size is what SoT's batched point expansion relies on."))
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    _lines(ax, data, "batch", "decode_tflops")
+    _log_if_spread(ax, data["decode_tflops"])
+    title = "Fig. 3b: decode performance P^D(128, 64, B) (Eq. 4)"
+    if data["decode_utilization"].notna().any():
+        util = ax.twinx()
+        for name, part in data.groupby("table", sort=False):
+            util.plot(part["batch"], part["decode_utilization"] * 100, ls="--", alpha=0.6, label=f"{name} (utilization)")
+        util.set_ylabel("utilization of peak (%)")
+    out.append(Figure("fig3b_decode_tflops", title, _finish(fig, ax, title, "batch size B", "TFLOPS"),
+                      data[["table", "batch", "decode_tflops", "decode_utilization"]]))
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    _lines(ax, data, "batch", "peak_memory_gb")
+    _log_if_spread(ax, data["peak_memory_gb"])
+    title = "Fig. 3c: peak memory of prefill 128 + decode 64"
+    out.append(Figure("fig3c_peak_memory", title, _finish(fig, ax, title, "batch size B", "peak memory (GB)"),
+                      data[["table", "batch", "peak_memory_gb"]]))
+    return out
+
+
+def decode_heatmaps(tables) -> Figure:
+    fig, axes = plt.subplots(1, len(tables), figsize=(5.5 * len(tables), 3.8), squeeze=False)
+    frames = []
+    for ax, t in zip(axes[0], tables):
+        grid = an.decode_grid(t)
+        cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
+        im = ax.imshow(np.ma.masked_invalid(grid.to_numpy(dtype=float)), aspect="auto", origin="lower", cmap=cmap, interpolation="nearest",
+                       extent=[grid.columns.min() - 0.5, grid.columns.max() + 0.5, 0.5, len(grid.index) + 0.5])
+        ax.set_yticks(range(1, len(grid.index) + 1), [str(b) for b in grid.index])
+        fig.colorbar(im, ax=ax, label="t^D_B(k) (ms)")
+        _finish(fig, ax, an.label(t), "context k (tokens in the KV cache)", "batch size B", legend=False, grid=False)
+        frames.append(grid.stack().rename("latency_ms").reset_index().assign(table=an.label(t)))
+    fig.suptitle("Decode step latency over batch x context (grey: not measured or oom)", y=1.02)
+    fig.tight_layout()
+    return Figure("decode_heatmap", "Decode latency t^D_B(k) over batch x context", fig, pd.concat(frames, ignore_index=True))
+
+
+def prefill_lines(tables) -> Figure:
+    fig, axes = plt.subplots(1, len(tables), figsize=(5.5 * len(tables), 3.8), squeeze=False)
+    frames = []
+    for ax, t in zip(axes[0], tables):
+        p = an.prefill_curves(t)
+        for b, part in p.groupby("batch"):
+            ax.plot(part["length"], part["latency_ms"], marker=".", label=f"B={b}")
+        _finish(fig, ax, an.label(t), "prompt length l (tokens)", "t^P_B(l) (ms)")
+        frames.append(p)
+    fig.suptitle("Prefill latency t^P_B(l)", y=1.02)
+    fig.tight_layout()
+    return Figure("prefill_latency", "Prefill latency t^P_B(l)", fig, pd.concat(frames, ignore_index=True))
+
+
+def floor(tables) -> Figure:
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    frames = []
+    for t in tables:
+        curve, floor_ms = an.floor_curve(t)
+        line = ax.plot(curve["length"], curve["latency_ms"], label=f"{an.label(t)}: t^D_1(k)")[0]
+        if floor_ms:
+            ax.axhline(floor_ms, ls="--", color=line.get_color(), label=f"{an.label(t)}: weights / bandwidth = {floor_ms:.2f} ms")
+        frames.append(curve.assign(floor_ms=floor_ms))
+    _log_if_spread(ax, pd.concat(frames)["latency_ms"])
+    title = "Decode step at B = 1 against the physical floor"
+    cap = "The floor (weights bytes / memory bandwidth) is drawn where the device's bandwidth is known."
+    return Figure("decode_b1_floor", title, _finish(fig, ax, title, "context k (tokens)", "latency (ms)"), pd.concat(frames, ignore_index=True), cap)
+
+
+def quality(tables) -> tuple[Figure, pd.DataFrame]:
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    cvs, flags = zip(*(an.quality(t) for t in tables))
+    for frame in cvs:
+        values = frame["cv"].dropna() * 100
+        if len(values):
+            ax.hist(values, bins=40, alpha=0.5, label=f"{frame['table'].iloc[0]} ({len(values)} cells)")
+    ax.axvline(an.HIGH_CV * 100, color="red", ls="--", label=f"high CV > {an.HIGH_CV:.0%}")
+    title = "Measurement quality: coefficient of variation of each cell's runs"
+    flagged = pd.concat(flags, ignore_index=True)
+    cap = f"{int((flagged['flag'] == 'high CV').sum())} high-CV cells and {int((flagged['flag'] != 'high CV').sum())} cells without latency (oom or other) are listed below."
+    return Figure("measurement_quality", title, _finish(fig, ax, title, "CV of the runs (%)", "cells"), pd.concat(cvs, ignore_index=True), cap), flagged
+
+
+def speedups(estimates: pd.DataFrame) -> list[Figure]:
+    out = []
+    by = estimates.groupby(["table", "category"], dropna=False)["speedup"].mean().unstack("table")
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    by.plot.bar(ax=ax, rot=30)
+    ax.axhline(1, color="black", lw=0.8)
+    title = "Figs. 4-5: mean SoT speed-up by question category"
+    out.append(Figure("speedup_by_category", title, _finish(fig, ax, title, "category", "speed-up (normal / SoT)"), by.reset_index()))
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    finite = estimates["speedup"].dropna()
+    bins = np.linspace(min(finite.min(), 0.9), finite.max(), 30) if len(finite) else 10
+    for name, part in estimates.groupby("table", sort=False):
+        ax.hist(part["speedup"].dropna(), bins=bins, alpha=0.5, label=name)
+    ax.axvline(1, color="red", ls="--", label="no speed-up")
+    title = "Per-question SoT speed-up"
+    out.append(Figure("speedup_distribution", title, _finish(fig, ax, title, "speed-up (normal / SoT)", "questions"),
+                      estimates[["table", "id", "category", "speedup"]]))
+    return out
+
+
+def breakdown(estimates: pd.DataFrame) -> Figure:
+    parts = ["normal_prefill_ms", "normal_decode_ms", "skeleton_prefill_ms", "skeleton_decode_ms", "points_prefill_ms", "points_decode_ms"]
+    means = estimates.groupby("table", sort=False)[parts].mean()
+    fig, axes = plt.subplots(len(means), 1, figsize=(8, 1.3 + 1.5 * len(means)), squeeze=False)
+    for ax, (name, row) in zip(axes[:, 0], means.iterrows()):
+        for y, cols in ((1, parts[:2]), (0, parts[2:])):
+            left = 0.0
+            for col in cols:
+                ax.barh(y, row[col] / 1e3, 0.6, left=left, label=col.replace("_ms", "").replace("_", " "))
+                left += row[col] / 1e3
+        ax.set_yticks([1, 0], ["normal", "SoT"])
+        _finish(fig, ax, name, "mean latency (s)", "", legend=False)
+    axes[0, 0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.suptitle("Fig. 6: latency breakdown by stage and phase (mean over questions)", y=1.02)
+    fig.tight_layout()
+    return Figure("latency_breakdown", "Fig. 6: latency breakdown by stage and phase", fig, means.reset_index())
+
+
+def token_lengths(lengths: pd.DataFrame) -> Figure:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    axes[0].hist(lengths["points"].dropna(), bins=np.arange(0.5, lengths["points"].max(skipna=True) + 1.5 if lengths["points"].notna().any() else 2.5), label="questions")
+    _finish(fig, axes[0], "points per question", "number of points", "questions")
+    cols = {"skeleton_tokens": "skeleton", "point_tokens": "point (mean)", "longest_point_tokens": "longest point", "normal_tokens": "normal answer"}
+    by = lengths.groupby("category")[list(cols)].mean()
+    by.rename(columns=cols).plot.bar(ax=axes[1], rot=30)
+    _finish(fig, axes[1], "mean completion tokens by category", "category", "tokens")
+    fig.suptitle("Fig. 12: token lengths of the traces", y=1.02)
+    fig.tight_layout()
+    return Figure("token_lengths", "Fig. 12: token lengths of the traces", fig, by.reset_index())
+
+
+def capacity(tables, budget_gb, headroom) -> Figure:
+    data = pd.concat([an.capacity(t, budget_gb, headroom) for t in tables], ignore_index=True)
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for name, part in data.groupby("table", sort=False):
+        line = ax.plot(part["batch"], part["measured_max_context"], marker="o", label=f"{name}: measured (up to the profiled context)")[0]
+        ax.plot(part["batch"], part["arithmetic_max_context"], ls="--", color=line.get_color(), label=f"{name}: weights + KV cache arithmetic")
+    title = f"Largest context that fits ({headroom:.0%} headroom)"
+    cap = "Measured: the longest profiled context whose peak memory fits (capped by the profiled range, see the CSV). Arithmetic: (budget - weights) / (B x KV bytes per token)."
+    ax.set_yscale("log")
+    return Figure("capacity_context", title, _finish(fig, ax, title, "batch size B", "max context (tokens, log)"), data, cap)
+
+
+def throughput(tables, context, prompt, slo_tpot, slo_ttft) -> Figure:
+    data = pd.concat([an.throughput(t, context, prompt, slo_tpot, slo_ttft) for t in tables], ignore_index=True)
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for name, part in data.groupby("table", sort=False):
+        line = ax.plot(part["batch"], part["tokens_per_s"], marker="o", label=name)[0]
+        ok = part[part["meets_slo"]]
+        if (slo_tpot or slo_ttft) and len(ok):
+            best = ok.loc[ok["batch"].idxmax()]
+            ax.scatter([best["batch"]], [best["tokens_per_s"]], s=120, facecolors="none", edgecolors=line.get_color(),
+                       label=f"{name}: largest batch meeting the SLOs (B={int(best['batch'])})")
+    _log_if_spread(ax, data["tokens_per_s"])
+    slo = ", ".join(x for x in (f"TPOT <= {slo_tpot} ms" if slo_tpot else "", f"TTFT <= {slo_ttft} ms" if slo_ttft else "") if x) or "no SLO given"
+    title = f"Decode throughput at context {context} ({slo})"
+    return Figure("throughput_vs_batch", title, _finish(fig, ax, title, "batch size B", "decode tokens / s"), data)
+
+
+def sot_whatif(tables, answer) -> Figure:
+    data = pd.concat([an.sot_whatif(t, answer) for t in tables], ignore_index=True)
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    colors = {name: f"C{i}" for i, name in enumerate(data["table"].unique())}
+    styles = dict(zip(sorted(data["imbalance"].unique()), ["-", "--", ":", "-."] * 3))
+    for (name, imb), part in data.groupby(["table", "imbalance"], sort=False):
+        ax.plot(part["points"], part["speedup"], marker="o", color=colors[name], ls=styles[imb],
+                label=f"{name}, longest point {1 + imb:.1f}x the mean")
+    ax.axhline(1, color="black", lw=0.8)
+    title = f"SoT what-if: speed-up for a {answer}-token answer split into n points"
+    cap = "Synthetic traces (prompt lengths in the CSV; skeleton 8 tokens per point); decode past the table is extrapolated (flagged in the CSV)."
+    return Figure("sot_whatif", title, _finish(fig, ax, title, "number of points n (= batch)", "speed-up (normal / SoT)"), data, cap)

@@ -1,0 +1,67 @@
+"""The report from small tables and traces: every figure and CSV, and nothing outside the folder."""
+
+import re
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from conftest import synthetic_table, trace, write_jsonl
+from sotlat.cli import app
+from sotlat.report.analysis import capacity, throughput
+from sotlat.tables import save_table
+
+FIGURES = ["fig3a_latency_vs_batch", "fig3b_decode_tflops", "fig3c_peak_memory", "decode_heatmap", "prefill_latency",
+           "decode_b1_floor", "measurement_quality", "speedup_by_category", "speedup_distribution", "latency_breakdown",
+           "token_lengths", "capacity_context", "throughput_vs_batch", "sot_whatif"]
+
+
+def _tables(tmp_path):
+    a = synthetic_table(prefill=(1, 300, 10), decode_max=300)
+    b = synthetic_table(prefill=(1, 300, 10), decode_max=300, t_decode=lambda b, k: 2.0 + 0.05 * b + 0.002 * k,
+                        status=lambda phase, b, l: "oom" if b == 4 and l > 250 else "ok")
+    b.attrs["sotlat"]["device"] = {"name": "other-device", "memory_bandwidth_bytes_per_s": 1e12, "total_memory_bytes": 5000}
+    a.attrs["sotlat"]["arch"]["weight_bytes"] = b.attrs["sotlat"]["arch"]["weight_bytes"] = 100
+    for t in (a, b):
+        t.attrs["sotlat"]["arch"]["config"] = {"model_type": "llama", "num_attention_heads": 2, "hidden_size": 8,
+                                               "num_hidden_layers": 1, "num_key_value_heads": 1}
+    paths = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
+    save_table(a, paths[0])
+    save_table(b, paths[1])
+    return paths
+
+
+def test_report_has_every_figure_and_csv_and_is_self_contained(tmp_path):
+    paths = _tables(tmp_path)
+    traces = write_jsonl(tmp_path / "t.jsonl", [trace("a", category="generic", normal=(40, 200)), trace("b", category="math", normal=(30, 20),
+                                                                                                       points=[(50, 60)] * 3)])
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["report", "--table", str(paths[0]), "--table", str(paths[1]), "--traces", traces,
+                                      "--slo-tpot-ms", "1.3", "--slo-ttft-ms", "30", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for slug in FIGURES:
+        assert (out / f"{slug}.png").stat().st_size > 1000, slug
+        assert len(pd.read_csv(out / f"{slug}.csv")) > 0, slug
+    html = (out / "index.html").read_text()
+    assert html.count("data:image/png;base64,") == len(FIGURES)
+    refs = re.findall(r"(?:src|href)=['\"]([^'\"]+)['\"]", html)
+    assert all(r.startswith("data:") or (r.endswith(".csv") and "/" not in r) for r in refs), refs
+    assert "http" not in html.replace("data:image", "")
+    md = (out / "report.md").read_text()
+    assert all(f"({slug}.png)" in md for slug in FIGURES) and "Questions SoT slows down" in md
+    assert "b" in pd.read_csv(out / "speedup_distribution.csv")["id"].tolist()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report")]  # no temporary folder left
+
+
+def test_capacity_and_slo_arithmetic(tmp_path):
+    table = synthetic_table(decode_max=300)
+    table.attrs["sotlat"]["device"]["total_memory_bytes"] = 10_000
+    table.attrs["sotlat"]["arch"]["weight_bytes"] = 1000
+    table.attrs["sotlat"]["arch"]["config"] = {"num_attention_heads": 2, "hidden_size": 8, "num_hidden_layers": 1, "num_key_value_heads": 1}
+    cap = capacity(table, None, headroom=0.5).set_index("batch")  # usable 5000 bytes; memory = 1000 B + k
+    assert cap.loc[4, "measured_max_context"] == 300 and cap.loc[1, "measured_max_context"] == 300
+    per_token = 1 * 2 * 4 * 2  # layers x K,V x kv width x float16
+    assert cap.loc[2, "arithmetic_max_context"] == (5000 - 1000) // (2 * per_token)
+    tp = throughput(table, context=100, prompt=50, slo_tpot_ms=1.25, slo_ttft_ms=36).set_index("batch")
+    assert tp.loc[1, "tpot_ms"] == 1.0 + 0.1 + 0.1  # t^D_1(100)
+    assert list(tp["meets_slo"]) == [True, False, False, False]  # B=1: TTFT t^P_1(51) = 35.5 ms; B=2: TPOT 1.3 ms > 1.25
+    assert tp.loc[3, "tokens_per_s"] == 3 / (1.0 + 0.3 + 0.1) * 1e3
