@@ -11,7 +11,7 @@ from sotlat.report.analysis import capacity, throughput
 from sotlat.tables import save_table
 
 FIGURES = ["fig3a_latency_vs_batch", "fig3b_decode_tflops", "fig3c_peak_memory", "decode_heatmap", "prefill_latency",
-           "decode_b1_floor", "measurement_quality", "speedup_by_category", "speedup_distribution", "latency_breakdown",
+           "decode_b1_floor", "measurement_quality", "speedup_by_model", "speedup_by_category", "speedup_distribution", "latency_breakdown",
            "token_lengths", "capacity_context", "throughput_vs_batch", "sot_whatif"]
 
 

@@ -120,7 +120,10 @@ def floor(tables) -> Figure:
             ax.axhline(floor_ms, ls="--", color=line.get_color(), label=f"{an.label(t)}: weights / bandwidth = {floor_ms:.2f} ms")
         frames.append(curve.assign(floor_ms=floor_ms))
     _log_if_spread(ax, pd.concat(frames)["latency_ms"])
-    title = "Decode step at B = 1 against the physical floor"
+    if ax.get_yscale() == "linear":
+        ax.set_ylim(bottom=0)
+    known = any(f["floor_ms"].notna().any() for f in frames)
+    title = "Decode step at B = 1 against the physical floor" + ("" if known else " (no bandwidth known: no floor)")
     cap = "The floor (weights bytes / memory bandwidth) is drawn where the device's bandwidth is known."
     return Figure("decode_b1_floor", title, _finish(fig, ax, title, "context k (tokens)", "latency (ms)"), pd.concat(frames, ignore_index=True), cap)
 
@@ -141,12 +144,13 @@ def quality(tables) -> tuple[Figure, pd.DataFrame]:
 
 def speedups(estimates: pd.DataFrame) -> list[Figure]:
     out = []
-    by = estimates.groupby(["table", "category"], dropna=False)["speedup"].mean().unstack("table")
-    fig, ax = plt.subplots(figsize=(8, 3.8))
-    by.plot.bar(ax=ax, rot=30)
-    ax.axhline(1, color="black", lw=0.8)
-    title = "Figs. 4-5: mean SoT speed-up by question category"
-    out.append(Figure("speedup_by_category", title, _finish(fig, ax, title, "category", "speed-up (normal / SoT)"), by.reset_index()))
+    for key, slug, title in (("model", "speedup_by_model", "Fig. 4: mean SoT speed-up by model (the model that recorded the traces)"),
+                             ("category", "speedup_by_category", "Fig. 5: mean SoT speed-up by question category")):
+        by = estimates.assign(**{key: estimates[key].fillna("-")}).groupby(["table", key])["speedup"].mean().unstack("table")
+        fig, ax = plt.subplots(figsize=(8, 3.8))
+        by.plot.bar(ax=ax, rot=30)
+        ax.axhline(1, color="black", lw=0.8)
+        out.append(Figure(slug, title, _finish(fig, ax, title, key, "mean speed-up (normal / SoT)"), by.reset_index()))
     fig, ax = plt.subplots(figsize=(7, 3.8))
     finite = estimates["speedup"].dropna()
     bins = np.linspace(min(finite.min(), 0.9), finite.max(), 30) if len(finite) else 10
