@@ -73,3 +73,45 @@ def test_replay_then_validate_with_tiny(tmp_path):
     assert (tmp_path / "v.csv").read_text().startswith("id,category,normal_estimated")
     result = invoke("validate", "--table", table, "--measured", traces)
     assert result.exit_code == 2 and "measured is missing" in result.output
+
+
+def test_stats_per_category(tmp_path):
+    t1 = trace("a", category="x", normal=(10, 100), skeleton=(50, 12), points=[(20, 30), (25, 50)], max_new_tokens=100)
+    t2 = trace("b", category="y", normal=(10, 40), skeleton=None, max_new_tokens=100)
+    t2["sot_fallback"] = {"skeleton": {"prompt_tokens": 50, "completion_tokens": 9}, "reason": "no points"}
+    traces = write_jsonl(tmp_path / "t.jsonl", [t1, t2])
+    result = invoke("stats", "--traces", traces, "--out", tmp_path / "s.csv")
+    assert result.exit_code == 0, result.output
+    import pandas as pd
+
+    s = pd.read_csv(tmp_path / "s.csv").set_index("category")
+    assert s.loc["x", "points"] == 2 and s.loc["x", "point_tokens"] == 40 and s.loc["x", "longest_point_tokens"] == 50
+    assert s.loc["x", "normal_at_limit"] == 1 and s.loc["y", "fallbacks"] == 1 and s.loc["y", "skeleton_tokens"] == 9
+    assert s.loc["all", "n"] == 2 and s.loc["all", "normal_tokens"] == 70
+
+
+def test_ctrl_c_during_trace_keeps_finished_questions_and_resume_goes_on(tmp_path, monkeypatch):
+    import sotlat.sot.model as model_mod
+    import sotlat.sot.record as record_mod
+
+    questions = write_jsonl(tmp_path / "q.jsonl", [{"id": f"q{i}", "question": f"Question {i}?"} for i in range(3)])
+    calls = []
+
+    def fake_record(net, tokenizer, q, max_new_tokens, timer, eos):
+        calls.append(q["id"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return {"id": q["id"], "category": None, "question": q["question"], "normal": {"prompt_tokens": 5, "completion_tokens": 3},
+                "sot_fallback": {"skeleton": {"prompt_tokens": 9, "completion_tokens": 2}, "reason": "no points"}}
+
+    monkeypatch.setattr(model_mod, "load_model", lambda spec, device: (None, None, "fake"))
+    monkeypatch.setattr(model_mod, "eos_ids", lambda net, tok: [0])
+    monkeypatch.setattr(record_mod, "record_question", fake_record)
+    out = tmp_path / "t.jsonl"
+    result = invoke("trace", "--questions", questions, "--device", "cpu", "--out", out)
+    assert result.exit_code == 130 and "interrupted: 1 traces in" in result.output and "--resume" in result.output
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["q0"]
+    result = invoke("trace", "--questions", questions, "--device", "cpu", "--out", out, "--resume")
+    assert result.exit_code == 0, result.output
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["q0", "q1", "q2"]
+    assert calls == ["q0", "q1", "q1", "q2"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -52,6 +53,18 @@ def user_errors(func):
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TextColumn("forward passes"),
                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False)
+
+
+@contextlib.contextmanager
+def _resumable(out: Path, what: str):
+    """Ctrl-C in a loop that appends one finished record per line: say what is kept and how to go on."""
+    from sotlat.profiler.run import Interrupted
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        kept = len(out.read_text(encoding="utf-8").splitlines()) if out.exists() else 0
+        raise Interrupted(f"interrupted: {kept} {what} in {out}; continue with --resume") from None
 
 
 def _arch_or_config(arch, config) -> None:
@@ -242,13 +255,14 @@ def trace(
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("questions"),
                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console) as bar:
         task = bar.add_task("tracing", total=len(todo), rate="")
-        for q in todo:
-            t = record_question(net, tokenizer, q, max_new_tokens, timer, eos)
-            t["model"], t["device"], t["max_new_tokens"] = name, device_name, max_new_tokens
-            jsonl.append(out, t)
-            tokens += t["normal"]["completion_tokens"] + sum(x["completion_tokens"] for x in t.get("sot", {}).get("points", []))
-            tokens += (t.get("sot") or t["sot_fallback"])["skeleton"]["completion_tokens"]
-            bar.update(task, advance=1, description=q["id"], rate=f"{tokens / (time.monotonic() - started):.1f} tokens/s")
+        with _resumable(out, "traces"):
+            for q in todo:
+                t = record_question(net, tokenizer, q, max_new_tokens, timer, eos)
+                t["model"], t["device"], t["max_new_tokens"] = name, device_name, max_new_tokens
+                jsonl.append(out, t)
+                tokens += t["normal"]["completion_tokens"] + sum(x["completion_tokens"] for x in t.get("sot", {}).get("points", []))
+                tokens += (t.get("sot") or t["sot_fallback"])["skeleton"]["completion_tokens"]
+                bar.update(task, advance=1, description=q["id"], rate=f"{tokens / (time.monotonic() - started):.1f} tokens/s")
     console.print(f"{out}: {len(done) + len(todo)} traces ({len(done)} from before)")
 
 
@@ -288,10 +302,11 @@ def replay(
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("traces"),
                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console) as bar:
         task = bar.add_task("replaying", total=len(todo))
-        for t in todo:
-            measured = replay_trace(model, cfg.vocab_size, t, repeats, timer)
-            jsonl.append(out, measured_record(t, measured, arch=name, device=device_name, dtype=dtype, repeats=repeats, timer=timer.name))
-            bar.update(task, advance=1, description=t["id"])
+        with _resumable(out, "measured traces"):
+            for t in todo:
+                measured = replay_trace(model, cfg.vocab_size, t, repeats, timer)
+                jsonl.append(out, measured_record(t, measured, arch=name, device=device_name, dtype=dtype, repeats=repeats, timer=timer.name))
+                bar.update(task, advance=1, description=t["id"])
     console.print(f"{out}: {len(done) + len(todo)} traces measured ({len(done)} from before)")
 
 
