@@ -142,7 +142,7 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     out = tmp_path / "t.parquet"
     profile(SPEC, str(out))
     other = ProfileSpec(**{**SPEC.__dict__, "decode_runs": 3})
-    with pytest.raises(InputError, match=r"cannot resume: method.decode differs from the file's"):
+    with pytest.raises(InputError, match=r"cannot resume: method.decode.runs differs from the file.s \(2 in the file, 3 now\)"):
         profile(other, str(out), resume=True)
     other = ProfileSpec(**{**SPEC.__dict__, "dtype": "bfloat16"})
     with pytest.raises(InputError, match=r"cannot resume: .*(dtype|arch).* differs"):

@@ -537,7 +537,7 @@ def tables_merge(files: list[Path], out: Annotated[Path, typer.Option("--out", "
 @user_errors
 def demo(
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the table and estimates go.")] = Path("out/demo"),
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted demo profile.")] = True,
+    resume: Annotated[bool, typer.Option(help="Reuse or continue the demo's table; --no-resume measures again.")] = True,
 ):
     """Profile this machine on a small grid, then estimate the shipped example traces against it."""
     from sotlat.demo import demo_spec, example_traces
@@ -548,7 +548,12 @@ def demo(
     table_path = out_dir / f"{spec.arch}__{spec.device}.parquet"
     console.print(f"profiling {spec.arch} on {spec.device} ({spec.dtype}): batches {spec.batches}, "
                   f"prefill {spec.prefill_lengths.lengths[0]}..{spec.prefill_lengths.lengths[-1]} step {spec.prefill_lengths.step}, decode k = 1..{spec.decode_max}")
-    _run_profile(spec, str(table_path), resume and table_path.exists())
+    if table_path.exists() and not resume:
+        table_path.unlink()  # --no-resume: measure again from scratch
+    try:
+        _run_profile(spec, str(table_path), table_path.exists())
+    except InputError as exc:
+        raise InputError(f"{exc} (run `sotlat demo --no-resume` to profile again from scratch)") from None
     estimates = run_estimate(table_path, [traces])
     est_path = out_dir / "estimates.csv"
     write_frame(estimates, est_path)

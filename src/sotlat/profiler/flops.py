@@ -81,8 +81,8 @@ class FlopsFit:
         return {
             "counter": "deepspeed flops profiler on the meta device, FLOPs = 2 x MACs",
             "fill": "exact polynomial fitted to counted cells: decode a0 + a1 k + B(b0 + b1 k), prefill c(l) + B d(l) with c, d quadratic",
-            "decode_coefficients": list(self.decode),
-            "prefill_coefficients": list(self.prefill),
+            "decode_coefficients": [float(c) for c in self.decode],
+            "prefill_coefficients": [float(c) for c in self.prefill],
             "held_out_max_rel_error": self.max_rel_error,
         }
 

@@ -186,17 +186,23 @@ def profile(spec: ProfileSpec, out: str, resume: bool = False, progress: Progres
 
 def _check_resumable(out: str, old: dict, new: dict) -> None:
     """A resume must continue the same profile: same architecture, device, dtype and method."""
-    checks = [
-        ("architecture", old["arch"], new["arch"]),
-        ("device", old["device"].get("name"), new["device"]["name"]),
-        ("dtype", old["dtype"], new["dtype"]),
-    ]
-    old_method, new_method = dict(old["method"]), dict(new["method"])
-    for key in sorted(set(old_method) | set(new_method)):
-        checks.append((f"method.{key}", old_method.get(key), new_method.get(key)))
+    checks = [("arch", old["arch"], new["arch"]), ("device", old["device"].get("name"), new["device"]["name"]),
+              ("dtype", old["dtype"], new["dtype"]), ("method", old["method"], new["method"])]
     for what, was, now in checks:
-        if was != now:
-            raise InputError(f"{out}: cannot resume: {what} differs from the file's ({_short(was)} in the file, {_short(now)} now)")
+        path, was, now = _first_difference(what, was, now)
+        if path:
+            raise InputError(f"{out}: cannot resume: {path} differs from the file's ({_short(was)} in the file, {_short(now)} now)")
+
+
+def _first_difference(path: str, a, b):
+    """(dotted path, a's value, b's value) of the first leaf where a and b differ; ("", ...) if equal."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            found = _first_difference(f"{path}.{key}", a.get(key), b.get(key))
+            if found[0]:
+                return found
+        return "", a, b
+    return (path, a, b) if a != b else ("", a, b)
 
 
 def _short(value) -> str:
