@@ -10,7 +10,6 @@ The fit is checked against held-out counted cells and must reproduce them to rou
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,8 +39,6 @@ def _disabled_autocast_is_a_no_op():
 
 def count_flops(meta_model: torch.nn.Module, phase: str, batch: int, length: int) -> float:
     """2 x MACs of one prefill of `length` tokens, or one decode step with `length` tokens cached."""
-    # Name the accelerator: DeepSpeed's auto-detection warns on every CPU-only import.
-    os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
     from deepspeed.profiling.flops_profiler.profiler import FlopsProfiler
 
     ids = torch.zeros((batch, length), dtype=torch.long, device="meta")
