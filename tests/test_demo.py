@@ -5,7 +5,8 @@ from sotlat.demo import demo_spec, example_traces
 from sotlat.estimator import estimate, load_traces
 
 
-def test_demo_grid_covers_the_example_traces_exactly():
+def test_demo_grid_covers_the_example_traces_exactly(monkeypatch):
+    monkeypatch.setattr("sotlat.demo.default_device", lambda: "cpu")
     traces = load_traces(example_traces())
     spec = demo_spec(example_traces())
     assert spec.device == "cpu" and spec.arch == "smollm2-135m" and spec.dtype == "float32"
