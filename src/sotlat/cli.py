@@ -67,6 +67,20 @@ def _resumable(out: Path, what: str):
         raise Interrupted(f"interrupted: {kept} {what} in {out}; continue with --resume") from None
 
 
+def _device(device: str | None) -> str:
+    """The --device option: cuda when available unless given; cuda that is not there is an error."""
+    import torch
+
+    from sotlat.profiler.device import default_device
+
+    device = device or default_device()
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA device is available here (use --device cpu)")
+    if not device.startswith("cuda") and device != "cpu":
+        raise InputError(f"--device: expected cuda or cpu, got {device!r}")
+    return device
+
+
 def _arch_or_config(arch, config) -> None:
     if (arch is None) == (config is None):
         raise InputError("give exactly one of --arch and --config")
@@ -98,21 +112,13 @@ def profile(
     resume: Annotated[bool, typer.Option(help="Continue an interrupted profile in --out.")] = False,
 ):
     """Measure prefill t^P_B(l) and decode t^D_B(k) latency, peak memory and FLOPs into a table."""
-    from sotlat.profiler.device import default_device
     from sotlat.profiler.run import ProfileSpec
     from sotlat.tables.grid import parse_batches, parse_range
 
     _arch_or_config(arch, config)
     if prefill_warmup >= prefill_runs:
         raise InputError(f"--prefill-warmup ({prefill_warmup}) must be smaller than --prefill-runs ({prefill_runs})")
-    device = device or default_device()
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda: no CUDA device is available here (use --device cpu)")
-    elif device != "cpu":
-        raise InputError(f"--device: expected cuda or cpu, got {device!r}")
+    device = _device(device)
     spec = ProfileSpec(
         arch=arch, config_path=str(config) if config else None, device=device,
         dtype=dtype or ("float16" if device.startswith("cuda") else "float32"),
@@ -239,7 +245,7 @@ def trace(
 ):
     """Run normal generation and SoT on each question with a real model; append one trace per line."""
     from sotlat import jsonl
-    from sotlat.profiler.device import default_device, describe_device
+    from sotlat.profiler.device import describe_device
     from sotlat.profiler.timer import timer_for
     from sotlat.sot.model import eos_ids, load_model
     from sotlat.sot.questions import load_questions
@@ -248,7 +254,7 @@ def trace(
     todo = load_questions(questions)[:limit]
     done = jsonl.finished_ids(out, resume)
     todo = [q for q in todo if q["id"] not in done]
-    device = device or default_device()
+    device = _device(device)
     net, tokenizer, name = load_model(model, device)
     timer, eos, device_name = timer_for(device), eos_ids(net, tokenizer), describe_device(device)["name"]
     tokens, started = 0, time.monotonic()
@@ -283,7 +289,7 @@ def replay(
     from sotlat import jsonl
     from sotlat.estimator.traces import read_records, traces_frame
     from sotlat.profiler.archs import build_model, load_config
-    from sotlat.profiler.device import default_device, describe_device
+    from sotlat.profiler.device import describe_device
     from sotlat.profiler.run import torch_dtype
     from sotlat.profiler.timer import timer_for
     from sotlat.sot.replay import measured_record, replay_trace
@@ -293,7 +299,7 @@ def replay(
     traces_frame(records)  # checks every trace first
     done = jsonl.finished_ids(out, resume)
     todo = [t for _, t in records[:limit] if t["id"] not in done]
-    device = device or default_device()
+    device = _device(device)
     name, cfg = load_config(arch, str(config) if config else None)
     dtype = dtype or ("float16" if device.startswith("cuda") else "float32")
     model = build_model(cfg, device, torch_dtype(dtype))
