@@ -138,6 +138,10 @@ def _run_profile(spec, out: str, resume: bool) -> pd.DataFrame:
         task = bar.add_task("profiling", total=None)
         table = run(spec, out, resume, Tracker(lambda done, total, what: bar.update(task, completed=done, total=total, description=what)))
     s = summary(table)
+    load = table.attrs["sotlat"].get("host_load", {})
+    if spec.device == "cpu" and load.get("load_1min") and load["load_1min"] > 0.5 * (load.get("logical_cpus") or 1):
+        console.print(f"[yellow]warning: the load average was {load['load_1min']:.1f} on {load['logical_cpus']} CPUs when the profile "
+                      "started: other work was running, and CPU timings can be many times too slow[/]")
     console.print(f"[bold]{out}[/]: {s['cells']} cells {s['status']} in {time.monotonic() - started:,.0f} s "
                   f"(profile total {s['elapsed_s']:,.0f} s); median CV of the runs {s['median_cv']:.1%}")
     if s["decode_b1_median_ms"] is not None:

@@ -107,6 +107,13 @@ def _software() -> dict:
     return {"python": sys.version.split()[0], "torch": torch.__version__, "transformers": transformers.__version__, "deepspeed": ds, "sotlat": __version__}
 
 
+def _host_load() -> dict:
+    """The host's 1-minute load average when the run started: other work running at the same time
+    (another torch process above all, which oversubscribes the cores) can slow a CPU profile many times."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {"load_1min": load, "logical_cpus": os.cpu_count()}
+
+
 def geomean(values) -> float:
     return float(math.exp(np.mean(np.log(values))))
 
@@ -135,6 +142,7 @@ def profile(spec: ProfileSpec, out: str, resume: bool = False, progress: Progres
         "method": spec.method(timer.name, memory.method, fit.meta()),
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "progress": {"complete": False, "elapsed_s": 0.0},
+        "host_load": _host_load(),
     }
     state = _State()
     if os.path.exists(out):

@@ -10,7 +10,7 @@ from sotlat.errors import InputError
 from sotlat.tables.schema import CELL_KEY
 
 # Metadata that may differ between shards of one profile: when and in what order they ran.
-_PER_SHARD = ("created_at", "progress", "shards")
+_PER_SHARD = ("created_at", "progress", "shards", "host_load")
 
 
 def _identity(meta: dict) -> dict:
