@@ -1,6 +1,5 @@
 """The GPU catalogue, simulated tables, and calibration recovering known parameters."""
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 

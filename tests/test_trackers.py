@@ -1,6 +1,5 @@
 """The CUDA timer and memory tracker, unit-tested with fakes; the CPU ones for real."""
 
-import pytest
 import torch
 
 from sotlat.profiler import memory as memory_mod
