@@ -42,6 +42,16 @@ def test_profile_then_estimate_writes_every_format(profiled, tmp_path):
     assert "generic" in result.output and "all" in result.output and "speed-up" in result.output
 
 
+@pytest.mark.parametrize("busy, warned", [(80.0, True), (3.0, False)])
+def test_profile_warns_when_other_work_keeps_the_cpus_busy(tmp_path, monkeypatch, busy, warned):
+    monkeypatch.setattr("sotlat.profiler.run.psutil.cpu_percent", lambda interval: busy)
+    out = tmp_path / "t.parquet"
+    result = invoke("profile", *GRID, "--batches", "1", "--decode-max", "5", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert load_table(out).attrs["sotlat"]["host_load"]["cpu_busy_pct"] == busy
+    assert ("80% busy with other work" in result.output) == warned
+
+
 def test_tables_show(profiled):
     result = invoke("tables", "show", profiled)
     assert result.exit_code == 0, result.output

@@ -1,20 +1,50 @@
-"""The demo's grid is the smallest that covers the shipped example traces."""
+"""The demo's grid is the smallest within the device's budget that covers the recorded traces it selects."""
 
+import pytest
 from conftest import synthetic_table
-from sotlat.demo import demo_spec, example_traces
-from sotlat.estimator import estimate, load_traces
+from sotlat.demo import CPU, GPU, PROMPTS, covered, demo_spec, recorded_traces
+from sotlat.estimator import load_traces
+from sotlat.report.analysis import estimate_all
 
 
-def test_demo_grid_covers_the_example_traces_exactly(monkeypatch):
-    monkeypatch.setattr("sotlat.demo.default_device", lambda: "cpu")
-    traces = load_traces(example_traces())
-    spec = demo_spec(example_traces())
-    assert spec.device == "cpu" and spec.arch == "smollm2-135m" and spec.dtype == "float32"
-    assert spec.batches == sorted({1, *traces["num_points"].astype(int)})
-    longest = max((traces[f"{s}_prompt"] + traces[f"{s}_completion"]).max() for s in ("normal", "skeleton", "points"))
-    assert spec.decode_max == longest
+@pytest.mark.parametrize("device, budget", [("cpu", CPU), ("cuda", GPU)])
+def test_demo_grid_answers_exactly_the_covered_recorded_traces(device, budget):
+    traces = load_traces(recorded_traces())
+    inside = covered(traces, budget)
+    assert inside.any() and (traces.loc[inside, "num_points"].fillna(1) <= budget.max_batch).all()
+    spec = demo_spec(traces, device)
+    assert (spec.arch, spec.device, spec.dtype) == (budget.arch, device, budget.dtype)
+    assert spec.batches == sorted({1, *traces.loc[inside, "num_points"].dropna().astype(int)})
     grid = spec.prefill_lengths
+    longest_prompt = traces.loc[inside, PROMPTS].max().max()
+    assert grid.lengths[-1] <= longest_prompt < grid.lengths[-1] + grid.step  # no larger than needed
+    assert spec.decode_max <= budget.decode_measured
+
     table = synthetic_table(batches=spec.batches, prefill=(grid.start, grid.stop, grid.step), decode_max=spec.decode_max)
-    est = estimate(table, traces)  # raises if any lookup fell outside the grid
-    assert len(est) == len(traces) and not est["extrapolated"].any()
-    assert grid.lengths[-1] <= traces[["normal_prompt", "skeleton_prompt", "points_prompt"]].max().max()  # no larger than needed
+    estimates, failed = estimate_all(table, traces)
+    assert set(estimates["id"]) == set(traces.loc[inside, "id"])
+    assert set(failed["id"]) == set(traces.loc[~inside, "id"])
+    longest_k = max((traces.loc[inside, f"{s}_prompt"] + traces.loc[inside, f"{s}_completion"]).max() for s in ("normal", "skeleton", "points"))
+    assert estimates["extrapolated"].any() == (longest_k > spec.decode_max)
+
+
+def test_demo_end_to_end_with_the_tiny_architecture(tmp_path, monkeypatch):
+    """`sotlat demo` profiles, estimates the covered traces, writes estimates and the report listing the rest."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from sotlat.cli import app
+    from sotlat.demo import Budget
+
+    monkeypatch.setattr("sotlat.demo.default_device", lambda: "cpu")
+    tiny = Budget("tiny", "float32", 8, 384, 40, 32, 1, 0, 1)
+    monkeypatch.setattr("sotlat.demo.CPU", tiny)
+    result = CliRunner().invoke(app, ["demo", "--out-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    traces = load_traces(recorded_traces())
+    inside = covered(traces, tiny)
+    estimates = pd.read_csv(tmp_path / "estimates.csv")
+    assert set(estimates["id"]) == set(traces.loc[inside, "id"]) and estimates["extrapolated"].all()
+    assert f"{inside.sum()} of {len(traces)} traces estimated" in result.output
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "Traces a table cannot answer" in report and traces.loc[~inside, "id"].iloc[0] in report

@@ -26,6 +26,7 @@ console = Console(width=None if sys.stdout.isatty() else 160)  # files and pipes
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 OUT_SUFFIXES = (".jsonl", ".csv", ".parquet")
+BUSY_PCT = 25  # other work on the CPUs above this when a CPU profile starts: warn
 
 
 def user_errors(func):
@@ -99,7 +100,7 @@ def _ms(x) -> str:
 @user_errors
 def profile(
     out: Annotated[Path, typer.Option("--out", "-o", help="Table file to write (.parquet).")],
-    arch: Annotated[Optional[str], typer.Option(help="llama-7b, llama-13b, llama-33b, smollm2-135m, tiny.")] = None,
+    arch: Annotated[Optional[str], typer.Option(help="llama-7b, llama-13b, llama-33b, smollm2-135m, smollm2-360m, tiny.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="An HF config.json of a causal LM, instead of --arch.")] = None,
     device: Annotated[Optional[str], typer.Option(help="cuda or cpu (default: cuda when available).")] = None,
     dtype: Annotated[Optional[str], typer.Option(help="float16 on GPU, float32 on CPU by default.")] = None,
@@ -139,9 +140,9 @@ def _run_profile(spec, out: str, resume: bool) -> pd.DataFrame:
         table = run(spec, out, resume, Tracker(lambda done, total, what: bar.update(task, completed=done, total=total, description=what)))
     s = summary(table)
     load = table.attrs["sotlat"].get("host_load", {})
-    if spec.device == "cpu" and load.get("load_1min") and load["load_1min"] > 0.5 * (load.get("logical_cpus") or 1):
-        console.print(f"[yellow]warning: the load average was {load['load_1min']:.1f} on {load['logical_cpus']} CPUs when the profile "
-                      "started: other work was running, and CPU timings can be many times too slow[/]")
+    if spec.device == "cpu" and load.get("cpu_busy_pct", 0) > BUSY_PCT:
+        console.print(f"[yellow]warning: the CPUs were {load['cpu_busy_pct']:.0f}% busy with other work when the profile "
+                      "started: CPU timings can be many times too slow[/]")
     console.print(f"[bold]{out}[/]: {s['cells']} cells {s['status']} in {time.monotonic() - started:,.0f} s "
                   f"(profile total {s['elapsed_s']:,.0f} s); median CV of the runs {s['median_cv']:.1%}")
     if s["decode_b1_median_ms"] is not None:
@@ -549,11 +550,15 @@ def demo(
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Where the table and estimates go.")] = Path("out/demo"),
     resume: Annotated[bool, typer.Option(help="Reuse or continue the demo's table; --no-resume measures again.")] = True,
 ):
-    """Profile this machine on a small grid, then estimate the shipped example traces against it."""
-    from sotlat.demo import demo_spec, example_traces
+    """Profile this machine on a grid sized to a few minutes, then estimate the repo's real Vicuna-80 traces on it."""
+    from sotlat.demo import demo_spec, recorded_traces
+    from sotlat.estimator import load_traces, summarize
+    from sotlat.report.analysis import estimate_all
+    from sotlat.report.build import build_report
+    from sotlat.tables import load_table
 
-    traces = example_traces()
-    spec = demo_spec(traces)
+    traces = recorded_traces()
+    spec = demo_spec(load_traces(traces))
     out_dir.mkdir(parents=True, exist_ok=True)
     table_path = out_dir / f"{spec.arch}__{spec.device}.parquet"
     console.print(f"profiling {spec.arch} on {spec.device} ({spec.dtype}): batches {spec.batches}, "
@@ -564,13 +569,15 @@ def demo(
         _run_profile(spec, str(table_path), table_path.exists())
     except InputError as exc:
         raise InputError(f"{exc} (run `sotlat demo --no-resume` to profile again from scratch)") from None
-    estimates = run_estimate(table_path, [traces])
+    table = load_table(table_path)
+    estimates, failed = estimate_all(table, load_traces(traces))
+    meta = table.attrs["sotlat"]
+    _print_summary(summarize(estimates), f"{meta['arch']['name']} on {meta['device']['name']} ({meta['dtype']})")
+    console.print(f"{len(estimates)} of {len(estimates) + len(failed)} traces estimated ({int(estimates['extrapolated'].sum())} with decode "
+                  f"extrapolated past k = {spec.decode_max}); the other {len(failed)} need a larger grid (listed in the report)")
     est_path = out_dir / "estimates.csv"
     write_frame(estimates, est_path)
-    from sotlat.report.build import build_report
-    from sotlat.tables import load_table
-
-    index = build_report([load_table(table_path)], [traces], out_dir / "report")
+    index = build_report([table], [traces], out_dir / "report")
     console.print(f"table: {table_path}\nestimates: {est_path}\ntraces: {traces}\nreport: {index}")
 
 

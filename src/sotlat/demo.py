@@ -1,39 +1,68 @@
-"""The demo: profile this machine on the smallest grid that covers the shipped example traces."""
+"""The demo: profile this machine on a grid sized to a few minutes, then estimate the repo's real
+Vicuna-80 traces on it (those the grid covers; the report lists the rest and why)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from sotlat.estimator import load_traces
+import pandas as pd
+
 from sotlat.profiler.device import default_device
 from sotlat.profiler.run import ProfileSpec
 from sotlat.tables.grid import PrefillGrid
 
-PREFILL_STEP = 40
+PROMPTS = ["normal_prompt", "skeleton_prompt", "points_prompt"]
 
 
-def example_traces() -> Path:
-    return Path(str(resources.files("sotlat") / "data" / "traces" / "example.jsonl"))
+@dataclass(frozen=True)
+class Budget:
+    """What the demo measures on a device: batches and prompts up to a bound, decode steps up to
+    `decode_measured` (longer answers are estimated with decode extrapolated linearly in k)."""
+
+    arch: str
+    dtype: str
+    max_batch: int
+    max_prompt: int
+    prefill_step: int
+    decode_measured: int
+    prefill_runs: int
+    prefill_warmup: int
+    decode_runs: int
 
 
-def demo_spec(traces: Path) -> ProfileSpec:
-    """GPU: llama-7b in float16; CPU: smollm2-135m in float32. Batches 1 and every point count,
-    prefill lengths up to the longest prompt, decode up to the longest prompt + answer."""
-    frame = load_traces(traces)
-    device = default_device()
-    longest_prompt = int(frame[["normal_prompt", "skeleton_prompt", "points_prompt"]].max().max())
-    longest_k = int(max((frame[f"{s}_prompt"] + frame[f"{s}_completion"]).max() for s in ("normal", "skeleton", "points")))
-    batches = sorted({1} | {int(n) for n in frame["num_points"].dropna()})
-    on_gpu = device == "cuda"
+# GPU: llama-7b on the paper's grid (B <= 16, l < 700 step 10, k <= 1024). CPU (2 cores): the
+# traces' own model, batches up to 8 and prompts up to 384 tokens - about 5 minutes.
+GPU = Budget("llama-7b", "float16", 16, 699, 10, 1024, 7, 2, 3)
+CPU = Budget("smollm2-135m", "float32", 8, 384, 40, 256, 3, 1, 2)
+
+
+def recorded_traces() -> Path:
+    return Path(str(resources.files("sotlat") / "data" / "traces" / "vicuna80-smollm2-135m.jsonl"))
+
+
+def covered(frame: pd.DataFrame, budget: Budget) -> pd.Series:
+    """Traces the budget's grid answers: SoT batch (points) and every prompt within its bounds."""
+    return (frame["num_points"].fillna(1) <= budget.max_batch) & (frame[PROMPTS].max(axis=1) <= budget.max_prompt)
+
+
+def demo_spec(frame: pd.DataFrame, device: str | None = None) -> ProfileSpec:
+    """The smallest grid within the device's budget that covers the traces `covered` selects."""
+    device = device or default_device()
+    budget = GPU if device == "cuda" else CPU
+    inside = frame[covered(frame, budget)]
+    longest_prompt = int(inside[PROMPTS].max().max())
+    longest_k = int(max((inside[f"{s}_prompt"] + inside[f"{s}_completion"]).max() for s in ("normal", "skeleton", "points")))
+    step = budget.prefill_step
     return ProfileSpec(
-        arch="llama-7b" if on_gpu else "smollm2-135m",
+        arch=budget.arch,
         device=device,
-        dtype="float16" if on_gpu else "float32",
-        batches=batches,
-        prefill_lengths=PrefillGrid(1, (longest_prompt // PREFILL_STEP) * PREFILL_STEP + 2, PREFILL_STEP),
-        decode_max=longest_k,
-        prefill_runs=3 if not on_gpu else 7,
-        prefill_warmup=1 if not on_gpu else 2,
-        decode_runs=2 if not on_gpu else 3,
+        dtype=budget.dtype,
+        batches=sorted({1} | {int(n) for n in inside["num_points"].dropna()}),
+        prefill_lengths=PrefillGrid(1, (longest_prompt // step) * step + 2, step),
+        decode_max=min(longest_k, budget.decode_measured),
+        prefill_runs=budget.prefill_runs,
+        prefill_warmup=budget.prefill_warmup,
+        decode_runs=budget.decode_runs,
     )

@@ -17,7 +17,7 @@ from sotlat.errors import InputError
 
 _LLAMA_V1 = dict(vocab_size=32000, max_position_embeddings=2048, rms_norm_eps=1e-6, rope_theta=10000.0)
 
-# hidden / layers / heads / intermediate as in the LLaMA paper; smollm2 as SmolLM2-135M-Instruct.
+# hidden / layers / heads / intermediate as in the LLaMA paper; smollm2 as SmolLM2-135M/360M-Instruct.
 ARCHS: dict[str, dict] = {
     "llama-7b": dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, intermediate_size=11008, **_LLAMA_V1),
     "llama-13b": dict(hidden_size=5120, num_hidden_layers=40, num_attention_heads=40, intermediate_size=13824, **_LLAMA_V1),
@@ -25,6 +25,11 @@ ARCHS: dict[str, dict] = {
     "smollm2-135m": dict(
         hidden_size=576, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
         intermediate_size=1536, vocab_size=49152, max_position_embeddings=8192, rms_norm_eps=1e-5,
+        rope_theta=100000.0, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2,
+    ),
+    "smollm2-360m": dict(
+        hidden_size=960, num_hidden_layers=32, num_attention_heads=15, num_key_value_heads=5,
+        intermediate_size=2560, vocab_size=49152, max_position_embeddings=8192, rms_norm_eps=1e-5,
         rope_theta=100000.0, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2,
     ),
     "tiny": dict(

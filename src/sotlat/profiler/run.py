@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import psutil
 import torch
 
 from sotlat import __version__
@@ -108,10 +109,11 @@ def _software() -> dict:
 
 
 def _host_load() -> dict:
-    """The host's 1-minute load average when the run started: other work running at the same time
-    (another torch process above all, which oversubscribes the cores) can slow a CPU profile many times."""
+    """How busy the host was when the run started: the CPUs' busy share over half a second (this
+    process idle) and the 1-minute load average, which lags. Other work - another torch process
+    above all, which oversubscribes the cores - can slow a CPU profile many times."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"load_1min": load, "logical_cpus": os.cpu_count()}
+    return {"cpu_busy_pct": psutil.cpu_percent(interval=0.5), "load_1min": load, "logical_cpus": os.cpu_count()}
 
 
 def geomean(values) -> float:
