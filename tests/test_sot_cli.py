@@ -115,3 +115,36 @@ def test_ctrl_c_during_trace_keeps_finished_questions_and_resume_goes_on(tmp_pat
     assert result.exit_code == 0, result.output
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["q0", "q1", "q2"]
     assert calls == ["q0", "q1", "q1", "q2"]
+
+
+def test_stratified_sample_is_proportional_spread_and_deterministic():
+    import pandas as pd
+    from sotlat.sot.replay import stratified_ids
+
+    frame = pd.DataFrame({"id": [f"t{i:02d}" for i in range(26)], "category": ["a"] * 10 + ["b"] * 10 + ["c"] * 6})
+    picked = stratified_ids(frame, 13)
+    assert picked == stratified_ids(frame, 13) and picked == sorted(picked)
+    by_cat = frame.set_index("id").loc[picked, "category"].value_counts().to_dict()
+    assert by_cat == {"a": 5, "b": 5, "c": 3}
+    assert picked[:5] == ["t01", "t03", "t05", "t07", "t09"]  # evenly spaced within the category
+    assert len(stratified_ids(frame, 4)) == 4 and set(stratified_ids(frame, 4)) & {"t20", "t21", "t22", "t23", "t24", "t25"}
+    assert stratified_ids(frame, 26) == frame["id"].tolist() == stratified_ids(frame, 99)
+
+
+def test_replay_only_traces_the_table_answers_sampled_by_category(tmp_path):
+    from conftest import synthetic_table
+    from sotlat.tables import save_table
+
+    table = tmp_path / "t.parquet"
+    save_table(synthetic_table(batches=(1, 2), prefill=(1, 100, 10), decode_max=120), table)
+    rows = [trace(f"x{i}", category="x", normal=(10, 20), skeleton=(30, 5), points=[(12, 6)] * 2) for i in range(4)]
+    rows += [trace("y0", category="y", normal=(10, 20), skeleton=(30, 5), points=[(12, 6)] * 3),  # batch 3: not in the table
+             trace("y1", category="y", normal=(10, 20), skeleton=(30, 5), points=[(12, 6)])]
+    traces = write_jsonl(tmp_path / "t.jsonl", rows)
+    measured = tmp_path / "m.jsonl"
+    result = invoke("replay", "--arch", "tiny", "--device", "cpu", "--traces", traces, "--repeats", "1", "--out", measured,
+                    "--table", table, "--sample", "3")
+    assert result.exit_code == 0, result.output
+    assert "5 of 6 traces are within" in result.output
+    ids = [json.loads(x)["id"] for x in measured.read_text().splitlines()]
+    assert len(ids) == 3 and "y0" not in ids and "y1" in ids

@@ -288,6 +288,8 @@ def replay(
     dtype: Annotated[Optional[str], typer.Option()] = None,
     repeats: Annotated[int, typer.Option(min=1)] = 3,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N traces.")] = None,
+    table: Annotated[Optional[Path], typer.Option(help="Only traces this table answers (the one validate will use).")] = None,
+    sample: Annotated[Optional[int], typer.Option(min=1, help="A sample of N traces stratified by category.")] = None,
     resume: Annotated[bool, typer.Option(help="Skip traces already in --out.")] = False,
 ):
     """Actual latency (App. C.4): replay recorded token counts with random weights, timed per stage."""
@@ -297,13 +299,22 @@ def replay(
     from sotlat.profiler.device import describe_device
     from sotlat.profiler.run import torch_dtype
     from sotlat.profiler.timer import timer_for
-    from sotlat.sot.replay import measured_record, replay_trace
+    from sotlat.sot.replay import measured_record, replay_trace, stratified_ids
 
     _arch_or_config(arch, config)
     records = read_records(traces)
-    traces_frame(records)  # checks every trace first
+    frame = traces_frame(records)  # checks every trace first
+    if table:
+        from sotlat.report.analysis import estimate_all
+        from sotlat.tables import load_table
+
+        answered, failed = estimate_all(load_table(table), frame)
+        console.print(f"{len(answered)} of {len(frame)} traces are within {table} ({len(failed)} are not: batch, prompt or oom)")
+        frame = frame[frame["id"].isin(answered["id"])]
+    chosen = set(stratified_ids(frame, sample) if sample else frame["id"])
     done = jsonl.finished_ids(out, resume)
-    todo = [t for _, t in records[:limit] if t["id"] not in done]
+    todo = [t for _, t in records if t["id"] in chosen][:limit]
+    todo = [t for t in todo if t["id"] not in done]
     device = _device(device)
     name, cfg = load_config(arch, str(config) if config else None)
     dtype = dtype or ("float16" if device.startswith("cuda") else "float32")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import statistics
 
+import numpy as np
+import pandas as pd
 import torch
 
 from sotlat.sot.generate import generate
@@ -39,6 +41,22 @@ def replay_trace(model, vocab: int, trace: dict, repeats: int, timer) -> dict:
         measured["speedup"] = measured["normal_ms"] / measured["sot_ms"]
     measured["runs"] = {k: v for k, v in runs.items() if v}
     return measured
+
+
+def stratified_ids(frame: pd.DataFrame, n: int) -> list[str]:
+    """`n` trace ids stratified by category: shares proportional to the categories' sizes (largest
+    remainders), evenly spaced within each category in file order. Deterministic, in file order."""
+    if n >= len(frame):
+        return frame["id"].tolist()
+    cats = frame["category"].fillna("-")
+    quota = cats.value_counts(sort=False) * n / len(frame)
+    share = np.floor(quota).astype(int)
+    share[(quota - share).sort_values(ascending=False, kind="stable").index[: n - share.sum()]] += 1
+    picked = set()
+    for cat, k in share.items():
+        ids = frame["id"][cats == cat].tolist()
+        picked |= {ids[int((j + 0.5) * len(ids) / k)] for j in range(k)}
+    return [i for i in frame["id"] if i in picked]
 
 
 def measured_record(trace: dict, measured: dict, **about) -> dict:
