@@ -144,13 +144,16 @@ def test_load_traces_carries_optional_fields(tmp_path):
 
 
 def test_summary_means_per_model_and_category(table):
-    traces = [trace("a", category="x", model="m"), trace("b", category="x", model="m", normal=(20, 80)), trace("c", category="y", model="m")]
+    traces = [trace("a", category="x", model="m"), trace("b", category="x", model="m", normal=(20, 80)),
+              trace("c", category="y", model="m", normal=(20, 3))]
     est = estimate(table, traces)
     summary = summarize(est)
     assert list(summary["category"]) == ["x", "y", "all"]
     x = summary[summary.category == "x"].iloc[0]
     assert x.n == 2 and x.speedup == pytest.approx(est.speedup[:2].mean())  # mean of per-question ratios
-    assert summary[summary.category == "all"].iloc[0].n == 3
+    every = summary[summary.category == "all"].iloc[0]
+    assert every.n == 3 and every.median_speedup == pytest.approx(est.speedup.median())
+    assert every.sot_faster == pytest.approx((est.speedup > 1).mean()) and 0 < every.sot_faster < 1
 
 
 def test_loop_reading_of_eq1_has_l_out_minus_one_decode_terms():

@@ -48,7 +48,10 @@ def test_report_has_every_figure_and_csv_and_is_self_contained(tmp_path):
     assert "http" not in html.replace("data:image", "")
     md = (out / "report.md").read_text()
     assert all(f"({slug}.png)" in md for slug in FIGURES) and "Questions SoT slows down" in md
-    assert "b" in pd.read_csv(out / "speedup_distribution.csv")["id"].tolist()
+    per_question = pd.read_csv(out / "speedup_distribution.csv")
+    assert "b" in per_question["id"].tolist()
+    first = per_question[per_question["table"] == per_question["table"].iloc[0]]["speedup"]
+    assert f"{len(first)} questions, mean {first.mean():.2f}x, median {first.median():.2f}x, SoT faster on {(first > 1).mean():.0%}" in md
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report")]  # no temporary folder left
 
 

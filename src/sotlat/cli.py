@@ -226,13 +226,19 @@ def run_estimate(table_path: Path, trace_paths: list[Path], extrapolate=False, p
     return estimates
 
 
+def _x(ratio) -> str:
+    return "-" if pd.isna(ratio) else f"{ratio:.2f}x"
+
+
 def _print_summary(summary: pd.DataFrame, title: str) -> None:
     t = Table(title=f"SoT vs normal: means per model x category - {title}")
-    for name in ("model", "category", "n", "speed-up", "normal ms", "SoT ms", "skeleton prefill", "skeleton decode", "points prefill", "points decode"):
+    for name in ("model", "category", "n", "speed-up", "median", "SoT faster", "normal ms", "SoT ms", "skeleton prefill", "skeleton decode",
+                 "points prefill", "points decode"):
         t.add_column(name, justify="left" if name in ("model", "category") else "right")
     for r in summary.itertuples():
         style = "bold" if r.category == "all" else None
-        t.add_row(r.model, r.category, str(r.n), "-" if pd.isna(r.speedup) else f"{r.speedup:.2f}x", _ms(r.normal_ms), _ms(r.sot_ms),
+        t.add_row(r.model, r.category, str(r.n), _x(r.speedup), _x(r.median_speedup), "-" if pd.isna(r.sot_faster) else f"{r.sot_faster:.0%}",
+                  _ms(r.normal_ms), _ms(r.sot_ms),
                   _ms(r.skeleton_prefill_ms), _ms(r.skeleton_decode_ms), _ms(r.points_prefill_ms), _ms(r.points_decode_ms), style=style)
     console.print(t)
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pandas as pd
 
 SUMMARY_COLUMNS = [
-    "model", "category", "n", "speedup", "normal_ms", "sot_ms",
+    "model", "category", "n", "speedup", "median_speedup", "sot_faster", "normal_ms", "sot_ms",
     "skeleton_prefill_ms", "skeleton_decode_ms", "points_prefill_ms", "points_decode_ms",
 ]
 
 
 def summarize(estimates: pd.DataFrame) -> pd.DataFrame:
-    """Mean speed-up (mean of per-question ratios, as the paper averages) and mean latencies.
+    """Mean speed-up (mean of per-question ratios, as the paper averages), and - since a few large
+    ratios can carry a mean - the median and the share of questions SoT makes faster; mean latencies.
 
     One row per model x category, then one 'all' row per model over all its categories.
     """
@@ -19,11 +20,13 @@ def summarize(estimates: pd.DataFrame) -> pd.DataFrame:
         model=estimates["model"].fillna("-").astype(str),
         category=estimates["category"].fillna("-").astype(str),
     )
-    values = SUMMARY_COLUMNS[3:]
+    values = ["speedup", *SUMMARY_COLUMNS[6:]]
 
     def agg(groups) -> pd.DataFrame:
         means = groups[values].mean()
         means.insert(0, "n", groups.size())
+        means.insert(2, "median_speedup", groups["speedup"].median())
+        means.insert(3, "sot_faster", groups["speedup"].apply(lambda s: (s.dropna() > 1).mean()))
         return means.reset_index()
 
     by_category = agg(frame.groupby(["model", "category"], sort=True))

@@ -158,8 +158,10 @@ def speedups(estimates: pd.DataFrame) -> list[Figure]:
         ax.hist(part["speedup"].dropna(), bins=bins, alpha=0.5, label=name)
     ax.axvline(1, color="red", ls="--", label="no speed-up")
     title = "Per-question SoT speed-up"
+    caption = "; ".join(f"{name}: {len(s)} questions, mean {s.mean():.2f}x, median {s.median():.2f}x, SoT faster on {(s > 1).mean():.0%}"
+                        for name, s in ((n, p["speedup"].dropna()) for n, p in estimates.groupby("table", sort=False)) if len(s))
     out.append(Figure("speedup_distribution", title, _finish(fig, ax, title, "speed-up (normal / SoT)", "questions"),
-                      estimates[["table", "id", "category", "speedup"]]))
+                      estimates[["table", "id", "category", "speedup"]], caption + "."))
     return out
 
 
