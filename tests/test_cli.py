@@ -116,3 +116,16 @@ def test_estimate_rejects_unknown_out_suffix(tmp_path):
     save_table(synthetic_table(), tmp_path / "t.parquet")
     traces = write_jsonl(tmp_path / "t.jsonl", [trace()])
     assert_user_error(invoke("estimate", "--table", tmp_path / "t.parquet", "--traces", traces, "--out", tmp_path / "e.xlsx"), "--out")
+
+
+def test_estimate_skip_unanswerable_estimates_the_rest_and_says_why(tmp_path):
+    table = tmp_path / "t.parquet"
+    save_table(synthetic_table(batches=(1, 2, 3), decode_max=200), table)
+    traces = write_jsonl(tmp_path / "t.jsonl", [trace("a"), trace("wide", points=[(15, 5)] * 5), trace("b", normal=(30, 40))])
+    result = invoke("estimate", "--table", table, "--traces", traces)
+    assert_user_error(result, "trace wide: points stage needs batch 5, but the table has batches 1-3")
+    out = tmp_path / "e.csv"
+    result = invoke("estimate", "--table", table, "--traces", traces, "--skip-unanswerable", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "1 of 3 traces are outside the table" in result.output and "wide: points stage needs batch 5" in result.output
+    assert list(pd.read_csv(out)["id"]) == ["a", "b"]

@@ -3,8 +3,7 @@
 import pytest
 from conftest import synthetic_table
 from sotlat.demo import CPU, GPU, PROMPTS, covered, demo_spec, recorded_traces
-from sotlat.estimator import load_traces
-from sotlat.report.analysis import estimate_all
+from sotlat.estimator import estimate_answerable, load_traces
 
 
 @pytest.mark.parametrize("device, budget", [("cpu", CPU), ("cuda", GPU)])
@@ -21,7 +20,7 @@ def test_demo_grid_answers_exactly_the_covered_recorded_traces(device, budget):
     assert spec.decode_max <= budget.decode_measured
 
     table = synthetic_table(batches=spec.batches, prefill=(grid.start, grid.stop, grid.step), decode_max=spec.decode_max)
-    estimates, failed = estimate_all(table, traces)
+    estimates, failed = estimate_answerable(table, traces, extrapolate=True)
     assert set(estimates["id"]) == set(traces.loc[inside, "id"])
     assert set(failed["id"]) == set(traces.loc[~inside, "id"])
     longest_k = max((traces.loc[inside, f"{s}_prompt"] + traces.loc[inside, f"{s}_completion"]).max() for s in ("normal", "skeleton", "points"))
@@ -45,6 +44,6 @@ def test_demo_end_to_end_with_the_tiny_architecture(tmp_path, monkeypatch):
     inside = covered(traces, tiny)
     estimates = pd.read_csv(tmp_path / "estimates.csv")
     assert set(estimates["id"]) == set(traces.loc[inside, "id"]) and estimates["extrapolated"].all()
-    assert f"{inside.sum()} of {len(traces)} traces estimated" in result.output
+    assert f"{(~inside).sum()} of {len(traces)} traces are outside the table" in result.output
     report = (tmp_path / "report" / "report.md").read_text()
     assert "Traces a table cannot answer" in report and traces.loc[~inside, "id"].iloc[0] in report

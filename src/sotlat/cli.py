@@ -199,31 +199,44 @@ def estimate(
     extrapolate: Annotated[bool, typer.Option(help="Extend decode linearly in k past the table.")] = False,
     peak_tflops: Annotated[Optional[float], typer.Option(help="Device peak, for utilization.")] = None,
     decode_terms: Annotated[str, typer.Option(help="Eq. 1 decode terms: printed (l_o + 1) or loop (l_o - 1).")] = "printed",
+    skip_unanswerable: Annotated[bool, typer.Option(help="Estimate the traces the table answers and list the others, instead of stopping.")] = False,
 ):
     """Normal vs SoT latency and speed-up per trace (Eq. 1-4), summarised per model x category."""
+    from sotlat.estimator import estimate as run, estimate_answerable, load_traces
+    from sotlat.tables import load_table
+
     _check_out_suffix(out)
-    estimates = run_estimate(table, traces, extrapolate, peak_tflops, decode_terms)
+    table_frame = load_table(table)
+    frames = [load_traces(p) for p in traces]
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    dup = frame["id"].duplicated()
+    if dup.any():
+        raise InputError(f"trace id {frame['id'][dup].iloc[0]!r} appears in more than one trace file")
+    options = dict(extrapolate=extrapolate, peak_tflops=peak_tflops, decode_terms=decode_terms)
+    if skip_unanswerable:
+        estimates, unanswered = estimate_answerable(table_frame, frame, **options)
+    else:
+        estimates, unanswered = run(table_frame, frame, **options), frame.iloc[:0]
+    _print_estimates(table_frame, estimates, unanswered)
     if out is not None:
         write_frame(estimates, out)
         console.print(f"per-trace estimates: {out}")
 
 
-def run_estimate(table_path: Path, trace_paths: list[Path], extrapolate=False, peak_tflops=None, decode_terms="printed") -> pd.DataFrame:
-    from sotlat.estimator import estimate as run, load_traces, summarize
-    from sotlat.tables import load_table
+def _print_estimates(table: pd.DataFrame, estimates: pd.DataFrame, unanswered: pd.DataFrame) -> None:
+    """The summary per model x category, then what was extrapolated and what the table cannot answer."""
+    from sotlat.estimator import summarize
 
-    table = load_table(table_path)
-    frames = [load_traces(p) for p in trace_paths]
-    traces = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    dup = traces["id"].duplicated()
-    if dup.any():
-        raise InputError(f"trace id {traces['id'][dup].iloc[0]!r} appears in more than one trace file")
-    estimates = run(table, traces, extrapolate=extrapolate, peak_tflops=peak_tflops, decode_terms=decode_terms)
     meta = table.attrs["sotlat"]
     _print_summary(summarize(estimates), f"{meta['arch']['name']} on {meta['device']['name']} ({meta['dtype']})")
     if estimates["extrapolated"].any():
         console.print(f"[yellow]{int(estimates['extrapolated'].sum())} traces use extrapolated decode latencies[/]")
-    return estimates
+    if len(unanswered):
+        console.print(f"[yellow]{len(unanswered)} of {len(estimates) + len(unanswered)} traces are outside the table and not estimated:[/]")
+        for r in unanswered.head(10).itertuples():
+            console.print(f"  {r.id}: {r.reason}", markup=False, highlight=False)
+        if len(unanswered) > 10:
+            console.print(f"  ... and {len(unanswered) - 10} more")
 
 
 def _x(ratio) -> str:
@@ -311,10 +324,10 @@ def replay(
     records = read_records(traces)
     frame = traces_frame(records)  # checks every trace first
     if table:
-        from sotlat.report.analysis import estimate_all
+        from sotlat.estimator import estimate_answerable
         from sotlat.tables import load_table
 
-        answered, failed = estimate_all(load_table(table), frame)
+        answered, failed = estimate_answerable(load_table(table), frame)
         console.print(f"{len(answered)} of {len(frame)} traces are within {table} ({len(failed)} are not: batch, prompt or oom)")
         frame = frame[frame["id"].isin(answered["id"])]
     chosen = set(stratified_ids(frame, sample) if sample else frame["id"])
@@ -569,8 +582,7 @@ def demo(
 ):
     """Profile this machine on a grid sized to a few minutes, then estimate the repo's real Vicuna-80 traces on it."""
     from sotlat.demo import demo_spec, recorded_traces
-    from sotlat.estimator import load_traces, summarize
-    from sotlat.report.analysis import estimate_all
+    from sotlat.estimator import estimate_answerable, load_traces
     from sotlat.report.build import build_report
     from sotlat.tables import load_table
 
@@ -587,11 +599,8 @@ def demo(
     except InputError as exc:
         raise InputError(f"{exc} (run `sotlat demo --no-resume` to profile again from scratch)") from None
     table = load_table(table_path)
-    estimates, failed = estimate_all(table, load_traces(traces))
-    meta = table.attrs["sotlat"]
-    _print_summary(summarize(estimates), f"{meta['arch']['name']} on {meta['device']['name']} ({meta['dtype']})")
-    console.print(f"{len(estimates)} of {len(estimates) + len(failed)} traces estimated ({int(estimates['extrapolated'].sum())} with decode "
-                  f"extrapolated past k = {spec.decode_max}); the other {len(failed)} need a larger grid (listed in the report)")
+    estimates, unanswered = estimate_answerable(table, load_traces(traces), extrapolate=True)
+    _print_estimates(table, estimates, unanswered)
     est_path = out_dir / "estimates.csv"
     write_frame(estimates, est_path)
     index = build_report([table], [traces], out_dir / "report")

@@ -79,7 +79,19 @@ def estimate(table: pd.DataFrame, traces, extrapolate: bool = False, peak_tflops
     """Normal vs SoT latency, speed-up, decode TFLOPS and peak memory per trace (Eq. 1-4).
 
     `decode_terms`: "printed" (Eq. 1 as printed, l_o + 1 decode terms) or "loop" (l_o - 1).
+    Raises InputError naming the first trace the table cannot answer.
     """
+    out, unanswered = estimate_answerable(table, traces, extrapolate, peak_tflops, decode_terms)
+    if len(unanswered):
+        more = f" ({len(unanswered) - 1} more traces fail)" if len(unanswered) > 1 else ""
+        raise InputError(f"trace {unanswered['id'].iloc[0]}: {unanswered['reason'].iloc[0]}{more}")
+    return out
+
+
+def estimate_answerable(table: pd.DataFrame, traces, extrapolate: bool = False, peak_tflops: float | None = None,
+                        decode_terms: str = "printed") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`estimate` of the traces the table answers, and the others as (id, reason): a batch it
+    lacks, a prompt past its prefill grid, an oom cell, decode past its k (without `extrapolate`)."""
     if decode_terms not in DECODE_TERMS:
         raise InputError(f"--decode-terms: expected one of {', '.join(DECODE_TERMS)}, got {decode_terms!r}")
     if not isinstance(traces, pd.DataFrame):
@@ -95,7 +107,10 @@ def estimate(table: pd.DataFrame, traces, extrapolate: bool = False, peak_tflops
         "skeleton": stage(lk, col("skeleton_prompt"), col("skeleton_completion"), 1, has_sot, decode_terms),
         "points": stage(lk, col("points_prompt"), col("points_completion"), col("num_points"), has_sot, decode_terms),
     }
-    _raise_on_problem(traces, stages, lk, table, col("num_points"))
+    failing = np.any([st["problem"] != OK for st in stages.values()], axis=0)
+    unanswered = pd.DataFrame({"id": traces["id"][failing].to_numpy(),
+                               "reason": [_problem(traces, stages, lk, col("num_points"), row) for row in np.flatnonzero(failing)]},
+                              columns=["id", "reason"])
 
     n, s, p = stages["normal"], stages["skeleton"], stages["points"]
     out = pd.DataFrame({"id": traces["id"], "category": traces["category"], "model": traces["model"]})
@@ -119,7 +134,7 @@ def estimate(table: pd.DataFrame, traces, extrapolate: bool = False, peak_tflops
     for name in ("normal", "sot"):
         if traces[f"recorded_{name}_ms"].notna().any():
             out[f"recorded_{name}_ms"] = traces[f"recorded_{name}_ms"].to_numpy()
-    return out
+    return out[~failing].reset_index(drop=True), unanswered
 
 
 _STAGE_LENGTHS = {
@@ -129,13 +144,9 @@ _STAGE_LENGTHS = {
 }
 
 
-def _raise_on_problem(traces, stages, lk: Lookup, table: pd.DataFrame, num_points) -> None:
-    """One located message for the first trace whose lookup falls outside the table."""
-    failing = [(int(np.flatnonzero(st["problem"])[0]), name) for name, st in stages.items() if st["problem"].any()]
-    if not failing:
-        return
-    row, name = min(failing)
-    total = int(np.any([st["problem"] != OK for st in stages.values()], axis=0).sum())
+def _problem(traces, stages, lk: Lookup, num_points, row: int) -> str:
+    """Why the table cannot answer trace `row`: its first stage (normal, skeleton, points) that fails."""
+    name = next(name for name, st in stages.items() if st["problem"][row] != OK)
     st = stages[name]
     l_in = int(traces[_STAGE_LENGTHS[name][0]].iloc[row])
     hi = int(st["hi"][row])
@@ -155,8 +166,7 @@ def _raise_on_problem(traces, stages, lk: Lookup, table: pd.DataFrame, num_point
     else:
         k = next(k for k in range(l_in, hi + 1) if (batch, k) in lk.decode_status or k > lk.decode_last[batch])
         what = f"t^D_{batch}({k}), which is {lk.decode_status.get((batch, k), 'not measured')} in the table"
-    more = f" ({total - 1} more traces fail)" if total > 1 else ""
-    raise InputError(f"trace {traces['id'].iloc[row]}: {name} stage needs {what}{more}")
+    return f"{name} stage needs {what}"
 
 
 def _ranges(values: list[int]) -> str:

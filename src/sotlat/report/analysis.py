@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sotlat.errors import InputError
-from sotlat.estimator import estimate, traces_frame
+from sotlat.estimator import estimate_answerable, traces_frame
 from sotlat.estimator.lookup import build_lookup
 from sotlat.estimator.equations import stage
 from sotlat.tables.stats import decode_floor_ms, run_cv
@@ -103,18 +102,8 @@ def throughput(table: pd.DataFrame, context: int, prompt: int, slo_tpot_ms: floa
 def estimate_all(table: pd.DataFrame, traces: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Estimates (decode extrapolated where needed) of every trace the table can answer, and the
     traces it cannot (batch not profiled, oom cells, prompt past the prefill grid) with the reason."""
-    try:
-        return estimate(table, traces, extrapolate=True).assign(table=label(table)), pd.DataFrame(columns=["table", "id", "reason"])
-    except InputError:
-        pass
-    done, failed = [], []
-    for i in range(len(traces)):
-        try:
-            done.append(estimate(table, traces.iloc[[i]].reset_index(drop=True), extrapolate=True))
-        except InputError as exc:
-            failed.append({"table": label(table), "id": traces["id"].iloc[i], "reason": str(exc)})
-    estimates = pd.concat(done, ignore_index=True) if done else estimate(table, traces.iloc[:0], extrapolate=True)
-    return estimates.assign(table=label(table)), pd.DataFrame(failed, columns=["table", "id", "reason"])
+    estimates, failed = estimate_answerable(table, traces, extrapolate=True)
+    return estimates.assign(table=label(table)), failed.assign(table=label(table))[["table", "id", "reason"]]
 
 
 def sot_whatif(table: pd.DataFrame, answer: int, normal_prompt: int = 50, skeleton_prompt: int = 300,
