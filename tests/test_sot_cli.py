@@ -86,6 +86,7 @@ def test_stats_per_category(tmp_path):
 
     s = pd.read_csv(tmp_path / "s.csv").set_index("category")
     assert s.loc["x", "points"] == 2 and s.loc["x", "point_tokens"] == 40 and s.loc["x", "longest_point_tokens"] == 50
+    assert s.loc["x", "point_imbalance"] == 50 / 40 and s.loc["x", "sot_answer_tokens"] == 80 and s.loc["x", "skeleton_at_limit"] == 0
     assert s.loc["x", "normal_at_limit"] == 1 and s.loc["y", "fallbacks"] == 1 and s.loc["y", "skeleton_tokens"] == 9
     assert s.loc["all", "n"] == 2 and s.loc["all", "normal_tokens"] == 70
 

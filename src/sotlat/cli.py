@@ -412,11 +412,13 @@ def stats(
     traces_frame(records)
     table = summarize_lengths(per_trace(records))
     t = Table(title=f"{traces}: mean token lengths per category (completion tokens)")
-    for c in ("category", "n", "SoT fallbacks", "points", "skeleton", "point", "longest point", "normal", "normal at limit"):
+    for c in ("category", "n", "SoT fallbacks", "points", "skeleton", "skeleton at limit", "point", "longest point", "longest / mean",
+              "SoT answer", "normal", "normal at limit"):
         t.add_column(c, justify="left" if c == "category" else "right")
     for r in table.itertuples():
-        t.add_row(r.category, str(r.n), str(r.fallbacks), f"{r.points:.1f}", f"{r.skeleton_tokens:.0f}", f"{r.point_tokens:.0f}",
-                  f"{r.longest_point_tokens:.0f}", f"{r.normal_tokens:.0f}", str(r.normal_at_limit), style="bold" if r.category == "all" else None)
+        t.add_row(r.category, str(r.n), str(r.fallbacks), f"{r.points:.1f}", f"{r.skeleton_tokens:.0f}", str(r.skeleton_at_limit),
+                  f"{r.point_tokens:.0f}", f"{r.longest_point_tokens:.0f}", f"{r.point_imbalance:.2f}", f"{r.sot_answer_tokens:.0f}",
+                  f"{r.normal_tokens:.0f}", str(r.normal_at_limit), style="bold" if r.category == "all" else None)
     console.print(t)
     if out is not None:
         write_frame(table, out)

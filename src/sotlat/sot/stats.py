@@ -1,13 +1,14 @@
-"""Token-length statistics of traces, as the paper's Fig. 12: points per question; lengths of the
-skeleton, the points and the normal answer; per category."""
+"""Token-length statistics of traces, as the paper's Fig. 12: points per question (12a); lengths of
+the normal answer (12b), the longest and the mean point (12c, 12d), their balance (12e: longest /
+mean point) and the final SoT answer (12f: the points' answers together); the skeleton; per category."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-STAT_COLUMNS = ["category", "n", "fallbacks", "points", "skeleton_tokens", "point_tokens", "longest_point_tokens",
-                "normal_tokens", "normal_at_limit"]
+STAT_COLUMNS = ["category", "n", "fallbacks", "points", "skeleton_tokens", "skeleton_at_limit", "point_tokens",
+                "longest_point_tokens", "point_imbalance", "sot_answer_tokens", "normal_tokens", "normal_at_limit"]
 
 
 def per_trace(records: list[tuple[str, dict]]) -> pd.DataFrame:
@@ -16,21 +17,25 @@ def per_trace(records: list[tuple[str, dict]]) -> pd.DataFrame:
         points = [p["completion_tokens"] for p in t["sot"]["points"]] if "sot" in t else []
         skeleton = (t.get("sot") or t.get("sot_fallback") or {}).get("skeleton", {})
         normal = t.get("normal", {}).get("completion_tokens")
+        limit = t.get("max_new_tokens")
         rows.append({"id": t["id"], "category": t.get("category") or "-", "fallback": "sot" not in t,
                      "points": len(points) or np.nan, "skeleton_tokens": skeleton.get("completion_tokens", np.nan),
+                     "skeleton_at_limit": limit is not None and skeleton.get("completion_tokens") == limit,
                      "point_tokens": np.mean(points) if points else np.nan, "longest_point_tokens": max(points, default=np.nan),
+                     "point_imbalance": max(points) / np.mean(points) if points and np.mean(points) else np.nan,
+                     "sot_answer_tokens": sum(points) if points else np.nan,
                      "normal_tokens": normal if normal is not None else np.nan,
-                     "normal_at_limit": normal is not None and normal == t.get("max_new_tokens")})
+                     "normal_at_limit": normal is not None and normal == limit})
     return pd.DataFrame(rows)
 
 
 def summarize_lengths(frame: pd.DataFrame) -> pd.DataFrame:
-    """Means per category (then 'all'); fallbacks and answers cut at max-new-tokens are counts."""
-    means = ["points", "skeleton_tokens", "point_tokens", "longest_point_tokens", "normal_tokens"]
+    """Means per category (then 'all'); fallbacks and skeletons or answers cut at max-new-tokens are counts."""
+    counts = {"fallbacks": "fallback", "skeleton_at_limit": "skeleton_at_limit", "normal_at_limit": "normal_at_limit"}
 
     def agg(group: pd.DataFrame, category: str) -> dict:
-        return {"category": category, "n": len(group), "fallbacks": int(group["fallback"].sum()),
-                **{c: float(group[c].mean()) for c in means}, "normal_at_limit": int(group["normal_at_limit"].sum())}
+        means = {c: float(group[c].mean()) for c in STAT_COLUMNS[2:] if c not in counts}
+        return {"category": category, "n": len(group), **means, **{c: int(group[src].sum()) for c, src in counts.items()}}
 
     rows = [agg(g, c) for c, g in frame.groupby("category", sort=True)] + [agg(frame, "all")]
     return pd.DataFrame(rows, columns=STAT_COLUMNS)
