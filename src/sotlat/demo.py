@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from sotlat.estimator.traces import STAGE_COLUMNS, longest_context
 from sotlat.profiler.device import default_device
 from sotlat.profiler.run import ProfileSpec
 from sotlat.tables.grid import PrefillGrid
 
-PROMPTS = ["normal_prompt", "skeleton_prompt", "points_prompt"]
+PROMPTS = [prompt for prompt, _ in STAGE_COLUMNS.values()]
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,6 @@ def demo_spec(frame: pd.DataFrame, device: str | None = None) -> ProfileSpec:
     budget = GPU if device == "cuda" else CPU
     inside = frame[covered(frame, budget)]
     longest_prompt = int(inside[PROMPTS].max().max())
-    longest_k = int(max((inside[f"{s}_prompt"] + inside[f"{s}_completion"]).max() for s in ("normal", "skeleton", "points")))
     step = budget.prefill_step
     return ProfileSpec(
         arch=budget.arch,
@@ -63,7 +63,7 @@ def demo_spec(frame: pd.DataFrame, device: str | None = None) -> ProfileSpec:
         dtype=budget.dtype,
         batches=sorted({1} | {int(n) for n in inside["num_points"].dropna()}),
         prefill_lengths=PrefillGrid(1, (longest_prompt // step) * step + 2, step),
-        decode_max=min(longest_k, budget.decode_measured),
+        decode_max=min(longest_context(inside), budget.decode_measured),
         prefill_runs=budget.prefill_runs,
         prefill_warmup=budget.prefill_warmup,
         decode_runs=budget.decode_runs,

@@ -13,7 +13,7 @@ import pandas as pd
 
 from sotlat.errors import InputError
 from sotlat.estimator.lookup import Lookup, build_lookup, range_max
-from sotlat.estimator.traces import traces_frame
+from sotlat.estimator.traces import STAGE_COLUMNS, longest_context, traces_frame
 
 OUTPUT_COLUMNS = [
     "id", "category", "model", "num_points",
@@ -99,8 +99,7 @@ def estimate_answerable(table: pd.DataFrame, traces, extrapolate: bool = False, 
     col = lambda name: traces[name].fillna(0).to_numpy(dtype=np.int64)  # noqa: E731
     has_normal = traces["normal_prompt"].notna().to_numpy()
     has_sot = traces["skeleton_prompt"].notna().to_numpy()
-    k_needed = int(max((col(p) + col(c)).max() for p, c in _STAGE_LENGTHS.values()))
-    lk = build_lookup(table, k_needed, extrapolate)
+    lk = build_lookup(table, longest_context(traces), extrapolate)
 
     stages = {
         "normal": stage(lk, col("normal_prompt"), col("normal_completion"), 1, has_normal, decode_terms),
@@ -137,18 +136,11 @@ def estimate_answerable(table: pd.DataFrame, traces, extrapolate: bool = False, 
     return out[~failing].reset_index(drop=True), unanswered
 
 
-_STAGE_LENGTHS = {
-    "normal": ("normal_prompt", "normal_completion"),
-    "skeleton": ("skeleton_prompt", "skeleton_completion"),
-    "points": ("points_prompt", "points_completion"),
-}
-
-
 def _problem(traces, stages, lk: Lookup, num_points, row: int) -> str:
     """Why the table cannot answer trace `row`: its first stage (normal, skeleton, points) that fails."""
     name = next(name for name, st in stages.items() if st["problem"][row] != OK)
     st = stages[name]
-    l_in = int(traces[_STAGE_LENGTHS[name][0]].iloc[row])
+    l_in = int(traces[STAGE_COLUMNS[name][0]].iloc[row])
     hi = int(st["hi"][row])
     batch = int(num_points[row]) if name == "points" else 1
     code = int(st["problem"][row])

@@ -23,6 +23,17 @@ TRACE_COLUMNS = [
     "num_points", "points_prompt", "points_completion",
     "recorded_normal_ms", "recorded_sot_ms",
 ]
+# Each stage's (prompt, completion) columns.
+STAGE_COLUMNS = {
+    "normal": ("normal_prompt", "normal_completion"),
+    "skeleton": ("skeleton_prompt", "skeleton_completion"),
+    "points": ("points_prompt", "points_completion"),
+}
+
+
+def longest_context(frame: pd.DataFrame) -> int:
+    """The largest decode k any stage of these traces reaches: its prompt plus its answer."""
+    return int(max((frame[p].fillna(0) + frame[c].fillna(0)).to_numpy().max(initial=0) for p, c in STAGE_COLUMNS.values()))
 
 
 def load_traces(path: str | os.PathLike) -> pd.DataFrame:
