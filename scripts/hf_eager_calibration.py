@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sotlat.profiler.archs import load_config
 from sotlat.simulator.catalogue import gpu_spec
 from sotlat.simulator.model import DEFAULT, Calibration, PhaseParams
 from sotlat.simulator.simulate import shapes_and_flops, simulate_cells
@@ -39,14 +40,14 @@ def main() -> None:
     parser.add_argument("--fit-row", default="llama-7b", choices=list(TABLE_1))
     arch = parser.parse_args().fit_row
     gpu = gpu_spec("a100-80gb-sxm")
-    layers = {"llama-7b": 32, "llama-13b": 40, "llama-33b": 60}
+    layers = load_config(arch, None)[1].num_hidden_layers
     no_overhead = Calibration("none", PhaseParams(DEFAULT.prefill.mfu, DEFAULT.prefill.mbu, 0.0), PhaseParams(DEFAULT.decode.mfu, DEFAULT.decode.mbu, 0.0))
     base_prefill, base_decode = row_ms(arch, gpu, no_overhead)
     want_prefill, want_decode = TABLE_1[arch]
     cal = Calibration(
         "hf-eager",
-        PhaseParams(DEFAULT.prefill.mfu, DEFAULT.prefill.mbu, (want_prefill - base_prefill) / layers[arch]),
-        PhaseParams(DEFAULT.decode.mfu, DEFAULT.decode.mbu, (want_decode - base_decode) / DECODED / layers[arch]),
+        PhaseParams(DEFAULT.prefill.mfu, DEFAULT.prefill.mbu, (want_prefill - base_prefill) / layers),
+        PhaseParams(DEFAULT.decode.mfu, DEFAULT.decode.mbu, (want_decode - base_decode) / DECODED / layers),
         about=f"HF transformers 4.28 eager on an A100 80GB: per-layer overheads solved from the paper's Table 1 {arch} row "
               f"(MFU {DEFAULT.prefill.mfu}, MBU {DEFAULT.decode.mbu} held); scripts/hf_eager_calibration.py",
     )
