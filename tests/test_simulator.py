@@ -1,5 +1,8 @@
-"""The GPU catalogue, simulated tables, and calibration recovering known parameters."""
+"""The GPU catalogue, simulated tables, calibration recovering known parameters, and profile plans."""
 
+from importlib import resources
+
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -8,8 +11,10 @@ from sotlat.errors import InputError
 from sotlat.simulator.calibrate import calibrate
 from sotlat.simulator.catalogue import FIELDS, gpu_spec, load_catalogue
 from sotlat.simulator.model import Calibration, PhaseParams, load_calibration
+from sotlat.simulator.plan import profile_seconds, shards
 from sotlat.simulator.simulate import simulate
 from sotlat.tables import PrefillGrid, load_table, save_table
+from sotlat.tables.grid import parse_batches
 
 IDS = ["a100-40gb-sxm", "a100-80gb-sxm", "a100-80gb-pcie", "rtx-3090", "rtx-4090", "a10g", "l4", "l40s",
        "h100-sxm", "h100-pcie", "h200", "b200", "mi300x"]
@@ -91,3 +96,33 @@ def test_shipped_calibrations_and_cli(tmp_path):
     result = runner.invoke(app, ["calibrate", "--table", str(out), "--out", str(tmp_path / "c.json")])
     assert result.exit_code == 0 and "median |error|" in result.output
     assert load_calibration(str(tmp_path / "c.json")).decode.mbu == pytest.approx(0.75, rel=1e-3)
+
+
+@pytest.mark.parametrize("name", ["smollm2-135m", "smollm2-360m"])
+def test_profile_cost_matches_the_time_a_measured_profile_took(name):
+    table = load_table(resources.files("sotlat") / "data" / "tables" / f"{name}__cpu-amd-epyc-2c.parquet")
+    meta = table.attrs["sotlat"]
+    seconds = profile_seconds(table, meta["method"]["prefill"]["runs"], meta["method"]["decode"]["runs"])
+    assert list(seconds["batch"]) == meta["method"]["grid"]["batches"]
+    assert seconds["total_s"].sum() == pytest.approx(meta["progress"]["elapsed_s"], rel=0.02)  # 4 minutes, within 5 s
+
+
+def test_shards_stay_within_the_limit_in_batch_order():
+    seconds = pd.DataFrame({"batch": [1, 2, 3, 4, 5, 6], "total_s": [100.0, 200, 250, 700, 50, 60]})
+    groups = shards(seconds, 500)
+    assert groups == [[1, 2], [3], [4], [5, 6]]  # 4 alone is over the limit: its own shard, continued with --resume
+    assert shards(seconds, 1e9) == [[1, 2, 3, 4, 5, 6]]
+
+
+def test_plan_prints_the_simulated_cost_and_one_command_per_shard():
+    args = ["--gpu", "a100-80gb-sxm", "--arch", "tiny", "--batches", "1-4", "--prefill-lengths", "1:50:10", "--decode-max", "1024"]
+    result = CliRunner().invoke(app, ["plan", *args, "--shard-minutes", "0.2"])  # 12 s: ~7 s per batch
+    assert result.exit_code == 0, result.output
+    table = simulate("tiny", None, gpu_spec("a100-80gb-sxm"), load_calibration("hf-eager"), "float16", [1, 2, 3, 4], PrefillGrid(1, 50, 10), 1024)
+    seconds = profile_seconds(table, 7, 3)
+    assert f"total {seconds['total_s'].sum():.0f} s of forward passes" in result.output
+    commands = [line for line in result.output.splitlines() if line.strip().startswith("sotlat profile")]
+    groups = shards(seconds, 12)
+    assert len(groups) > 1 and [parse_batches(c.split("--batches ")[1].split()[0]) for c in commands] == groups
+    assert all("--arch tiny --dtype float16 --prefill-lengths 1:50:10 --decode-max 1024" in c and c.split("#")[0].rstrip().endswith("--resume")
+               for c in commands)

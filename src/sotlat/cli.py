@@ -1,4 +1,4 @@
-"""The `sotlat` command line: profile, flops, estimate, tables show/merge, demo."""
+"""The `sotlat` command line: one function per command (`sotlat --help` lists them)."""
 
 from __future__ import annotations
 
@@ -87,6 +87,11 @@ def _arch_or_config(arch, config) -> None:
         raise InputError("give exactly one of --arch and --config")
 
 
+def _check_warmup(prefill_runs: int, prefill_warmup: int) -> None:
+    if prefill_warmup >= prefill_runs:
+        raise InputError(f"--prefill-warmup ({prefill_warmup}) must be smaller than --prefill-runs ({prefill_runs})")
+
+
 def _check_out_suffix(out: Path | None) -> None:
     if out is not None and out.suffix not in OUT_SUFFIXES:
         raise InputError(f"--out: {out}: suffix must be one of {', '.join(OUT_SUFFIXES)}")
@@ -117,8 +122,7 @@ def profile(
     from sotlat.tables.grid import parse_batches, parse_range
 
     _arch_or_config(arch, config)
-    if prefill_warmup >= prefill_runs:
-        raise InputError(f"--prefill-warmup ({prefill_warmup}) must be smaller than --prefill-runs ({prefill_runs})")
+    _check_warmup(prefill_runs, prefill_warmup)
     device = _device(device)
     spec = ProfileSpec(
         arch=arch, config_path=str(config) if config else None, device=device,
@@ -455,21 +459,77 @@ def simulate(
     bandwidth_gbps: Annotated[Optional[float], typer.Option(help="Override the catalogue's bandwidth.")] = None,
 ):
     """Write a latency table for a GPU from the analytical model (same format as profile)."""
-    from sotlat.simulator.catalogue import gpu_spec
-    from sotlat.simulator.model import load_calibration
-    from sotlat.simulator.simulate import simulate as run
     from sotlat.tables import save_table
-    from sotlat.tables.grid import parse_batches, parse_range
 
-    _arch_or_config(arch, config)
-    spec = gpu_spec(gpu, peak_tflops, bandwidth_gbps)
-    table = run(arch, str(config) if config else None, spec, load_calibration(calibration), dtype,
-                parse_batches(batches), parse_range(prefill_lengths), decode_max)
+    spec, table = _simulated(gpu, arch, config, dtype, calibration, batches, prefill_lengths, decode_max, peak_tflops, bandwidth_gbps)
     save_table(table, out)
     oom = int((table["status"] == "oom").sum())
     console.print(f"{out}: {len(table)} simulated cells for {table.attrs['sotlat']['arch']['name']} on {spec['name']}"
                   + (f" ({oom} over the GPU's memory: oom)" if oom else "")
                   + (f"; unconfirmed catalogue figures: {', '.join(spec['unconfirmed'])}" if spec["unconfirmed"] else ""))
+
+
+def _simulated(gpu, arch, config, dtype, calibration, batches, prefill_lengths, decode_max, peak_tflops, bandwidth_gbps):
+    """The catalogue entry and the simulated table of `simulate` and `plan`."""
+    from sotlat.simulator.catalogue import gpu_spec
+    from sotlat.simulator.model import load_calibration
+    from sotlat.simulator.simulate import simulate as run
+    from sotlat.tables.grid import parse_batches, parse_range
+
+    _arch_or_config(arch, config)
+    spec = gpu_spec(gpu, peak_tflops, bandwidth_gbps)
+    return spec, run(arch, str(config) if config else None, spec, load_calibration(calibration), dtype,
+                     parse_batches(batches), parse_range(prefill_lengths), decode_max)
+
+
+@app.command()
+@user_errors
+def plan(
+    gpu: Annotated[str, typer.Option(help="The GPU to be profiled: a catalogue id (sotlat gpus).")],
+    arch: Annotated[Optional[str], typer.Option()] = None,
+    config: Annotated[Optional[Path], typer.Option()] = None,
+    dtype: Annotated[str, typer.Option()] = "float16",
+    calibration: Annotated[str, typer.Option(help="default, hf-eager, or a file from sotlat calibrate.")] = "hf-eager",
+    batches: Annotated[str, typer.Option()] = "1-16",
+    prefill_lengths: Annotated[str, typer.Option()] = "1:700:10",
+    decode_max: Annotated[int, typer.Option(min=1)] = 1024,
+    prefill_runs: Annotated[int, typer.Option(min=1)] = 7,
+    prefill_warmup: Annotated[int, typer.Option(min=0)] = 2,
+    decode_runs: Annotated[int, typer.Option(min=1)] = 3,
+    shard_minutes: Annotated[float, typer.Option(min=0.1, help="Time limit of one command: group batches into shards within it.")] = 9.0,
+    peak_tflops: Annotated[Optional[float], typer.Option(help="Override the catalogue's dense FP16 TFLOPS.")] = None,
+    bandwidth_gbps: Annotated[Optional[float], typer.Option(help="Override the catalogue's bandwidth.")] = None,
+):
+    """How long `profile` will take on a GPU (simulated, hf-eager by default), and batch shards that fit a time limit."""
+    from sotlat.simulator.plan import profile_seconds, shards
+
+    _check_warmup(prefill_runs, prefill_warmup)
+    spec, table = _simulated(gpu, arch, config, dtype, calibration, batches, prefill_lengths, decode_max, peak_tflops, bandwidth_gbps)
+    seconds = profile_seconds(table, prefill_runs, decode_runs)
+    name = table.attrs["sotlat"]["arch"]["name"]
+    cal = table.attrs["sotlat"]["method"]["calibration"]["name"]
+    console.print(f"profiling {name} ({dtype}) on {spec['name']}, simulated with the {cal} calibration:")
+    view = Table()
+    for col in ("batch", "prefill", "decode", "total"):
+        view.add_column(col, justify="right")
+    for row in seconds.itertuples():
+        view.add_row(str(row.batch), _duration(row.prefill_s), _duration(row.decode_s), _duration(row.total_s))
+    console.print(view)
+    oom = int((table["status"] == "oom").sum())
+    console.print(f"total {_duration(seconds['total_s'].sum())} of forward passes (model build not included)"
+                  + (f"; {oom} cells over the GPU's memory (oom)" if oom else ""))
+    command = (f"sotlat profile {f'--arch {arch}' if arch else f'--config {config}'} --dtype {dtype} --prefill-lengths {prefill_lengths} "
+               f"--decode-max {decode_max} --prefill-runs {prefill_runs} --prefill-warmup {prefill_warmup} --decode-runs {decode_runs}")
+    console.print(f"shards of at most {_duration(shard_minutes * 60)}, one command each:")
+    for group in shards(seconds, shard_minutes * 60):
+        label = (f"{group[0]}-{group[-1]}" if len(group) > 1 else str(group[0])) if group == list(range(group[0], group[-1] + 1)) else ",".join(map(str, group))
+        total = seconds.loc[seconds["batch"].isin(group), "total_s"].sum()
+        console.print(f"  {command} --batches {label} --out {name}__b{label}.parquet --resume   # ~{_duration(total)}"
+                      + ("; over the limit: --resume continues it" if total > shard_minutes * 60 else ""), markup=False, highlight=False, soft_wrap=True)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
 @app.command()
