@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from conftest import synthetic_table, trace, write_jsonl
 from sotlat.cli import app
-from sotlat.report.analysis import capacity, throughput
+from sotlat.report.analysis import capacity, prefill_curves, quality, shown_batches, throughput
 from sotlat.tables import save_table
 
 FIGURES = ["fig3a_latency_vs_batch", "fig3b_decode_tflops", "fig3c_peak_memory", "decode_heatmap", "prefill_latency",
@@ -68,3 +68,14 @@ def test_capacity_and_slo_arithmetic(tmp_path):
     assert tp.loc[1, "tpot_ms"] == 1.0 + 0.1 + 0.1  # t^D_1(100)
     assert list(tp["meets_slo"]) == [True, False, False, False]  # B=1: TTFT t^P_1(51) = 35.5 ms; B=2: TPOT 1.3 ms > 1.25
     assert tp.loc[3, "tokens_per_s"] == 3 / (1.0 + 0.3 + 0.1) * 1e3
+
+
+def test_many_batches_stay_legible_and_single_runs_have_no_cv():
+    table = synthetic_table(batches=range(1, 88), prefill=(1, 30, 10), decode_max=3)
+    shown = shown_batches(table)
+    assert len(shown) == 8 and shown[0] == 1 and shown[-1] == 87 and list(shown) == sorted(set(shown))
+    assert set(prefill_curves(table)["batch"]) == set(shown)
+    assert list(shown_batches(synthetic_table(batches=(1, 2, 3)))) == [1, 2, 3]
+    table.loc[table["phase"] == "decode", "runs_ms"] = table.loc[table["phase"] == "decode", "latency_ms"].map(lambda v: [v])
+    cvs, _ = quality(table)
+    assert set(cvs["phase"]) == {"prefill"} and cvs["cv"].notna().all()  # one run: no CV, not a CV of 0

@@ -43,8 +43,15 @@ def decode_grid(table: pd.DataFrame) -> pd.DataFrame:
     return d.pivot(index="batch", columns="length", values="latency_ms")
 
 
+def shown_batches(table: pd.DataFrame, most: int = 8) -> np.ndarray:
+    """The batches one line each can show legibly: all of them up to `most`, else `most` spread
+    evenly from the smallest to the largest."""
+    b = batches(table)
+    return b if len(b) <= most else b[np.unique(np.round(np.linspace(0, len(b) - 1, most)).astype(int))]
+
+
 def prefill_curves(table: pd.DataFrame) -> pd.DataFrame:
-    p = table[table["phase"] == "prefill"]
+    p = table[(table["phase"] == "prefill") & table["batch"].isin(shown_batches(table))]
     return p[["batch", "length", "latency_ms", "status"]].assign(table=label(table))
 
 
@@ -54,8 +61,9 @@ def floor_curve(table: pd.DataFrame) -> tuple[pd.DataFrame, float | None]:
 
 
 def quality(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Each ok cell's coefficient of variation; the cells above HIGH_CV and the OOM cells."""
-    ok = table[table["status"] == "ok"].assign(cv=run_cv(table), table=label(table))
+    """The coefficient of variation of each ok cell with repeated runs (a simulated table has none);
+    the cells above HIGH_CV and the OOM cells."""
+    ok = table[table["status"] == "ok"].assign(cv=run_cv(table), table=label(table)).dropna(subset=["cv"])
     flagged = pd.concat([ok[ok["cv"] > HIGH_CV].assign(flag="high CV"),
                          table[table["status"] != "ok"].assign(table=label(table), flag=lambda x: x["status"])])
     return ok[["table", "phase", "batch", "length", "cv"]], flagged[["table", "phase", "batch", "length", "flag"]]

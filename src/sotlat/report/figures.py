@@ -87,7 +87,8 @@ def decode_heatmaps(tables) -> Figure:
         cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
         im = ax.imshow(np.ma.masked_invalid(grid.to_numpy(dtype=float)), aspect="auto", origin="lower", cmap=cmap, interpolation="nearest",
                        extent=[grid.columns.min() - 0.5, grid.columns.max() + 0.5, 0.5, len(grid.index) + 0.5])
-        ax.set_yticks(range(1, len(grid.index) + 1), [str(b) for b in grid.index])
+        every = -(-len(grid.index) // 16)  # at most 16 batch labels
+        ax.set_yticks(range(1, len(grid.index) + 1, every), [str(b) for b in grid.index[::every]])
         fig.colorbar(im, ax=ax, label="t^D_B(k) (ms)")
         _finish(fig, ax, an.label(t), "context k (tokens in the KV cache)", "batch size B", legend=False, grid=False)
         frames.append(grid.stack().rename("latency_ms").reset_index().assign(table=an.label(t)))
@@ -98,16 +99,18 @@ def decode_heatmaps(tables) -> Figure:
 
 def prefill_lines(tables) -> Figure:
     fig, axes = plt.subplots(1, len(tables), figsize=(5.5 * len(tables), 3.8), squeeze=False)
-    frames = []
+    frames, notes = [], []
     for ax, t in zip(axes[0], tables):
         p = an.prefill_curves(t)
         for b, part in p.groupby("batch"):
             ax.plot(part["length"], part["latency_ms"], marker=".", label=f"B={b}")
         _finish(fig, ax, an.label(t), "prompt length l (tokens)", "t^P_B(l) (ms)")
         frames.append(p)
+        if p["batch"].nunique() < len(an.batches(t)):
+            notes.append(f"{an.label(t)}: {p['batch'].nunique()} of its {len(an.batches(t))} batches shown")
     fig.suptitle("Prefill latency t^P_B(l)", y=1.02)
     fig.tight_layout()
-    return Figure("prefill_latency", "Prefill latency t^P_B(l)", fig, pd.concat(frames, ignore_index=True))
+    return Figure("prefill_latency", "Prefill latency t^P_B(l)", fig, pd.concat(frames, ignore_index=True), "; ".join(notes))
 
 
 def floor(tables) -> Figure:
@@ -135,6 +138,9 @@ def quality(tables) -> tuple[Figure, pd.DataFrame]:
         values = frame["cv"].dropna() * 100
         if len(values):
             ax.hist(values, bins=40, alpha=0.5, label=f"{frame['table'].iloc[0]} ({len(values)} cells)")
+    if not any(len(frame) for frame in cvs):
+        ax.text(0.5, 0.5, "no cell has repeated runs (simulated tables have none)", ha="center", transform=ax.transAxes)
+        ax.set_xlim(0, 2 * an.HIGH_CV * 100)
     ax.axvline(an.HIGH_CV * 100, color="red", ls="--", label=f"high CV > {an.HIGH_CV:.0%}")
     title = "Measurement quality: coefficient of variation of each cell's runs"
     flagged = pd.concat(flags, ignore_index=True)
