@@ -4,7 +4,7 @@ latencies (simulated for a GPU you are about to profile), and batch shards that 
 The profiler's time is its forward passes: `prefill_runs` passes per prefill cell (warm-up
 included) and `decode_runs` sweeps over each batch's decode cells. Left out: building the model and
 the one-token prefill that starts each sweep. On the repo's measured CPU tables this sum comes
-within 1 s of the elapsed time the profiler recorded (tests/test_simulator.py).
+within 2% of the elapsed time the profiler recorded (tests/test_simulator.py).
 """
 
 from __future__ import annotations
