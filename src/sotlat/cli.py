@@ -206,16 +206,13 @@ def estimate(
     skip_unanswerable: Annotated[bool, typer.Option(help="Estimate the traces the table answers and list the others, instead of stopping.")] = False,
 ):
     """Normal vs SoT latency and speed-up per trace (Eq. 1-4), summarised per model x category."""
-    from sotlat.estimator import estimate as run, estimate_answerable, load_traces
+    from sotlat.estimator import estimate as run, estimate_answerable
+    from sotlat.estimator.traces import read_records, traces_frame
     from sotlat.tables import load_table
 
     _check_out_suffix(out)
     table_frame = load_table(table)
-    frames = [load_traces(p) for p in traces]
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    dup = frame["id"].duplicated()
-    if dup.any():
-        raise InputError(f"trace id {frame['id'][dup].iloc[0]!r} appears in more than one trace file")
+    frame = traces_frame([r for p in traces for r in read_records(p)])  # also refuses an id in two files
     options = dict(extrapolate=extrapolate, peak_tflops=peak_tflops, decode_terms=decode_terms)
     if skip_unanswerable:
         estimates, unanswered = estimate_answerable(table_frame, frame, **options)
@@ -649,7 +646,8 @@ def demo(
     from sotlat.tables import load_table
 
     traces = recorded_traces()
-    spec = demo_spec(load_traces(traces))
+    frame = load_traces(traces)
+    spec = demo_spec(frame)
     out_dir.mkdir(parents=True, exist_ok=True)
     table_path = out_dir / f"{spec.arch}__{spec.device}.parquet"
     console.print(f"profiling {spec.arch} on {spec.device} ({spec.dtype}): batches {spec.batches}, "
@@ -661,7 +659,7 @@ def demo(
     except InputError as exc:
         raise InputError(f"{exc} (run `sotlat demo --no-resume` to profile again from scratch)") from None
     table = load_table(table_path)
-    estimates, unanswered = estimate_answerable(table, load_traces(traces), extrapolate=True)
+    estimates, unanswered = estimate_answerable(table, frame, extrapolate=True)
     _print_estimates(table, estimates, unanswered)
     est_path = out_dir / "estimates.csv"
     write_frame(estimates, est_path)
