@@ -5,13 +5,12 @@ from __future__ import annotations
 import base64
 import html
 import io
-import shutil
-import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from sotlat.atomic import atomic_dir
 from sotlat.estimator.traces import read_records, traces_frame
 from sotlat.report import analysis as an
 from sotlat.report import figures as F
@@ -42,9 +41,7 @@ def build_report(tables: list[pd.DataFrame], trace_paths: list[Path], out_dir: P
                 F.sot_whatif(tables, answer)]
 
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         sections = []
         for f in figures:
             png = io.BytesIO()
@@ -56,11 +53,6 @@ def build_report(tables: list[pd.DataFrame], trace_paths: list[Path], out_dir: P
         sources = [an.label(t) for t in tables]
         (tmp / "report.md").write_text(_markdown(sections, tables_md, sources, trace_paths), encoding="utf-8")
         (tmp / "index.html").write_text(_html(sections, tables_md, sources, trace_paths), encoding="utf-8")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir / "index.html"
 
 
