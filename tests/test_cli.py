@@ -105,9 +105,13 @@ def test_out_of_range_is_one_line(tmp_path):
     (["profile", "--arch", "tiny", "--config", "c.json", "--out", "o.parquet"], ["exactly one of --arch and --config"]),
     (["profile", "--arch", "tiny", "--device", "cpu", "--prefill-runs", "2", "--prefill-warmup", "2", "--out", "o.parquet"], ["--prefill-warmup"]),
     (["flops", "--arch", "tiny", "--phase", "both", "--batch", "1", "--length", "3"], ["--phase"]),
+    # checked before the progress bar appears: the error is all the user sees
+    (["profile", "--arch", "llama-99b", "--device", "cpu", "--out", "o.parquet"], ["unknown architecture 'llama-99b'"]),
+    (["profile", "--config", "bad.json", "--device", "cpu", "--out", "o.parquet"], ["bad.json: not a readable JSON config"]),
 ])
 def test_usage_errors(tmp_path, monkeypatch, args, needles):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.json").write_text('{"hidden_size": ')
     assert_user_error(invoke(*args), *needles)
     assert not (tmp_path / "o.parquet").exists()
 

@@ -138,10 +138,17 @@ def _run_profile(spec, out: str, resume: bool) -> pd.DataFrame:
     from sotlat.profiler.run import profile as run
     from sotlat.tables.stats import summary
 
-    started = time.monotonic()
-    with _progress() as bar:
-        task = bar.add_task("profiling", total=None)
-        table = run(spec, out, resume, Tracker(lambda done, total, what: bar.update(task, completed=done, total=total, description=what)))
+    started, bar = time.monotonic(), _progress()
+    task = bar.add_task("profiling", total=None)
+
+    def update(done: int, total: int, what: str) -> None:  # the bar appears once the inputs have been checked
+        bar.start()
+        bar.update(task, completed=done, total=total, description=what)
+
+    try:
+        table = run(spec, out, resume, Tracker(update))
+    finally:
+        bar.stop()
     s = summary(table)
     load = table.attrs["sotlat"].get("host_load", {})
     if spec.device == "cpu" and load.get("cpu_busy_pct", 0) > BUSY_PCT:

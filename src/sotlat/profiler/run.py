@@ -157,6 +157,7 @@ def profile(spec: ProfileSpec, out: str, resume: bool = False, progress: Progres
         _restore(state, previous)
 
     progress.total = _work(spec, state)
+    progress.advance(0, "building the model")
     if model is None:
         model = build_model(config, spec.device, dtype)
     started, last_save = time.monotonic(), time.monotonic()
