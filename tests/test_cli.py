@@ -133,3 +133,10 @@ def test_estimate_skip_unanswerable_estimates_the_rest_and_says_why(tmp_path):
     assert result.exit_code == 0, result.output
     assert "1 of 3 traces are outside the table" in result.output and "wide: points stage needs batch 5" in result.output
     assert list(pd.read_csv(out)["id"]) == ["a", "b"]
+
+
+def test_version_is_the_installed_packages():
+    from importlib.metadata import version
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.output.strip() == f"sotlat {version('sotlat')}"

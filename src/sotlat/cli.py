@@ -29,6 +29,19 @@ OUT_SUFFIXES = (".jsonl", ".csv", ".parquet")
 BUSY_PCT = 25  # other work on the CPUs above this when a CPU profile starts: warn
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from sotlat import __version__
+
+        print(f"sotlat {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False):
+    pass
+
+
 def user_errors(func):
     """Turn InputError into one line on stderr and exit code 2; Ctrl-C into exit 130."""
 
