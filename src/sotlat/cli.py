@@ -28,6 +28,23 @@ err = Console(stderr=True, soft_wrap=True, highlight=False)
 OUT_SUFFIXES = (".jsonl", ".csv", ".parquet")
 BUSY_PCT = 25  # other work on the CPUs above this when a CPU profile starts: warn
 
+# Options that several commands share: one definition and one help text each.
+TableOut = Annotated[Path, typer.Option("--out", "-o", help="Table file to write (.parquet).")]
+Arch = Annotated[Optional[str], typer.Option(help="llama-7b, llama-13b, llama-33b, smollm2-135m, smollm2-360m or tiny (random weights).")]
+Config = Annotated[Optional[Path], typer.Option(help="An HF config.json of a causal LM, instead of --arch.")]
+Device = Annotated[Optional[str], typer.Option(help="cuda or cpu (default: cuda when available).")]
+Dtype = Annotated[Optional[str], typer.Option(help="Default float16 on GPU, float32 on CPU.")]
+GpuDtype = Annotated[str, typer.Option(help="Data type of weights, activations and KV cache.")]
+Batches = Annotated[str, typer.Option(help="Batch sizes B: inclusive range A-B or list A,B,C.")]
+PrefillLengths = Annotated[str, typer.Option(help="Prompt lengths l: START:STOP:STEP as Python's range (the paper: 1:700:10).")]
+DecodeMax = Annotated[int, typer.Option(min=1, help="Decode cells k = 1..N (tokens in the cache before the step).")]
+PrefillRuns = Annotated[int, typer.Option(min=1, help="Forward passes per prefill cell, warm-ups included.")]
+PrefillWarmup = Annotated[int, typer.Option(min=0, help="Leading prefill passes dropped as warm-up.")]
+DecodeRuns = Annotated[int, typer.Option(min=1, help="Decode sweeps: runs of every decode cell.")]
+Calibration = Annotated[str, typer.Option(help="default, hf-eager, or a file from sotlat calibrate.")]
+PeakTflops = Annotated[Optional[float], typer.Option(help="Peak dense FP16 TFLOPS, instead of the catalogue's.")]
+Bandwidth = Annotated[Optional[float], typer.Option(help="Memory bandwidth in GB/s, instead of the catalogue's.")]
+
 
 def _print_version(value: bool) -> None:
     if value:
@@ -117,17 +134,17 @@ def _ms(x) -> str:
 @app.command()
 @user_errors
 def profile(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Table file to write (.parquet).")],
-    arch: Annotated[Optional[str], typer.Option(help="llama-7b, llama-13b, llama-33b, smollm2-135m, smollm2-360m, tiny.")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="An HF config.json of a causal LM, instead of --arch.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cuda or cpu (default: cuda when available).")] = None,
-    dtype: Annotated[Optional[str], typer.Option(help="float16 on GPU, float32 on CPU by default.")] = None,
-    batches: Annotated[str, typer.Option(help="Inclusive range A-B or list A,B,C.")] = "1-16",
-    prefill_lengths: Annotated[str, typer.Option(help="START:STOP:STEP, Python's range.")] = "1:700:10",
-    decode_max: Annotated[int, typer.Option(min=1, help="Decode cells k = 1..N.")] = 1024,
-    prefill_runs: Annotated[int, typer.Option(min=1)] = 7,
-    prefill_warmup: Annotated[int, typer.Option(min=0)] = 2,
-    decode_runs: Annotated[int, typer.Option(min=1)] = 3,
+    out: TableOut,
+    arch: Arch = None,
+    config: Config = None,
+    device: Device = None,
+    dtype: Dtype = None,
+    batches: Batches = "1-16",
+    prefill_lengths: PrefillLengths = "1:700:10",
+    decode_max: DecodeMax = 1024,
+    prefill_runs: PrefillRuns = 7,
+    prefill_warmup: PrefillWarmup = 2,
+    decode_runs: DecodeRuns = 3,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted profile in --out.")] = False,
 ):
     """Measure prefill t^P_B(l) and decode t^D_B(k) latency, peak memory and FLOPs into a table."""
@@ -180,10 +197,10 @@ def _run_profile(spec, out: str, resume: bool) -> pd.DataFrame:
 @user_errors
 def flops(
     phase: Annotated[str, typer.Option(help="prefill or decode.")],
-    batch: Annotated[int, typer.Option(min=1)],
+    batch: Annotated[int, typer.Option(min=1, help="Batch size B.")],
     length: Annotated[int, typer.Option(min=1, help="Prompt length l (prefill) or cached tokens k (decode).")],
-    arch: Annotated[Optional[str], typer.Option()] = None,
-    config: Annotated[Optional[Path], typer.Option()] = None,
+    arch: Arch = None,
+    config: Config = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
 ):
     """FLOPs of one forward pass (DeepSpeed's profiler on the meta device, 2 x MACs)."""
@@ -284,8 +301,8 @@ def trace(
     questions: Annotated[str, typer.Option(help="vicuna, wizardlm, lima, or a .csv (request column) / .jsonl (question field) file.")] = "vicuna",
     model: Annotated[Optional[str], typer.Option(help="A .gguf file or a local HF model directory (default: the embedded SmolLM2-135M-Instruct).")] = None,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N questions.")] = None,
-    max_new_tokens: Annotated[int, typer.Option(min=1)] = 512,
-    device: Annotated[Optional[str], typer.Option(help="cuda or cpu (default: cuda when available).")] = None,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Most tokens generated by each call: normal answer, skeleton, each point.")] = 512,
+    device: Device = None,
     resume: Annotated[bool, typer.Option(help="Skip questions already in --out.")] = False,
 ):
     """Run normal generation and SoT on each question with a real model; append one trace per line."""
@@ -322,11 +339,11 @@ def trace(
 def replay(
     traces: Annotated[Path, typer.Option(help="Traces whose token counts to replay (.jsonl).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Measured latencies, one line per trace (.jsonl).")],
-    arch: Annotated[Optional[str], typer.Option(help="Architecture with random weights.")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="An HF config.json instead of --arch.")] = None,
-    device: Annotated[Optional[str], typer.Option()] = None,
-    dtype: Annotated[Optional[str], typer.Option()] = None,
-    repeats: Annotated[int, typer.Option(min=1)] = 3,
+    arch: Arch = None,
+    config: Config = None,
+    device: Device = None,
+    dtype: Dtype = None,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed repetitions of each trace; the median is kept.")] = 3,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N traces.")] = None,
     table: Annotated[Optional[Path], typer.Option(help="Only traces this table answers (the one validate will use).")] = None,
     sample: Annotated[Optional[int], typer.Option(min=1, help="A sample of N traces stratified by category.")] = None,
@@ -464,16 +481,16 @@ def gpus():
 @user_errors
 def simulate(
     gpu: Annotated[str, typer.Option(help="A catalogue id (sotlat gpus).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Table file to write (.parquet).")],
-    arch: Annotated[Optional[str], typer.Option()] = None,
-    config: Annotated[Optional[Path], typer.Option()] = None,
-    dtype: Annotated[str, typer.Option()] = "float16",
-    calibration: Annotated[Optional[str], typer.Option(help="default, hf-eager, or a file from sotlat calibrate.")] = None,
-    batches: Annotated[str, typer.Option()] = "1-16",
-    prefill_lengths: Annotated[str, typer.Option()] = "1:700:10",
-    decode_max: Annotated[int, typer.Option(min=1)] = 1024,
-    peak_tflops: Annotated[Optional[float], typer.Option(help="Override the catalogue's dense FP16 TFLOPS.")] = None,
-    bandwidth_gbps: Annotated[Optional[float], typer.Option(help="Override the catalogue's bandwidth.")] = None,
+    out: TableOut,
+    arch: Arch = None,
+    config: Config = None,
+    dtype: GpuDtype = "float16",
+    calibration: Calibration = "default",
+    batches: Batches = "1-16",
+    prefill_lengths: PrefillLengths = "1:700:10",
+    decode_max: DecodeMax = 1024,
+    peak_tflops: PeakTflops = None,
+    bandwidth_gbps: Bandwidth = None,
 ):
     """Write a latency table for a GPU from the analytical model (same format as profile)."""
     from sotlat.tables import save_table
@@ -503,19 +520,19 @@ def _simulated(gpu, arch, config, dtype, calibration, batches, prefill_lengths, 
 @user_errors
 def plan(
     gpu: Annotated[str, typer.Option(help="The GPU to be profiled: a catalogue id (sotlat gpus).")],
-    arch: Annotated[Optional[str], typer.Option()] = None,
-    config: Annotated[Optional[Path], typer.Option()] = None,
-    dtype: Annotated[str, typer.Option()] = "float16",
-    calibration: Annotated[str, typer.Option(help="default, hf-eager, or a file from sotlat calibrate.")] = "hf-eager",
-    batches: Annotated[str, typer.Option()] = "1-16",
-    prefill_lengths: Annotated[str, typer.Option()] = "1:700:10",
-    decode_max: Annotated[int, typer.Option(min=1)] = 1024,
-    prefill_runs: Annotated[int, typer.Option(min=1)] = 7,
-    prefill_warmup: Annotated[int, typer.Option(min=0)] = 2,
-    decode_runs: Annotated[int, typer.Option(min=1)] = 3,
+    arch: Arch = None,
+    config: Config = None,
+    dtype: GpuDtype = "float16",
+    calibration: Calibration = "hf-eager",
+    batches: Batches = "1-16",
+    prefill_lengths: PrefillLengths = "1:700:10",
+    decode_max: DecodeMax = 1024,
+    prefill_runs: PrefillRuns = 7,
+    prefill_warmup: PrefillWarmup = 2,
+    decode_runs: DecodeRuns = 3,
     shard_minutes: Annotated[float, typer.Option(min=0.1, help="Time limit of one command: group batches into shards within it.")] = 9.0,
-    peak_tflops: Annotated[Optional[float], typer.Option(help="Override the catalogue's dense FP16 TFLOPS.")] = None,
-    bandwidth_gbps: Annotated[Optional[float], typer.Option(help="Override the catalogue's bandwidth.")] = None,
+    peak_tflops: PeakTflops = None,
+    bandwidth_gbps: Bandwidth = None,
 ):
     """How long `profile` will take on a GPU (simulated, hf-eager by default), and batch shards that fit a time limit."""
     from sotlat.simulator.plan import profile_seconds, shards
@@ -555,8 +572,8 @@ def calibrate(
     table: Annotated[Path, typer.Option(help="A measured latency table.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Calibration file to write (.json).")],
     gpu: Annotated[Optional[str], typer.Option(help="Catalogue id of the table's device, for its peak and bandwidth.")] = None,
-    peak_tflops: Annotated[Optional[float], typer.Option()] = None,
-    bandwidth_gbps: Annotated[Optional[float], typer.Option()] = None,
+    peak_tflops: PeakTflops = None,
+    bandwidth_gbps: Bandwidth = None,
 ):
     """Fit MFU, MBU and the per-layer overhead to a measured table; print the fit's errors."""
     from sotlat.atomic import atomic_path

@@ -45,7 +45,7 @@ DEFAULT = Calibration("default", PhaseParams(0.6, 0.75, 0.01), PhaseParams(0.6, 
                       about="uncalibrated defaults for a compiled engine: MFU 0.6, MBU 0.75, 0.01 ms per layer")
 
 
-def load_calibration(spec: str | None) -> Calibration:
+def load_calibration(spec: str) -> Calibration:
     """'default', a shipped calibration by name ('hf-eager'), or a JSON file from `sotlat calibrate`."""
     import json
     from importlib import resources
@@ -53,7 +53,7 @@ def load_calibration(spec: str | None) -> Calibration:
 
     from sotlat.errors import InputError
 
-    if spec in (None, "default"):
+    if spec == "default":
         return DEFAULT
     shipped = Path(str(resources.files("sotlat") / "data" / "calibrations" / f"{spec}.json"))
     path = shipped if shipped.exists() else Path(spec)
