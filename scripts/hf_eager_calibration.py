@@ -6,7 +6,8 @@ defaults (MFU 0.6, MBU 0.75); the per-layer overhead of each phase is solved fro
 since eager mode's excess over the roofline grows with the number of layers. The A100's variant
 is not stated; the SXM part is used. Writes src/sotlat/data/calibrations/hf-eager.json.
 
-Usage: python scripts/hf_eager_calibration.py [--fit-row llama-7b]
+Usage: python scripts/hf_eager_calibration.py [--fit-row llama-7b] [--out FILE]
+Also prints the cross-model check of one GPU: fitted on each row in turn, the other two predicted.
 """
 
 from __future__ import annotations
@@ -35,30 +36,47 @@ def row_ms(arch: str, gpu: dict, cal: Calibration) -> tuple[float, float]:
     return float(prefill), float(decode)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fit-row", default="llama-7b", choices=list(TABLE_1))
-    arch = parser.parse_args().fit_row
-    gpu = gpu_spec("a100-80gb-sxm")
+def fit(arch: str, gpu: dict) -> Calibration:
+    """Hold MFU and MBU at the defaults; solve each phase's per-layer overhead from `arch`'s row."""
     layers = load_config(arch, None)[1].num_hidden_layers
     no_overhead = Calibration("none", PhaseParams(DEFAULT.prefill.mfu, DEFAULT.prefill.mbu, 0.0), PhaseParams(DEFAULT.decode.mfu, DEFAULT.decode.mbu, 0.0))
     base_prefill, base_decode = row_ms(arch, gpu, no_overhead)
     want_prefill, want_decode = TABLE_1[arch]
-    cal = Calibration(
+    return Calibration(
         "hf-eager",
         PhaseParams(DEFAULT.prefill.mfu, DEFAULT.prefill.mbu, (want_prefill - base_prefill) / layers),
         PhaseParams(DEFAULT.decode.mfu, DEFAULT.decode.mbu, (want_decode - base_decode) / DECODED / layers),
         about=f"HF transformers 4.28 eager on an A100 80GB: per-layer overheads solved from the paper's Table 1 {arch} row "
               f"(MFU {DEFAULT.prefill.mfu}, MBU {DEFAULT.decode.mbu} held); scripts/hf_eager_calibration.py",
     )
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(cal.as_dict(), indent=1) + "\n")
-    print(f"fitted on {arch}: prefill {cal.prefill.layer_overhead_ms:.3f} ms/layer, decode {cal.decode.layer_overhead_ms:.3f} ms/layer -> {OUT.name}")
+
+
+def errors_pct(cal: Calibration, gpu: dict, name: str) -> tuple[float, float]:
+    """Signed % errors of the model against the paper for `name`'s prefill and decode figures."""
+    (p, d), (p_ms, d_ms) = row_ms(name, gpu, cal), TABLE_1[name]
+    return 100 * (p / p_ms - 1), 100 * (d / d_ms - 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fit-row", default="llama-7b", choices=list(TABLE_1))
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    arch, gpu = args.fit_row, gpu_spec("a100-80gb-sxm")
+    cal = fit(arch, gpu)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(cal.as_dict(), indent=1) + "\n")
+    print(f"fitted on {arch}: prefill {cal.prefill.layer_overhead_ms:.3f} ms/layer, decode {cal.decode.layer_overhead_ms:.3f} ms/layer -> {args.out.name}")
     print(f"{'model':<10} {'prefill (paper)':>16} {'model':>8} {'error':>7} {'decode 64 (paper)':>18} {'model':>8} {'error':>7}")
     for name, (p_ms, d_ms) in TABLE_1.items():
-        p, d = row_ms(name, gpu, cal)
-        print(f"{name:<10} {p_ms:>16.0f} {p:>8.1f} {100 * (p / p_ms - 1):>+6.1f}% {d_ms:>18.0f} {d:>8.1f} {100 * (d / d_ms - 1):>+6.1f}%"
-              + ("   (fitting row)" if name == arch else ""))
+        (p, d), (ep, ed) = row_ms(name, gpu, cal), errors_pct(cal, gpu, name)
+        print(f"{name:<10} {p_ms:>16.0f} {p:>8.1f} {ep:>+6.1f}% {d_ms:>18.0f} {d:>8.1f} {ed:>+6.1f}%" + ("   (fitting row)" if name == arch else ""))
+    print("\ncross-model on one GPU: fitted on each row in turn, |error| over the other two models' four figures")
+    print(f"{'fitted on':<10} {'median':>7} {'P90':>7} {'max':>7}")
+    every = {fitted: np.abs([e for name in TABLE_1 if name != fitted for e in errors_pct(fit(fitted, gpu), gpu, name)]) for fitted in TABLE_1}
+    every["all"] = np.concatenate(list(every.values()))
+    for fitted, other in every.items():
+        print(f"{fitted:<10} {np.median(other):>6.1f}% {np.percentile(other, 90):>6.1f}% {other.max():>6.1f}%")
 
 
 if __name__ == "__main__":
