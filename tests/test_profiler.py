@@ -125,6 +125,34 @@ def test_interrupt_saves_finished_cells_and_resume_finishes_without_remeasuring(
     assert kept.latency_ms == finished.latency_ms  # the finished cell was kept, not re-measured
 
 
+def _decode_runs(table, batch):
+    dec = table[(table.phase == "decode") & (table.batch == batch)].sort_values("length")
+    return list(dec.status), [list(r) for r in dec.runs_ms]
+
+
+@pytest.mark.parametrize("oom_from", [None, 8])
+def test_an_interrupted_batch_keeps_its_finished_decode_sweeps(tmp_path, oom_from):
+    out = tmp_path / "t.parquet"
+    oom = (lambda b, k: b >= 2 and k >= oom_from) if oom_from else (lambda b, k: False)
+    # batch 1: 16 prefill + 2 sweeps x 13 calls; batch 2: 16 prefill, its first sweep, then 3 calls into the second
+    first_sweep = 13 if oom_from is None else 1 + oom_from - 1  # the 1-token prefill and the steps before the OOM
+    with pytest.raises(Interrupted):
+        profile(SPEC, str(out), model=Wrapped(decode_oom=oom, on_call=_interrupt_at(42 + 16 + first_sweep + 3, "sigint")))
+    steps = 12 if oom_from is None else oom_from - 1
+    status, saved = _decode_runs(load_table(out), 2)
+    assert status == ["unfinished"] * steps and all(len(r) == 1 for r in saved)  # one sweep of two, kept
+    tried = []
+    second = Wrapped(decode_oom=lambda b, k: tried.append((b, k)) or oom(b, k))
+    table = profile(SPEC, str(out), resume=True, model=second)
+    assert second.calls.count(("prefill", 2, 1)) == 1  # only the sweep still to run
+    assert max(k for b, k in tried if b == 2) == steps  # ... and it never tried the step that ran out of memory
+    status, runs = _decode_runs(table, 2)
+    assert status == ["ok"] * steps + ["oom"] * (12 - steps)
+    assert [r[0] for r in runs[:steps]] == [r[0] for r in saved] and all(len(r) == 2 for r in runs[:steps])
+    assert table.attrs["sotlat"]["progress"]["complete"] and (table.status != "unfinished").all()
+    assert table[table.status == "ok"].peak_memory_bytes.notna().all()  # the saved sweep's peaks came back too
+
+
 def test_checkpoints_are_written_while_running(tmp_path, monkeypatch):
     monkeypatch.setattr(run_mod, "CHECKPOINT_SECONDS", 0.0)
     out = tmp_path / "t.parquet"

@@ -3,8 +3,9 @@
 Order: for each batch B, its prefill cells (B, l), then its decode sweeps. A decode sweep
 prefills one token and then runs `decode_max` single-token steps, each step timed on its own
 (no host sync inside a sweep); `decode_runs` sweeps give each cell (B, k) its runs.
-Finished cells are never measured again (`--resume`); OOM cells are recorded and the cells
-that must OOM too (larger batches at that length) are recorded without trying.
+Finished cells and finished sweeps (saved as `unfinished` cells) are never measured again
+(`--resume`); OOM cells are recorded and the cells that must OOM too (larger batches at that
+length) are recorded without trying.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from sotlat.tables.io import empty_cells, load_table, save_table
 from sotlat.tables.schema import COLUMNS, SCHEMA_VERSION
 
 CHECKPOINT_SECONDS = 30.0
+UNFINISHED = "unfinished"  # status of a decode cell whose batch has sweeps still to run
 OOM = (torch.cuda.OutOfMemoryError,)
 
 
@@ -89,11 +91,36 @@ class Progress:
 
 
 @dataclass
+class _Sweeps:
+    """The finished decode sweeps of a batch whose cells are not written yet."""
+
+    runs: list[list[float]] = field(default_factory=list)  # one list of step times (k = 1, 2, ...) per sweep
+    peaks: list[int] | None = field(default_factory=list)  # per k, the largest peak over the sweeps; None: not measured
+
+    def add(self, times: list[float], mem: list[int] | None) -> None:
+        if mem is None or self.peaks is None:
+            self.peaks = None
+        else:  # up to the shortest sweep: the steps past it are oom cells
+            self.peaks = list(mem) if not self.runs else [max(a, b) for a, b in zip(mem, self.peaks)]
+        self.runs.append(times)
+
+    def rows(self, batch: int, steps: int, fit: FlopsFit, status: str) -> list[dict]:
+        """Decode cells k = 1..steps of this batch from the sweeps' runs."""
+        return [_row("decode", batch, k, [r[k - 1] for r in self.runs], None if self.peaks is None else self.peaks[k - 1],
+                     fit("decode", batch, k), status) for k in range(1, steps + 1)]
+
+    def steps(self) -> int:
+        """Steps that every sweep has: a sweep cut short by OOM has fewer."""
+        return min((len(r) for r in self.runs), default=0)
+
+
+@dataclass
 class _State:
     rows: list[dict] = field(default_factory=list)
     done: set = field(default_factory=set)  # (phase, batch, length)
     prefill_oom: dict = field(default_factory=dict)  # length -> smallest batch that ran out of memory
     decode_oom: dict = field(default_factory=dict)  # batch -> first k that ran out of memory
+    sweeps: dict = field(default_factory=dict)  # batch -> _Sweeps, while its decode cells are unfinished
 
 
 def _software() -> dict:
@@ -164,7 +191,8 @@ def profile(spec: ProfileSpec, out: str, resume: bool = False, progress: Progres
     elapsed0 = meta["progress"]["elapsed_s"]
 
     def save(complete: bool = False) -> pd.DataFrame:
-        table = pd.DataFrame(state.rows, columns=COLUMNS) if state.rows else empty_cells()
+        rows = state.rows + [row for batch, sw in state.sweeps.items() for row in sw.rows(batch, sw.steps(), fit, UNFINISHED)]
+        table = pd.DataFrame(rows, columns=COLUMNS) if rows else empty_cells()
         table.attrs["sotlat"] = copy.deepcopy(meta)
         table.attrs["sotlat"]["progress"] = {"complete": complete, "elapsed_s": round(elapsed0 + time.monotonic() - started, 1)}
         save_table(table, out)
@@ -184,7 +212,7 @@ def profile(spec: ProfileSpec, out: str, resume: bool = False, progress: Progres
                     save()
                     last_save = time.monotonic()
             if ("decode", batch, spec.decode_max) not in state.done:
-                _decode_cells(model, spec, config.vocab_size, batch, timer, memory, fit, state, progress)
+                _decode_cells(model, spec, config.vocab_size, batch, timer, memory, fit, state, progress, save)
                 save()
                 last_save = time.monotonic()
     except KeyboardInterrupt:
@@ -222,7 +250,14 @@ def _short(value) -> str:
 
 
 def _restore(state: _State, table: pd.DataFrame) -> None:
-    for row in table.to_dict("records"):
+    unfinished = table[table["status"] == UNFINISHED].sort_values(["batch", "length"])
+    for batch, part in unfinished.groupby("batch"):
+        runs = np.array(part["runs_ms"].map(list).tolist())  # [k, sweep]
+        peaks = None if part["peak_memory_bytes"].isna().any() else [int(p) for p in part["peak_memory_bytes"]]
+        state.sweeps[int(batch)] = _Sweeps([list(sweep) for sweep in runs.T], peaks)
+        if len(part) < int(table.attrs["sotlat"]["method"]["grid"]["decode_max"]):  # a sweep ran out of memory there
+            state.decode_oom[int(batch)] = len(part) + 1
+    for row in table[table["status"] != UNFINISHED].to_dict("records"):
         row["runs_ms"] = list(row["runs_ms"]) if row["runs_ms"] is not None else []
         state.rows.append(row)
         state.done.add((row["phase"], row["batch"], row["length"]))
@@ -235,8 +270,9 @@ def _restore(state: _State, table: pd.DataFrame) -> None:
 def _work(spec: ProfileSpec, state: _State) -> int:
     """Forward passes still to run, for the progress bar's ETA."""
     prefill_cells = sum(("prefill", b, n) not in state.done for b in spec.batches for n in spec.prefill_lengths.lengths)
-    decode_batches = sum(("decode", b, spec.decode_max) not in state.done for b in spec.batches)
-    return prefill_cells * spec.prefill_runs + decode_batches * spec.decode_runs * spec.decode_max
+    decode_sweeps = sum(spec.decode_runs - len(state.sweeps.get(b, _Sweeps()).runs)
+                        for b in spec.batches if ("decode", b, spec.decode_max) not in state.done)
+    return prefill_cells * spec.prefill_runs + decode_sweeps * spec.decode_max
 
 
 def _row(phase, batch, length, runs, memory, flops, status="ok") -> dict:
@@ -282,29 +318,24 @@ def _prefill_cell(model, spec, vocab, batch, length, timer, memory, fit: FlopsFi
     state.done.add(key)
 
 
-def _decode_cells(model, spec, vocab, batch, timer, memory, fit: FlopsFit, state: _State, progress: Progress) -> None:
-    """`decode_runs` sweeps of k = 1..decode_max; cells from a sweep's first OOM on are `oom`."""
+def _decode_cells(model, spec, vocab, batch, timer, memory, fit: FlopsFit, state: _State, progress: Progress, checkpoint) -> None:
+    """`decode_runs` sweeps of k = 1..decode_max, saved after each (`checkpoint`) as unfinished cells;
+    cells from a sweep's first OOM on are `oom`."""
     limit = min([spec.decode_max + 1] + [k for b, k in state.decode_oom.items() if b <= batch]) - 1
-    runs, peaks, have_memory = [], np.zeros(spec.decode_max + 1, dtype=np.int64), True
-    for _ in range(spec.decode_runs):
+    sweeps = state.sweeps.setdefault(batch, _Sweeps())
+    while len(sweeps.runs) < spec.decode_runs:
         times, mem, stopped_at = _sweep(model, spec.device, vocab, batch, limit, timer, memory)
         if stopped_at is not None:
             state.decode_oom[batch] = stopped_at
             limit = stopped_at - 1
-        runs.append(times)
-        have_memory = have_memory and mem is not None
-        if mem is not None:
-            peaks[1 : len(mem) + 1] = np.maximum(peaks[1 : len(mem) + 1], mem)
+        sweeps.add(times, mem)
         progress.advance(spec.decode_max, f"decode B={batch}")
-    for k in range(1, spec.decode_max + 1):
-        key = ("decode", batch, k)
-        flops = fit("decode", batch, k)
-        if k <= limit:
-            mem_k = int(peaks[k]) if have_memory else None
-            state.rows.append(_row(*key, [r[k - 1] for r in runs], mem_k, flops))
-        else:
-            state.rows.append(_row(*key, [], None, flops, "oom"))
-        state.done.add(key)
+        if len(sweeps.runs) < spec.decode_runs:
+            checkpoint()
+    del state.sweeps[batch]
+    state.rows += sweeps.rows(batch, limit, fit, "ok")
+    state.rows += [_row("decode", batch, k, [], None, fit("decode", batch, k), "oom") for k in range(limit + 1, spec.decode_max + 1)]
+    state.done.update(("decode", batch, k) for k in range(1, spec.decode_max + 1))
 
 
 def _sweep(model, device, vocab, batch, steps, timer, memory):
