@@ -136,7 +136,7 @@ def test_an_interrupted_batch_keeps_its_finished_decode_sweeps(tmp_path, oom_fro
     oom = (lambda b, k: b >= 2 and k >= oom_from) if oom_from else (lambda b, k: False)
     # batch 1: 16 prefill + 2 sweeps x 13 calls; batch 2: 16 prefill, its first sweep, then 3 calls into the second
     first_sweep = 13 if oom_from is None else 1 + oom_from - 1  # the 1-token prefill and the steps before the OOM
-    with pytest.raises(Interrupted):
+    with pytest.raises(Interrupted, match=r"20 cells and 1 finished decode sweep of an unfinished batch saved"):
         profile(SPEC, str(out), model=Wrapped(decode_oom=oom, on_call=_interrupt_at(42 + 16 + first_sweep + 3, "sigint")))
     steps = 12 if oom_from is None else oom_from - 1
     status, saved = _decode_runs(load_table(out), 2)

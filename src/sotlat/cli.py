@@ -127,6 +127,10 @@ def _check_out_suffix(out: Path | None) -> None:
         raise InputError(f"--out: {out}: suffix must be one of {', '.join(OUT_SUFFIXES)}")
 
 
+def _pct(x) -> str:
+    return "- (no cell has two runs)" if pd.isna(x) else f"{x:.1%}"
+
+
 def _ms(x) -> str:
     return "-" if pd.isna(x) else f"{x:,.1f}"
 
@@ -185,7 +189,7 @@ def _run_profile(spec, out: str, resume: bool) -> pd.DataFrame:
         console.print(f"[yellow]warning: the CPUs were {load['cpu_busy_pct']:.0f}% busy with other work when the profile "
                       "started: CPU timings can be many times too slow[/]")
     console.print(f"[bold]{out}[/]: {s['cells']} cells {s['status']} in {time.monotonic() - started:,.0f} s "
-                  f"(profile total {s['elapsed_s']:,.0f} s); median CV of the runs {s['median_cv']:.1%}")
+                  f"(profile total {s['elapsed_s']:,.0f} s); median CV of the runs {_pct(s['median_cv'])}")
     if s["decode_b1_median_ms"] is not None:
         floor = s["decode_floor_ms"]
         vs = f" vs the weights/bandwidth floor {floor:.2f} ms ({s['decode_b1_median_ms'] / floor:.2f}x)" if floor else " (memory bandwidth unknown: no floor)"
@@ -648,7 +652,7 @@ def tables_show(file: Path, cells: Annotated[int, typer.Option(help="Cells to sh
                          ", ".join(f"{k} {v}" for k, v in part.status.value_counts().items()))
     console.print(coverage)
     s = summary(table)
-    console.print(f"median CV of the runs {s['median_cv']:.1%}")
+    console.print(f"median CV of the runs {_pct(s['median_cv'])}")
     sample = pd.concat([part.head(cells) for _, part in table.groupby("phase")])
     shown = Table(title="cells")
     for c in ("phase", "batch", "length", "latency_ms", "runs", "peak_memory_bytes", "flops", "status"):

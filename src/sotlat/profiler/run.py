@@ -217,7 +217,9 @@ def profile(spec: ProfileSpec, out: str, resume: bool = False, progress: Progres
                 last_save = time.monotonic()
     except KeyboardInterrupt:
         save()
-        raise Interrupted(f"interrupted: {len(state.rows)} cells saved to {out}; continue with --resume") from None
+        sweeps = sum(len(sw.runs) for sw in state.sweeps.values())
+        kept = f"{len(state.rows)} cells" + (f" and {sweeps} finished decode sweep{'s' * (sweeps > 1)} of an unfinished batch" if sweeps else "")
+        raise Interrupted(f"interrupted: {kept} saved to {out}; continue with --resume") from None
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
     return save(complete=True)
