@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sotlat.pct_errors import error_stats, relative_pct
 from sotlat.profiler.archs import load_config
 from sotlat.simulator.catalogue import gpu_spec
 from sotlat.simulator.model import DEFAULT, Calibration, PhaseParams
@@ -53,8 +54,7 @@ def fit(arch: str, gpu: dict) -> Calibration:
 
 def errors_pct(cal: Calibration, gpu: dict, name: str) -> tuple[float, float]:
     """Signed % errors of the model against the paper for `name`'s prefill and decode figures."""
-    (p, d), (p_ms, d_ms) = row_ms(name, gpu, cal), TABLE_1[name]
-    return 100 * (p / p_ms - 1), 100 * (d / d_ms - 1)
+    return tuple(float(e) for e in relative_pct(row_ms(name, gpu, cal), TABLE_1[name]))
 
 
 def main() -> None:
@@ -73,10 +73,11 @@ def main() -> None:
         print(f"{name:<10} {p_ms:>16.0f} {p:>8.1f} {ep:>+6.1f}% {d_ms:>18.0f} {d:>8.1f} {ed:>+6.1f}%" + ("   (fitting row)" if name == arch else ""))
     print("\ncross-model on one GPU: fitted on each row in turn, |error| over the other two models' four figures")
     print(f"{'fitted on':<10} {'median':>7} {'P90':>7} {'max':>7}")
-    every = {fitted: np.abs([e for name in TABLE_1 if name != fitted for e in errors_pct(fit(fitted, gpu), gpu, name)]) for fitted in TABLE_1}
-    every["all"] = np.concatenate(list(every.values()))
-    for fitted, other in every.items():
-        print(f"{fitted:<10} {np.median(other):>6.1f}% {np.percentile(other, 90):>6.1f}% {other.max():>6.1f}%")
+    every = {fitted: [e for name in TABLE_1 if name != fitted for e in errors_pct(fit(fitted, gpu), gpu, name)] for fitted in TABLE_1}
+    every["all"] = [e for errors in every.values() for e in errors]
+    for fitted, errors in every.items():
+        e = error_stats(errors)
+        print(f"{fitted:<10} {e['median_abs_pct']:>6.1f}% {e['p90_abs_pct']:>6.1f}% {e['max_abs_pct']:>6.1f}%")
 
 
 if __name__ == "__main__":

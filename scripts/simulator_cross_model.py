@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
+from sotlat.pct_errors import error_stats, relative_pct
 from sotlat.simulator.calibrate import calibrate, shapes_of
 from sotlat.simulator.catalogue import gpu_spec
 from sotlat.simulator.simulate import simulate_cells
@@ -44,9 +43,9 @@ def main() -> None:
     for phase in ("prefill", "decode"):
         cells = target[(target["phase"] == phase) & (target["status"] == "ok")]
         predicted = simulate_cells(shapes, flops, device, cal, phase, cells["batch"].to_numpy(), cells["length"].to_numpy())["latency_ms"]
-        rel = predicted / cells["latency_ms"].to_numpy() - 1
-        print(f"  {phase:<8} {len(cells)} cells: median |error| {np.median(np.abs(rel)) * 100:.1f}%, "
-              f"P90 {np.quantile(np.abs(rel), 0.9) * 100:.1f}%, median signed {np.median(rel) * 100:+.1f}%")
+        e = error_stats(relative_pct(predicted, cells["latency_ms"]))
+        print(f"  {phase:<8} {e['n']} cells: median |error| {e['median_abs_pct']:.1f}%, "
+              f"P90 {e['p90_abs_pct']:.1f}%, median signed {e['median_signed_pct']:+.1f}%")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from sotlat.pct_errors import error_stats, relative_pct
 from sotlat.simulator.catalogue import gpu_spec
 from sotlat.simulator.model import load_calibration
 from sotlat.simulator.simulate import shapes_and_flops, simulate_cells
@@ -65,11 +66,12 @@ def main() -> None:
     for f in PUBLISHED:
         ms = simulated_ms(shapes, flops, f)
         what = f"prefill {f.prompt}" if f.phase == "prefill" else f"decode ms/token ({f.generated})"
-        err = ms / f.published_ms - 1
-        errors.setdefault((f.calibration, f.phase), []).append(abs(err))
-        print(f"{f.source:<50} {f.engine:<15} {f.gpu:<14} {f.calibration:<11} {what:<22} {f.published_ms:>9.2f} {ms:>7.2f} {100 * err:>+6.1f}%")
+        err = float(relative_pct(ms, f.published_ms))
+        errors.setdefault((f.calibration, f.phase), []).append(err)
+        print(f"{f.source:<50} {f.engine:<15} {f.gpu:<14} {f.calibration:<11} {what:<22} {f.published_ms:>9.2f} {ms:>7.2f} {err:>+6.1f}%")
     for (calibration, phase), errs in errors.items():
-        print(f"{calibration} {phase}: {len(errs)} figures, median |error| {100 * np.median(errs):.1f}%, max {100 * max(errs):.1f}%")
+        e = error_stats(errs)
+        print(f"{calibration} {phase}: {e['n']} figures, median |error| {e['median_abs_pct']:.1f}%, max {e['max_abs_pct']:.1f}%")
 
 
 if __name__ == "__main__":

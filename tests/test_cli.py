@@ -140,3 +140,15 @@ def test_version_is_the_installed_packages():
 
     result = invoke("--version")
     assert result.exit_code == 0 and result.output.strip() == f"sotlat {version('sotlat')}"
+
+
+def test_tables_compare_prints_and_writes_the_errors(tmp_path):
+    save_table(synthetic_table(), tmp_path / "ref.parquet")
+    save_table(synthetic_table(t_decode=lambda b, k: 1.2 * (1.0 + 0.1 * b + 0.001 * k)), tmp_path / "t.parquet")
+    result = invoke("tables", "compare", tmp_path / "t.parquet", tmp_path / "ref.parquet", "--json", "--out", tmp_path / "c.csv")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["decode"]["median_signed_pct"] == pytest.approx(20.0) and summary["prefill"]["max_abs_pct"] == pytest.approx(0.0)
+    assert summary["cells"] == len(pd.read_csv(tmp_path / "c.csv")) and summary["only_in_table"] == 0
+    result = invoke("tables", "compare", tmp_path / "t.parquet", tmp_path / "ref.parquet")
+    assert result.exit_code == 0 and "+20.0%" in result.output and "against" in result.output

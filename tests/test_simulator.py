@@ -126,3 +126,10 @@ def test_plan_prints_the_simulated_cost_and_one_command_per_shard():
     assert len(groups) > 1 and [parse_batches(c.split("--batches ")[1].split()[0]) for c in commands] == groups
     assert all("--arch tiny --dtype float16 --prefill-lengths 1:50:10 --decode-max 1024" in c and c.split("#")[0].rstrip().endswith("--resume")
                for c in commands)
+
+
+def test_plan_names_shard_files_the_device_tool_can_bring_back():
+    args = ["--gpu", "a100-80gb-sxm", "--arch", "tiny", "--batches", "1,3", "--prefill-lengths", "1:50:10", "--decode-max", "64"]
+    result = CliRunner().invoke(app, ["plan", *args])
+    assert result.exit_code == 0, result.output
+    assert "--batches 1,3 --out tiny__b1_3.parquet --resume" in result.output  # letters, digits, '.', '_' and '-' only

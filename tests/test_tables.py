@@ -88,3 +88,22 @@ def test_merge_joins_batch_shards_and_refuses_overlap_or_other_profiles():
     other.attrs["sotlat"]["dtype"] = "bfloat16"
     with pytest.raises(InputError, match="not a shard of the same profile .*dtype"):
         merge_tables([a, other], ["a", "o"])
+
+
+def test_compare_gives_the_error_of_each_phase_and_batch_against_the_reference():
+    from sotlat.tables.compare import compare_summary, compare_tables
+
+    reference = synthetic_table(batches=(1, 2), decode_max=50)
+    # decode 10% slower at B=2 only, prefill 5% faster; one more batch and an oom cell that the reference lacks
+    table = synthetic_table(batches=(1, 2, 3), decode_max=50, t_prefill=lambda b, l: 0.95 * (10.0 * b + 0.5 * l),
+                            t_decode=lambda b, k: (1.1 if b == 2 else 1.0) * (1.0 + 0.1 * b + 0.001 * k),
+                            status=lambda phase, b, l: "oom" if (phase, b, l) == ("decode", 1, 50) else "ok")
+    cells = compare_tables(table, reference)
+    assert len(cells) == 2 * (10 + 50) - 1 and {"latency_ms", "latency_ms_reference", "error_pct"} <= set(cells.columns)
+    summary = compare_summary(cells)
+    assert summary["prefill"]["median_signed_pct"] == pytest.approx(-5.0) and summary["prefill"]["n"] == 20
+    decode = summary["decode"]["by_batch"]
+    assert decode[1]["max_abs_pct"] == pytest.approx(0.0, abs=1e-9) and decode[1]["n"] == 49
+    assert decode[2]["median_signed_pct"] == pytest.approx(10.0) and decode[2]["p90_abs_pct"] == pytest.approx(10.0)
+    with pytest.raises(InputError, match="no ok cell in common"):
+        compare_summary(compare_tables(table, synthetic_table(batches=(5,))))

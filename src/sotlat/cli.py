@@ -562,7 +562,7 @@ def plan(
     for group in shards(seconds, shard_minutes * 60):
         label = (f"{group[0]}-{group[-1]}" if len(group) > 1 else str(group[0])) if group == list(range(group[0], group[-1] + 1)) else ",".join(map(str, group))
         total = seconds.loc[seconds["batch"].isin(group), "total_s"].sum()
-        console.print(f"  {command} --batches {label} --out {name}__b{label}.parquet --resume   # ~{_duration(total)}"
+        console.print(f"  {command} --batches {label} --out {name}__b{label.replace(',', '_')}.parquet --resume   # ~{_duration(total)}"
                       + ("; over the limit: --resume continues it" if total > shard_minutes * 60 else ""), markup=False, highlight=False, soft_wrap=True)
 
 
@@ -601,7 +601,7 @@ def calibrate(
     for phase, p in (("prefill", cal.prefill), ("decode", cal.decode)):
         e = errors[phase]
         console.print(f"{phase:<8} MFU {p.mfu:.3f}  MBU {p.mbu:.3f}  overhead {p.layer_overhead_ms:.3f} ms/layer   "
-                      f"fit over {e['cells']} cells: median |error| {e['median_abs_pct']:.1f}%, P90 {e['p90_abs_pct']:.1f}%")
+                      f"fit over {e['n']} cells: median |error| {e['median_abs_pct']:.1f}%, P90 {e['p90_abs_pct']:.1f}%")
     console.print(f"{out}: workspace {cal.workspace_bytes / 1e6:,.0f} MB")
 
 
@@ -661,6 +661,42 @@ def tables_show(file: Path, cells: Annotated[int, typer.Option(help="Cells to sh
         shown.add_row(r.phase, str(r.batch), str(r.length), _ms(r.latency_ms), str(len(r.runs_ms)),
                       "-" if pd.isna(r.peak_memory_bytes) else f"{int(r.peak_memory_bytes):,}", "-" if pd.isna(r.flops) else f"{r.flops:.4g}", r.status)
     console.print(shown)
+
+
+@tables_app.command("compare")
+@user_errors
+def tables_compare(
+    table: Path,
+    reference: Path,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="Per-cell comparison: .jsonl, .csv or .parquet.")] = None,
+):
+    """Latency of TABLE against REFERENCE over the cells ok in both: % errors per phase and batch."""
+    from sotlat.tables import load_table
+    from sotlat.tables.compare import compare_summary, compare_tables
+
+    _check_out_suffix(out)
+    a, b = load_table(table), load_table(reference)
+    cells = compare_tables(a, b)
+    summary = compare_summary(cells)
+    only = {name: int((t["status"] == "ok").sum()) - len(cells) for name, t in (("only_in_table", a), ("only_in_reference", b))}
+    if as_json:
+        print(json.dumps({"table": str(table), "reference": str(reference), "cells": len(cells), **only, **summary}))
+    else:
+        from sotlat.report.analysis import label
+
+        console.print(f"{table} ({label(a)})\nagainst {reference} ({label(b)}):\n{len(cells)} cells ok in both; "
+                      f"{only['only_in_table']} ok only in the table, {only['only_in_reference']} only in the reference", markup=False)
+        view = Table(title="% error of the table's latency against the reference's (positive: the table is slower)")
+        for c in ("phase", "batch", "cells", "median |error|", "P90 |error|", "max |error|", "median signed"):
+            view.add_column(c, justify="left" if c == "phase" else "right")
+        for phase, s in summary.items():
+            for batch, e in [("all", s), *s["by_batch"].items()]:
+                view.add_row(phase if batch == "all" else "", str(batch), str(e["n"]), f"{e['median_abs_pct']:.1f}%", f"{e['p90_abs_pct']:.1f}%",
+                             f"{e['max_abs_pct']:.1f}%", f"{e['median_signed_pct']:+.1f}%", style="bold" if batch == "all" else None)
+        console.print(view)
+    if out is not None:
+        write_frame(cells, out)
 
 
 @tables_app.command("merge")

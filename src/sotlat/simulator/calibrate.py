@@ -15,6 +15,7 @@ from scipy.optimize import least_squares
 
 from transformers import AutoConfig
 
+from sotlat.pct_errors import error_stats
 from sotlat.profiler.archs import meta_model
 from sotlat.profiler.flops import fit_flops
 from sotlat.simulator.model import Calibration, PhaseParams, Shapes, forward_ms, pass_bytes, peak_memory
@@ -50,15 +51,14 @@ def fit_phase(cells: pd.DataFrame, shapes: Shapes, phase: str, peak_tflops: floa
 
 
 def calibrate(table: pd.DataFrame, peak_tflops: float, bandwidth_gbps: float, name: str) -> tuple[Calibration, dict]:
-    """A calibration fitted to `table`, and the fit's median and P90 absolute error per phase."""
+    """A calibration fitted to `table`, and the fit's % errors per phase (`error_stats`)."""
     shapes, _ = shapes_of(table)
     ok = table[(table["status"] == "ok") & table["flops"].notna()]
     params, errors = {}, {}
     for phase in ("prefill", "decode"):
         cells = ok[ok["phase"] == phase]
         params[phase], rel = fit_phase(cells, shapes, phase, peak_tflops, bandwidth_gbps)
-        errors[phase] = {"cells": int(len(cells)), "median_abs_pct": float(np.median(np.abs(rel)) * 100),
-                         "p90_abs_pct": float(np.quantile(np.abs(rel), 0.9) * 100)}
+        errors[phase] = error_stats(rel * 100)
     mem = ok[ok["peak_memory_bytes"].notna()]
     modelled = np.concatenate([peak_memory(shapes, ph, g["batch"].to_numpy(), g["length"].to_numpy()) for ph, g in mem.groupby("phase")])
     measured = np.concatenate([g["peak_memory_bytes"].to_numpy(float) for _, g in mem.groupby("phase")])

@@ -8,6 +8,7 @@ import pandas as pd
 from sotlat.estimator import estimate
 from sotlat.estimator.equations import DECODE_TERMS
 from sotlat.errors import InputError
+from sotlat.pct_errors import error_stats, relative_pct
 
 QUANTITIES = ("normal", "sot", "speedup")
 
@@ -21,17 +22,8 @@ def compare(table: pd.DataFrame, traces: pd.DataFrame, measured: pd.DataFrame, d
         column = "speedup" if q == "speedup" else f"{q}_ms"
         out[f"{q}_estimated"] = est[column]
         out[f"{q}_measured"] = meas[column]
-        out[f"{q}_error_pct"] = (out[f"{q}_estimated"] - out[f"{q}_measured"]) / out[f"{q}_measured"] * 100
+        out[f"{q}_error_pct"] = relative_pct(out[f"{q}_estimated"], out[f"{q}_measured"])
     return out.reset_index()
-
-
-def error_stats(errors: pd.Series) -> dict:
-    e = errors.dropna()
-    if e.empty:
-        return {"n": 0}
-    a = e.abs()
-    return {"n": int(len(e)), "median_abs_pct": float(a.median()), "p90_abs_pct": float(a.quantile(0.9)),
-            "max_abs_pct": float(a.max()), "median_signed_pct": float(e.median())}
 
 
 def validate(table: pd.DataFrame, traces: pd.DataFrame, measured: pd.DataFrame, decode_terms: str = "printed") -> dict:
