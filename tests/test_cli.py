@@ -152,3 +152,12 @@ def test_tables_compare_prints_and_writes_the_errors(tmp_path):
     assert summary["cells"] == len(pd.read_csv(tmp_path / "c.csv")) and summary["only_in_table"] == 0
     result = invoke("tables", "compare", tmp_path / "t.parquet", tmp_path / "ref.parquet")
     assert result.exit_code == 0 and "+20.0%" in result.output and "against" in result.output
+
+
+def test_estimates_from_an_unfinished_profile_say_so(tmp_path):
+    table = synthetic_table()
+    table.attrs["sotlat"]["progress"] = {"complete": False, "elapsed_s": 10.0}
+    save_table(table, tmp_path / "t.parquet")
+    traces = write_jsonl(tmp_path / "t.jsonl", [trace()])
+    result = invoke("estimate", "--table", tmp_path / "t.parquet", "--traces", traces)
+    assert result.exit_code == 0 and "INCOMPLETE profile" in result.output

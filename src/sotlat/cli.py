@@ -268,9 +268,9 @@ def estimate(
 def _print_estimates(table: pd.DataFrame, estimates: pd.DataFrame, unanswered: pd.DataFrame) -> None:
     """The summary per model x category, then what was extrapolated and what the table cannot answer."""
     from sotlat.estimator import summarize
+    from sotlat.tables.stats import label
 
-    meta = table.attrs["sotlat"]
-    _print_summary(summarize(estimates), f"{meta['arch']['name']} on {meta['device']['name']} ({meta['dtype']})")
+    _print_summary(summarize(estimates), label(table))
     if estimates["extrapolated"].any():
         console.print(f"[yellow]{int(estimates['extrapolated'].sum())} traces use extrapolated decode latencies[/]")
     if len(unanswered):
@@ -674,6 +674,7 @@ def tables_compare(
     """Latency of TABLE against REFERENCE over the cells ok in both: % errors per phase and batch."""
     from sotlat.tables import load_table
     from sotlat.tables.compare import compare_summary, compare_tables
+    from sotlat.tables.stats import label
 
     _check_out_suffix(out)
     a, b = load_table(table), load_table(reference)
@@ -683,8 +684,6 @@ def tables_compare(
     if as_json:
         print(json.dumps({"table": str(table), "reference": str(reference), "cells": len(cells), **only, **summary}))
     else:
-        from sotlat.report.analysis import label
-
         console.print(f"{table} ({label(a)})\nagainst {reference} ({label(b)}):\n{len(cells)} cells ok in both; "
                       f"{only['only_in_table']} ok only in the table, {only['only_in_reference']} only in the reference", markup=False)
         view = Table(title="% error of the table's latency against the reference's (positive: the table is slower)")

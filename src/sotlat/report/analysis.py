@@ -12,15 +12,9 @@ import pandas as pd
 from sotlat.estimator import estimate_answerable, traces_frame
 from sotlat.estimator.lookup import build_lookup
 from sotlat.estimator.equations import stage
-from sotlat.tables.stats import decode_floor_ms, run_cv
+from sotlat.tables.stats import decode_floor_ms, label, run_cv
 
 HIGH_CV = 0.10
-
-
-def label(table: pd.DataFrame) -> str:
-    meta = table.attrs["sotlat"]
-    sim = " (simulated)" if meta["device"].get("simulated") else ""
-    return f"{meta['arch']['name']} · {meta['device']['name']}{sim} · {meta['dtype']}"
 
 
 def batches(table: pd.DataFrame) -> np.ndarray:

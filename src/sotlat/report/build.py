@@ -15,6 +15,7 @@ from sotlat.estimator.traces import read_records, traces_frame
 from sotlat.report import analysis as an
 from sotlat.report import figures as F
 from sotlat.sot.stats import per_trace
+from sotlat.tables.stats import label
 
 
 def build_report(tables: list[pd.DataFrame], trace_paths: list[Path], out_dir: Path, budget_gb: float | None = None,
@@ -50,7 +51,7 @@ def build_report(tables: list[pd.DataFrame], trace_paths: list[Path], out_dir: P
             (tmp / f"{f.slug}.png").write_bytes(png.getvalue())
             f.data.to_csv(tmp / f"{f.slug}.csv", index=False)
             sections.append((f, base64.b64encode(png.getvalue()).decode()))
-        sources = [an.label(t) for t in tables]
+        sources = [label(t) for t in tables]
         (tmp / "report.md").write_text(_markdown(sections, tables_md, sources, trace_paths), encoding="utf-8")
         (tmp / "index.html").write_text(_html(sections, tables_md, sources, trace_paths), encoding="utf-8")
     return out_dir / "index.html"

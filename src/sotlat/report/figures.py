@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from sotlat.report import analysis as an  # noqa: E402
+from sotlat.tables.stats import label  # noqa: E402
 
 
 @dataclass
@@ -90,8 +91,8 @@ def decode_heatmaps(tables) -> Figure:
         every = -(-len(grid.index) // 16)  # at most 16 batch labels
         ax.set_yticks(range(1, len(grid.index) + 1, every), [str(b) for b in grid.index[::every]])
         fig.colorbar(im, ax=ax, label="t^D_B(k) (ms)")
-        _finish(fig, ax, an.label(t), "context k (tokens in the KV cache)", "batch size B", legend=False, grid=False)
-        frames.append(grid.stack().rename("latency_ms").reset_index().assign(table=an.label(t)))
+        _finish(fig, ax, label(t), "context k (tokens in the KV cache)", "batch size B", legend=False, grid=False)
+        frames.append(grid.stack().rename("latency_ms").reset_index().assign(table=label(t)))
     fig.suptitle("Decode step latency over batch x context (grey: not measured or oom)", y=1.02)
     fig.tight_layout()
     return Figure("decode_heatmap", "Decode latency t^D_B(k) over batch x context", fig, pd.concat(frames, ignore_index=True))
@@ -104,10 +105,10 @@ def prefill_lines(tables) -> Figure:
         p = an.prefill_curves(t)
         for b, part in p.groupby("batch"):
             ax.plot(part["length"], part["latency_ms"], marker=".", label=f"B={b}")
-        _finish(fig, ax, an.label(t), "prompt length l (tokens)", "t^P_B(l) (ms)")
+        _finish(fig, ax, label(t), "prompt length l (tokens)", "t^P_B(l) (ms)")
         frames.append(p)
         if p["batch"].nunique() < len(an.batches(t)):
-            notes.append(f"{an.label(t)}: {p['batch'].nunique()} of its {len(an.batches(t))} batches shown")
+            notes.append(f"{label(t)}: {p['batch'].nunique()} of its {len(an.batches(t))} batches shown")
     fig.suptitle("Prefill latency t^P_B(l)", y=1.02)
     fig.tight_layout()
     return Figure("prefill_latency", "Prefill latency t^P_B(l)", fig, pd.concat(frames, ignore_index=True), "; ".join(notes))
@@ -118,9 +119,9 @@ def floor(tables) -> Figure:
     frames = []
     for t in tables:
         curve, floor_ms = an.floor_curve(t)
-        line = ax.plot(curve["length"], curve["latency_ms"], label=f"{an.label(t)}: t^D_1(k)")[0]
+        line = ax.plot(curve["length"], curve["latency_ms"], label=f"{label(t)}: t^D_1(k)")[0]
         if floor_ms:
-            ax.axhline(floor_ms, ls="--", color=line.get_color(), label=f"{an.label(t)}: weights / bandwidth = {floor_ms:.2f} ms")
+            ax.axhline(floor_ms, ls="--", color=line.get_color(), label=f"{label(t)}: weights / bandwidth = {floor_ms:.2f} ms")
         frames.append(curve.assign(floor_ms=floor_ms))
     _log_if_spread(ax, pd.concat(frames)["latency_ms"])
     if ax.get_yscale() == "linear":

@@ -12,6 +12,15 @@ def run_cv(table: pd.DataFrame) -> pd.Series:
     return ok["runs_ms"].map(lambda r: float(np.std(r) / np.mean(r)) if len(r) > 1 else np.nan)
 
 
+def label(table: pd.DataFrame) -> str:
+    """What a table is, in figures, reports and summaries: architecture, device, dtype, and whether
+    it is simulated or an unfinished profile."""
+    meta = table.attrs["sotlat"]
+    sim = " (simulated)" if meta["device"].get("simulated") else ""
+    unfinished = "" if meta.get("progress", {}).get("complete", True) else " · INCOMPLETE profile"
+    return f"{meta['arch']['name']} · {meta['device']['name']}{sim} · {meta['dtype']}{unfinished}"
+
+
 def decode_floor_ms(meta: dict) -> float | None:
     """Weights bytes / memory bandwidth: no decode step can read the weights faster."""
     bandwidth = meta["device"].get("memory_bandwidth_bytes_per_s")
