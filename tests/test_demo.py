@@ -47,3 +47,17 @@ def test_demo_end_to_end_with_the_tiny_architecture(tmp_path, monkeypatch):
     assert f"{(~inside).sum()} of {len(traces)} traces are outside the table" in result.output
     report = (tmp_path / "report" / "report.md").read_text()
     assert "Traces a table cannot answer" in report and traces.loc[~inside, "id"].iloc[0] in report
+
+
+def test_the_gpu_demo_is_sized_to_minutes_by_the_simulated_plan():
+    # what `sotlat plan` says the demo's profile costs on the paper's GPU under hf-eager (HF transformers eager)
+    from sotlat.simulator.catalogue import gpu_spec
+    from sotlat.simulator.model import load_calibration
+    from sotlat.simulator.plan import profile_seconds
+    from sotlat.simulator.simulate import simulate
+
+    spec = demo_spec(load_traces(recorded_traces()), "cuda")
+    table = simulate(spec.arch, None, gpu_spec("a100-80gb-sxm"), load_calibration("hf-eager"), spec.dtype, spec.batches,
+                     spec.prefill_lengths, spec.decode_max)
+    minutes = profile_seconds(table, spec.prefill_runs, spec.decode_runs)["total_s"].sum() / 60
+    assert 3 < minutes < 8
