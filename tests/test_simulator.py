@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from sotlat.cli import app
 from sotlat.errors import InputError
 from sotlat.simulator.calibrate import calibrate
-from sotlat.simulator.catalogue import FIELDS, gpu_spec, load_catalogue
+from sotlat.simulator.catalogue import catalogue_id, FIELDS, gpu_spec, load_catalogue
 from sotlat.simulator.model import Calibration, PhaseParams, load_calibration
 from sotlat.simulator.plan import profile_seconds, shards
 from sotlat.simulator.simulate import simulate
@@ -31,6 +31,16 @@ def test_catalogue_has_every_gpu_and_a_source_for_every_figure():
             assert figure["value"] is not None or not figure["confirmed"], (gid, field)  # unknowns are marked
     assert catalogue["h100-sxm"]["fp16_dense_tflops"]["value"] == 989  # NVIDIA's 1979 is with sparsity
     assert catalogue["rtx-4090"]["fp16_dense_tflops"]["value"] == pytest.approx(165.2)  # FP32 accumulate
+
+
+@pytest.mark.parametrize("reported, gid", [
+    ("NVIDIA H100 80GB HBM3", "h100-sxm"), ("NVIDIA H200", "h200"),  # seen on the lent machines
+    ("NVIDIA A100-SXM4-80GB", "a100-80gb-sxm"), ("NVIDIA A100-SXM4-40GB", "a100-40gb-sxm"), ("NVIDIA A100 80GB PCIe", "a100-80gb-pcie"),
+    ("NVIDIA H100 PCIe", "h100-pcie"), ("NVIDIA L4", "l4"), ("NVIDIA L40S", "l40s"), ("NVIDIA GeForce RTX 4090", "rtx-4090"),
+    ("NVIDIA L40", None), ("NVIDIA GeForce RTX 4090 D", None), ("NVIDIA H200 NVL", None), ("NVIDIA H100 NVL", None),  # other figures
+])
+def test_the_driver_reported_name_finds_its_catalogue_entry_and_no_other(reported, gid):
+    assert catalogue_id(reported) == gid
 
 
 def test_unknown_gpu_and_missing_figure():

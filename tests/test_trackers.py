@@ -85,3 +85,32 @@ def test_cpu_tracker_never_asks_cuda():
     timer = timer_mod.CpuTimer()
     a, b = timer.mark(), timer.mark()
     assert timer.intervals_ms([a, b])[0] >= 0
+
+
+def test_cuda_device_description_from_fakes(monkeypatch):
+    """What a profile records of a GPU: properties, bandwidth from memory clock x bus width, nvidia-smi, catalogue entry."""
+    import subprocess
+    from types import SimpleNamespace
+
+    from sotlat.profiler import device as device_mod
+
+    props = SimpleNamespace(name="NVIDIA H100 80GB HBM3", major=9, minor=0, total_memory=85_520_809_984, multi_processor_count=132,
+                            L2_cache_size=52_428_800, memory_bus_width=5120, memory_clock_rate=2_619_000)  # kHz
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: props)
+    monkeypatch.setattr(device_mod.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
+    smi = "580.159.04, 1980 MHz, 2619 MHz, 1980 MHz, 2619 MHz, 700.00 W, P0"
+    monkeypatch.setattr(device_mod.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout=smi + "\n"))
+    info = device_mod.describe_device("cuda:0")
+    assert info["name"] == "NVIDIA H100 80GB HBM3" and info["compute_capability"] == "9.0" and info["multiprocessors"] == 132
+    assert info["memory_bandwidth_bytes_per_s"] == 2 * 2_619_000e3 * 5120 / 8  # 3.35 TB/s, the H100 SXM's sheet figure
+    assert info["driver"] == "580.159.04" and info["clocks"]["power.limit"] == "700.00 W"
+    assert info["catalogue_id"] == "h100-sxm"
+
+    from sotlat.profiler.run import ProfileSpec, _device_meta
+    from sotlat.tables import PrefillGrid
+
+    spec = ProfileSpec(arch="tiny", device="cuda", dtype="float16", batches=[1], prefill_lengths=PrefillGrid(1, 10, 10))
+    assert _device_meta(spec)["peak_tflops"] == 989  # dense FP16 tensor peak: Eq. 4's utilization needs no --peak-tflops
+    assert "peak_tflops" not in _device_meta(ProfileSpec(**{**spec.__dict__, "dtype": "float32"}))
+    monkeypatch.setattr(device_mod.shutil, "which", lambda name: None)  # no nvidia-smi: the rest is still there
+    assert "driver" not in device_mod.describe_device("cuda") and device_mod.describe_device("cuda")["catalogue_id"] == "h100-sxm"

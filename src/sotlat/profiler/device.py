@@ -9,6 +9,8 @@ import subprocess
 
 import torch
 
+from sotlat.simulator.catalogue import catalogue_id
+
 _SMI_FIELDS = ["driver_version", "clocks.sm", "clocks.mem", "clocks.max.sm", "clocks.max.mem", "power.limit", "pstate"]
 
 
@@ -45,6 +47,7 @@ def _describe_cuda(device: str) -> dict:
         "memory_bandwidth_bytes_per_s": memory_bandwidth(props),
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version(),
+        "catalogue_id": catalogue_id(props.name),
     }
     info.update(_nvidia_smi(index))
     return info

@@ -33,6 +33,7 @@ from sotlat.profiler.flops import FlopsFit, fit_flops
 from sotlat.profiler.memory import memory_tracker_for
 from sotlat.profiler.steps import decode_step, prefill
 from sotlat.profiler.timer import timer_for
+from sotlat.simulator.catalogue import dense_fp16_tflops
 from sotlat.tables.grid import PrefillGrid
 from sotlat.tables.io import empty_cells, load_table, save_table
 from sotlat.tables.schema import COLUMNS, SCHEMA_VERSION
@@ -143,6 +144,14 @@ def _host_load() -> dict:
     return {"cpu_busy_pct": psutil.cpu_percent(interval=0.5), "load_1min": load, "logical_cpus": os.cpu_count()}
 
 
+def _device_meta(spec: ProfileSpec) -> dict:
+    """The device's description; for a catalogue GPU profiled in 16 bits, its dense FP16/BF16 tensor
+    peak as `peak_tflops`, which `estimate` divides Eq. 4's performance by (the paper's utilization)."""
+    device = describe_device(spec.device)
+    peak = dense_fp16_tflops(device.get("catalogue_id")) if spec.dtype in ("float16", "bfloat16") else None
+    return {**device, "peak_tflops": peak} if peak else device
+
+
 def geomean(values) -> float:
     return float(math.exp(np.mean(np.log(values))))
 
@@ -166,7 +175,7 @@ def profile(spec: ProfileSpec, out: str, resume: bool = False, progress: Progres
     meta = {
         "schema_version": SCHEMA_VERSION,
         "arch": arch_meta(name, config, shapes, dtype),
-        "device": describe_device(spec.device),
+        "device": _device_meta(spec),
         "dtype": spec.dtype,
         "method": spec.method(timer.name, memory.method, fit.meta()),
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

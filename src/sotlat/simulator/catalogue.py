@@ -4,6 +4,7 @@ with its source and whether the sources confirm it."""
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
 
 from sotlat.errors import InputError
@@ -32,3 +33,14 @@ def gpu_spec(gpu_id: str, peak_tflops: float | None = None, bandwidth_gbps: floa
             raise InputError(f"{gpu_id}: {field} is not known{f'; give {option}' if option else ''}")
     spec["unconfirmed"] = [f for f in FIELDS if not entry[f]["confirmed"]]
     return spec
+
+
+def catalogue_id(device_name: str) -> str | None:
+    """The entry whose `device_name` pattern matches the name the driver reports; None unless exactly one does."""
+    found = [gid for gid, entry in load_catalogue().items() if re.search(entry["device_name"], device_name, re.IGNORECASE)]
+    return found[0] if len(found) == 1 else None
+
+
+def dense_fp16_tflops(gpu_id: str | None) -> float | None:
+    """The entry's dense FP16/BF16 tensor peak, None when unknown: the peak the paper's utilization uses."""
+    return load_catalogue()[gpu_id]["fp16_dense_tflops"]["value"] if gpu_id else None

@@ -53,7 +53,7 @@ def simulate(arch: str | None, config_path: str | None, gpu: dict, cal: Calibrat
     table.attrs["sotlat"] = {
         "schema_version": SCHEMA_VERSION,
         "arch": meta_arch,
-        "device": {"name": gpu["name"], "kind": "simulated", "id": gpu["id"], "simulated": True,
+        "device": {"name": gpu["name"], "kind": "simulated", "catalogue_id": gpu["id"], "simulated": True,
                    "total_memory_bytes": int(gpu["memory_gb"] * 1e9), "memory_bandwidth_bytes_per_s": gpu["bandwidth_gbps"] * 1e9,
                    "peak_tflops": gpu["fp16_dense_tflops"], "sms": gpu["sms"], "l2_mb": gpu["l2_mb"], "unconfirmed": gpu["unconfirmed"]},
         "dtype": dtype,
