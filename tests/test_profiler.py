@@ -11,7 +11,8 @@ import torch
 from sotlat.errors import InputError
 from sotlat.profiler import run as run_mod
 from sotlat.profiler.archs import build_model, load_config
-from sotlat.profiler.run import Interrupted, ProfileSpec, profile
+from sotlat.interrupts import Interrupted
+from sotlat.profiler.run import ProfileSpec, profile
 from sotlat.tables import PrefillGrid, load_table
 
 SPEC = ProfileSpec(arch="tiny", device="cpu", dtype="float32", batches=[1, 2, 3], prefill_lengths=PrefillGrid(1, 40, 10),

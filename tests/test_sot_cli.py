@@ -91,16 +91,23 @@ def test_stats_per_category(tmp_path):
     assert s.loc["all", "n"] == 2 and s.loc["all", "normal_tokens"] == 70
 
 
-def test_ctrl_c_during_trace_keeps_finished_questions_and_resume_goes_on(tmp_path, monkeypatch):
+@pytest.mark.parametrize("how", ["sigint", "sigterm"])
+def test_ctrl_c_or_sigterm_during_trace_keeps_finished_questions_and_resume_goes_on(tmp_path, monkeypatch, how):
+    import os
+    import signal
+
     import sotlat.sot.model as model_mod
     import sotlat.sot.record as record_mod
 
     questions = write_jsonl(tmp_path / "q.jsonl", [{"id": f"q{i}", "question": f"Question {i}?"} for i in range(3)])
     calls = []
+    handler = signal.getsignal(signal.SIGTERM)
 
     def fake_record(net, tokenizer, q, max_new_tokens, timer, eos):
         calls.append(q["id"])
         if len(calls) == 2:
+            if how == "sigterm":  # what `timeout` or a job scheduler sends
+                os.kill(os.getpid(), signal.SIGTERM)
             raise KeyboardInterrupt
         return {"id": q["id"], "category": None, "question": q["question"], "normal": {"prompt_tokens": 5, "completion_tokens": 3},
                 "sot_fallback": {"skeleton": {"prompt_tokens": 9, "completion_tokens": 2}, "reason": "no points"}}
@@ -112,6 +119,7 @@ def test_ctrl_c_during_trace_keeps_finished_questions_and_resume_goes_on(tmp_pat
     result = invoke("trace", "--questions", questions, "--device", "cpu", "--out", out)
     assert result.exit_code == 130 and "interrupted: 1 traces in" in result.output and "--resume" in result.output
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["q0"]
+    assert signal.getsignal(signal.SIGTERM) == handler  # restored
     result = invoke("trace", "--questions", questions, "--device", "cpu", "--out", out, "--resume")
     assert result.exit_code == 0, result.output
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["q0", "q1", "q2"]

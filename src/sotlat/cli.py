@@ -64,7 +64,7 @@ def user_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from sotlat.profiler.run import Interrupted
+        from sotlat.interrupts import Interrupted
 
         try:
             return func(*args, **kwargs)
@@ -88,11 +88,12 @@ def _progress() -> Progress:
 
 @contextlib.contextmanager
 def _resumable(out: Path, what: str):
-    """Ctrl-C in a loop that appends one finished record per line: say what is kept and how to go on."""
-    from sotlat.profiler.run import Interrupted
+    """Ctrl-C or SIGTERM in a loop that appends one finished record per line: say what is kept and how to go on."""
+    from sotlat.interrupts import Interrupted, sigterm_as_keyboard_interrupt
 
     try:
-        yield
+        with sigterm_as_keyboard_interrupt():
+            yield
     except KeyboardInterrupt:
         kept = len(out.read_text(encoding="utf-8").splitlines()) if out.exists() else 0
         raise Interrupted(f"interrupted: {kept} {what} in {out}; continue with --resume") from None

@@ -14,7 +14,6 @@ import copy
 import datetime as dt
 import math
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ import torch
 
 from sotlat import __version__
 from sotlat.errors import InputError
+from sotlat.interrupts import Interrupted, sigterm_as_keyboard_interrupt
 from sotlat.profiler.archs import arch_meta, build_model, load_config, meta_model
 from sotlat.profiler.device import describe_device
 from sotlat.profiler.flops import FlopsFit, fit_flops
@@ -41,10 +41,6 @@ from sotlat.tables.schema import COLUMNS, SCHEMA_VERSION
 CHECKPOINT_SECONDS = 30.0
 UNFINISHED = "unfinished"  # status of a decode cell whose batch has sweeps still to run
 OOM = (torch.cuda.OutOfMemoryError,)
-
-
-class Interrupted(Exception):
-    """Ctrl-C or SIGTERM: the finished cells are saved, the run can be resumed."""
 
 
 @dataclass(frozen=True)
@@ -207,30 +203,25 @@ def profile(spec: ProfileSpec, out: str, resume: bool = False, progress: Progres
         save_table(table, out)
         return table
 
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-
-    previous_handler = signal.signal(signal.SIGTERM, on_term)
     try:
-        for batch in spec.batches:
-            for length in spec.prefill_lengths.lengths:
-                if ("prefill", batch, length) not in state.done:
-                    _prefill_cell(model, spec, config.vocab_size, batch, length, timer, memory, fit, state)
-                    progress.advance(spec.prefill_runs, f"prefill B={batch} l={length}")
-                if time.monotonic() - last_save >= CHECKPOINT_SECONDS:
+        with sigterm_as_keyboard_interrupt():
+            for batch in spec.batches:
+                for length in spec.prefill_lengths.lengths:
+                    if ("prefill", batch, length) not in state.done:
+                        _prefill_cell(model, spec, config.vocab_size, batch, length, timer, memory, fit, state)
+                        progress.advance(spec.prefill_runs, f"prefill B={batch} l={length}")
+                    if time.monotonic() - last_save >= CHECKPOINT_SECONDS:
+                        save()
+                        last_save = time.monotonic()
+                if ("decode", batch, spec.decode_max) not in state.done:
+                    _decode_cells(model, spec, config.vocab_size, batch, timer, memory, fit, state, progress, save)
                     save()
                     last_save = time.monotonic()
-            if ("decode", batch, spec.decode_max) not in state.done:
-                _decode_cells(model, spec, config.vocab_size, batch, timer, memory, fit, state, progress, save)
-                save()
-                last_save = time.monotonic()
     except KeyboardInterrupt:
         save()
         sweeps = sum(len(sw.runs) for sw in state.sweeps.values())
         kept = f"{len(state.rows)} cells" + (f" and {sweeps} finished decode sweep{'s' * (sweeps > 1)} of an unfinished batch" if sweeps else "")
         raise Interrupted(f"interrupted: {kept} saved to {out}; continue with --resume") from None
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
     return save(complete=True)
 
 
