@@ -66,6 +66,13 @@ def test_tables_merge_of_batch_shards(tmp_path):
     assert result.exit_code == 0, result.output
     merged = load_table(tmp_path / "m.parquet")
     assert sorted(merged.batch.unique()) == [1, 2, 3]
+    assert "unfinished" not in result.output
+    unfinished = load_table(b)
+    unfinished.attrs["sotlat"]["progress"]["complete"] = False
+    save_table(unfinished, b)
+    result = invoke("tables", "merge", a, b, "-o", tmp_path / "m.parquet")
+    assert result.exit_code == 0 and f"{b} is an unfinished profile" in result.output.replace("\n", "")
+    assert not load_table(tmp_path / "m.parquet").attrs["sotlat"]["progress"]["complete"]
     result = invoke("tables", "merge", a, a, "-o", tmp_path / "x.parquet")
     assert result.exit_code == 2 and "shards overlap" in result.output
     assert not (tmp_path / "x.parquet").exists()

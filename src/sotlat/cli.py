@@ -705,9 +705,13 @@ def tables_merge(files: list[Path], out: Annotated[Path, typer.Option("--out", "
     """Merge shards of one profile (e.g. batch ranges run separately) into one table."""
     from sotlat.tables import load_table, merge_tables, save_table
 
-    merged = merge_tables([load_table(f) for f in files], [str(f) for f in files])
+    shards = [load_table(f) for f in files]
+    merged = merge_tables(shards, [str(f) for f in files])
     save_table(merged, out)
     console.print(f"{out}: {len(merged)} cells from {len(files)} shards")
+    for f, shard in zip(files, shards):
+        if not shard.attrs["sotlat"].get("progress", {}).get("complete", True):
+            console.print(f"[yellow]warning: {f} is an unfinished profile: resume it and merge again (the merged table says INCOMPLETE)[/]")
 
 
 @app.command()
