@@ -168,3 +168,12 @@ def test_estimates_from_an_unfinished_profile_say_so(tmp_path):
     traces = write_jsonl(tmp_path / "t.jsonl", [trace()])
     result = invoke("estimate", "--table", tmp_path / "t.parquet", "--traces", traces)
     assert result.exit_code == 0 and "INCOMPLETE profile" in result.output
+
+
+def test_tables_show_says_what_is_known_of_the_gpu(tmp_path):
+    table = synthetic_table()
+    table.attrs["sotlat"]["device"] = {"name": "NVIDIA H100 80GB HBM3", "catalogue_id": "h100-sxm", "peak_tflops": 989,
+                                       "memory_bandwidth_bytes_per_s": 3.352e12}
+    save_table(table, tmp_path / "t.parquet")
+    result = invoke("tables", "show", tmp_path / "t.parquet")
+    assert result.exit_code == 0 and "(catalogue h100-sxm, peak 989 TFLOPS, bandwidth 3,352 GB/s)" in result.output

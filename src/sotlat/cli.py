@@ -642,7 +642,13 @@ def tables_show(file: Path, cells: Annotated[int, typer.Option(help="Cells to sh
                   f"{'complete' if meta.get('progress', {}).get('complete', True) else 'INCOMPLETE (resume it)'}")
     parameters = meta["arch"].get("parameters")
     console.print(f"arch   {meta['arch']['name']}" + (f" ({parameters:,} parameters)" if parameters else ""))
-    console.print(f"device {meta['device']['name']}   dtype {meta['dtype']}   timer {method.get('timer', '?')}")
+    device = meta["device"]
+    known = [f"catalogue {device['catalogue_id']}" if device.get("catalogue_id") else "",
+             f"peak {device['peak_tflops']:g} TFLOPS" if device.get("peak_tflops") else "",
+             f"bandwidth {device['memory_bandwidth_bytes_per_s'] / 1e9:,.0f} GB/s" if device.get("memory_bandwidth_bytes_per_s") else ""]
+    known = ", ".join(k for k in known if k)
+    console.print(f"device {device['name']}{f' ({known})' if known else ''}   dtype {meta['dtype']}   timer {method.get('timer', '?')}",
+                  markup=False, highlight=False)
     console.print(f"grid   {json.dumps(method['grid'])}")
     coverage = Table(title="coverage")
     for c in ("phase", "batches", "lengths", "cells", "statuses"):
