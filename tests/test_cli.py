@@ -177,3 +177,19 @@ def test_tables_show_says_what_is_known_of_the_gpu(tmp_path):
     save_table(table, tmp_path / "t.parquet")
     result = invoke("tables", "show", tmp_path / "t.parquet")
     assert result.exit_code == 0 and "(catalogue h100-sxm, peak 989 TFLOPS, bandwidth 3,352 GB/s)" in result.output
+
+
+def test_profile_warns_when_the_flops_fill_is_not_exact(tmp_path, monkeypatch):
+    from sotlat.profiler import run as run_mod
+    from sotlat.profiler.flops import FlopsFit
+
+    real = run_mod.fit_flops
+
+    def inexact(shapes):
+        fit = real(shapes)
+        return FlopsFit(fit.decode, fit.prefill, max_rel_error=0.05)
+
+    monkeypatch.setattr(run_mod, "fit_flops", inexact)
+    result = invoke("profile", *GRID, "--batches", "1", "--decode-max", "5", "--out", tmp_path / "t.parquet")
+    assert result.exit_code == 0 and "off by up to 5.0%" in result.output
+    assert load_table(tmp_path / "t.parquet").attrs["sotlat"]["method"]["flops"]["exact"] is False

@@ -57,3 +57,11 @@ def test_flops_command_agrees_with_paper_table_1(arch, prefill_flops, decode_flo
         assert result.exit_code == 0, result.output
         value = json.loads(result.output.strip().splitlines()[-1])["flops"]
         assert value == pytest.approx(expected, rel=0.05)
+
+
+def test_a_fill_that_misses_held_out_cells_is_marked_inexact(tiny):
+    _, shapes = tiny
+    # FLOPs with a term the polynomial has no place for (cubic in l): the check on held-out cells catches it
+    fit = fit_flops(shapes, count=lambda model, phase, b, n: 1e9 * b + 1e3 * n ** 3)
+    assert not fit.exact and fit.max_rel_error > 1e-3 and fit.meta()["exact"] is False
+    assert fit_flops(shapes).exact

@@ -185,6 +185,10 @@ def _run_profile(spec, out: str, resume: bool) -> pd.DataFrame:
     finally:
         bar.stop()
     s = summary(table)
+    flops = table.attrs["sotlat"]["method"]["flops"]
+    if not flops.get("exact", True):
+        console.print(f"[yellow]warning: this architecture's FLOPs are not the polynomial the profiler fills from counted cells "
+                      f"(held-out cells off by up to {flops['held_out_max_rel_error']:.1%}): the flops column and Eq. 4's TFLOPS are approximate[/]")
     load = table.attrs["sotlat"].get("host_load", {})
     if spec.device == "cpu" and load.get("cpu_busy_pct", 0) > BUSY_PCT:
         console.print(f"[yellow]warning: the CPUs were {load['cpu_busy_pct']:.0f}% busy with other work when the profile "
