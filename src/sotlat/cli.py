@@ -637,13 +637,13 @@ def report(
 def tables_show(file: Path, cells: Annotated[int, typer.Option(help="Cells to show per phase.")] = 3):
     """Metadata, grid coverage and a few cells of a table."""
     from sotlat.tables import load_table
-    from sotlat.tables.stats import summary
+    from sotlat.tables.stats import is_complete, summary
 
     table = load_table(file)
     meta = table.attrs["sotlat"]
     method = meta["method"]
     console.print(f"[bold]{file}[/]  schema {meta['schema_version']}, created {meta['created_at']}, "
-                  f"{'complete' if meta.get('progress', {}).get('complete', True) else 'INCOMPLETE (resume it)'}")
+                  f"{'complete' if is_complete(table) else 'INCOMPLETE (resume it)'}")
     parameters = meta["arch"].get("parameters")
     console.print(f"arch   {meta['arch']['name']}" + (f" ({parameters:,} parameters)" if parameters else ""))
     device = meta["device"]
@@ -714,13 +714,14 @@ def tables_compare(
 def tables_merge(files: list[Path], out: Annotated[Path, typer.Option("--out", "-o")]):
     """Merge shards of one profile (e.g. batch ranges run separately) into one table."""
     from sotlat.tables import load_table, merge_tables, save_table
+    from sotlat.tables.stats import is_complete
 
     shards = [load_table(f) for f in files]
     merged = merge_tables(shards, [str(f) for f in files])
     save_table(merged, out)
     console.print(f"{out}: {len(merged)} cells from {len(files)} shards")
     for f, shard in zip(files, shards):
-        if not shard.attrs["sotlat"].get("progress", {}).get("complete", True):
+        if not is_complete(shard):
             console.print(f"[yellow]warning: {f} is an unfinished profile: resume it and merge again (the merged table says INCOMPLETE)[/]")
 
 

@@ -8,6 +8,7 @@ import pandas as pd
 
 from sotlat.errors import InputError
 from sotlat.tables.schema import CELL_KEY
+from sotlat.tables.stats import is_complete
 
 # Metadata that may differ between shards of one profile: when and in what order they ran.
 _PER_SHARD = ("created_at", "progress", "shards", "host_load")
@@ -43,6 +44,6 @@ def merge_tables(tables: list[pd.DataFrame], names: list[str]) -> pd.DataFrame:
     meta = copy.deepcopy(tables[0].attrs["sotlat"])
     meta["method"]["grid"]["batches"] = sorted({b for t in tables for b in t.attrs["sotlat"]["method"]["grid"]["batches"]})
     meta["shards"] = [{"file": n, "created_at": t.attrs["sotlat"]["created_at"]} for t, n in zip(tables, names)]
-    meta["progress"] = {"complete": all(t.attrs["sotlat"].get("progress", {}).get("complete", True) for t in tables)}
+    meta["progress"] = {"complete": all(is_complete(t) for t in tables)}
     cells.attrs["sotlat"] = meta
     return cells

@@ -12,12 +12,17 @@ def run_cv(table: pd.DataFrame) -> pd.Series:
     return ok["runs_ms"].map(lambda r: float(np.std(r) / np.mean(r)) if len(r) > 1 else np.nan)
 
 
+def is_complete(table: pd.DataFrame) -> bool:
+    """False for a profile still under way or interrupted (`progress.complete`); tables without it are whole."""
+    return bool(table.attrs["sotlat"].get("progress", {}).get("complete", True))
+
+
 def label(table: pd.DataFrame) -> str:
     """What a table is, in figures, reports and summaries: architecture, device, dtype, and whether
     it is simulated or an unfinished profile."""
     meta = table.attrs["sotlat"]
     sim = " (simulated)" if meta["device"].get("simulated") else ""
-    unfinished = "" if meta.get("progress", {}).get("complete", True) else " · INCOMPLETE profile"
+    unfinished = "" if is_complete(table) else " · INCOMPLETE profile"
     return f"{meta['arch']['name']} · {meta['device']['name']}{sim} · {meta['dtype']}{unfinished}"
 
 
