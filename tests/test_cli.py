@@ -81,7 +81,7 @@ def test_tables_merge_of_batch_shards(tmp_path):
 def assert_user_error(result, *needles):
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
-    lines = [ln for ln in result.output.strip().splitlines() if ln.strip()]
+    lines = result.output.splitlines()  # nothing else, not even a blank line
     assert len(lines) == 1 and lines[0].startswith("error: "), result.output
     for needle in needles:
         assert needle in lines[0]
@@ -121,6 +121,22 @@ def test_usage_errors(tmp_path, monkeypatch, args, needles):
     (tmp_path / "bad.json").write_text('{"hidden_size": ')
     assert_user_error(invoke(*args), *needles)
     assert not (tmp_path / "o.parquet").exists()
+
+
+@pytest.mark.parametrize("command, out", [
+    (["profile", *GRID, "--batches", "1"], "t.csv"),
+    (["simulate", "--gpu", "l4", "--arch", "tiny"], "t.txt"),
+    (["tables", "merge", "t.parquet"], "merged.csv"),
+    (["calibrate", "--table", "t.parquet", "--gpu", "l4"], "c.yaml"),
+    (["trace", "--limit", "1"], "traces.csv"),
+    (["replay", "--arch", "tiny", "--traces", "t.jsonl"], "measured.parquet"),
+])
+def test_commands_refuse_an_out_they_do_not_write_before_any_work(tmp_path, monkeypatch, command, out):
+    monkeypatch.chdir(tmp_path)
+    save_table(synthetic_table(), "t.parquet")
+    write_jsonl(tmp_path / "t.jsonl", [trace()])
+    assert_user_error(invoke(*command, "--out", out), f"--out: {out}: suffix must be")
+    assert not (tmp_path / out).exists()
 
 
 def test_estimate_rejects_unknown_out_suffix(tmp_path):

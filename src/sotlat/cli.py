@@ -123,9 +123,10 @@ def _check_warmup(prefill_runs: int, prefill_warmup: int) -> None:
         raise InputError(f"--prefill-warmup ({prefill_warmup}) must be smaller than --prefill-runs ({prefill_runs})")
 
 
-def _check_out_suffix(out: Path | None) -> None:
-    if out is not None and out.suffix not in OUT_SUFFIXES:
-        raise InputError(f"--out: {out}: suffix must be one of {', '.join(OUT_SUFFIXES)}")
+def _check_out_suffix(out: Path | None, suffixes: tuple[str, ...] = OUT_SUFFIXES) -> None:
+    """Refuse an --out whose suffix is not what the command writes, before any work is done."""
+    if out is not None and out.suffix not in suffixes:
+        raise InputError(f"--out: {out}: suffix must be {' or '.join(suffixes)}")
 
 
 def _pct(x) -> str:
@@ -156,6 +157,7 @@ def profile(
     from sotlat.profiler.run import ProfileSpec
     from sotlat.tables.grid import parse_batches, parse_range
 
+    _check_out_suffix(out, (".parquet",))
     _arch_or_config(arch, config)
     _check_warmup(prefill_runs, prefill_warmup)
     device = _device(device)
@@ -183,7 +185,8 @@ def _run_profile(spec, out: str, resume: bool) -> pd.DataFrame:
     try:
         table = run(spec, out, resume, Tracker(update))
     finally:
-        bar.stop()
+        if bar.live.is_started:  # stopping a bar never shown still prints a blank line
+            bar.stop()
     s = summary(table)
     flops = table.attrs["sotlat"]["method"]["flops"]
     if not flops.get("exact", True):
@@ -322,6 +325,7 @@ def trace(
     from sotlat.sot.questions import load_questions
     from sotlat.sot.record import record_question
 
+    _check_out_suffix(out, (".jsonl",))
     todo = load_questions(questions)[:limit]
     done = jsonl.finished_ids(out, resume)
     todo = [q for q in todo if q["id"] not in done]
@@ -367,6 +371,7 @@ def replay(
     from sotlat.profiler.timer import timer_for
     from sotlat.sot.replay import measured_record, replay_trace, stratified_ids
 
+    _check_out_suffix(out, (".jsonl",))
     _arch_or_config(arch, config)
     records = read_records(traces)
     frame = traces_frame(records)  # checks every trace first
@@ -504,6 +509,7 @@ def simulate(
     """Write a latency table for a GPU from the analytical model (same format as profile)."""
     from sotlat.tables import save_table
 
+    _check_out_suffix(out, (".parquet",))
     spec, table = _simulated(gpu, arch, config, dtype, calibration, batches, prefill_lengths, decode_max, peak_tflops, bandwidth_gbps)
     save_table(table, out)
     oom = int((table["status"] == "oom").sum())
@@ -590,6 +596,7 @@ def calibrate(
     from sotlat.simulator.catalogue import gpu_spec
     from sotlat.tables import load_table
 
+    _check_out_suffix(out, (".json",))
     measured = load_table(table)
     device = measured.attrs["sotlat"]["device"]
     if gpu:
@@ -716,6 +723,7 @@ def tables_merge(files: list[Path], out: Annotated[Path, typer.Option("--out", "
     from sotlat.tables import load_table, merge_tables, save_table
     from sotlat.tables.stats import is_complete
 
+    _check_out_suffix(out, (".parquet",))
     shards = [load_table(f) for f in files]
     merged = merge_tables(shards, [str(f) for f in files])
     save_table(merged, out)
