@@ -31,7 +31,7 @@ OUT = Path(__file__).resolve().parents[1] / "src" / "sotlat" / "data" / "calibra
 
 def row_ms(arch: str, gpu: dict, cal: Calibration) -> tuple[float, float]:
     """Table 1's two figures under the model: one prefill of 128 tokens; decode steps k = 128..191."""
-    shapes, flops = shapes_and_flops(arch, None, "float16")
+    shapes, flops, _ = shapes_and_flops(*load_config(arch, None), "float16")
     prefill = simulate_cells(shapes, flops, gpu, cal, "prefill", [1], [PROMPT])["latency_ms"][0]
     decode = simulate_cells(shapes, flops, gpu, cal, "decode", [1] * DECODED, np.arange(PROMPT, PROMPT + DECODED))["latency_ms"].sum()
     return float(prefill), float(decode)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 
+from transformers import AutoConfig
+
 from sotlat.pct_errors import error_stats, relative_pct
-from sotlat.simulator.calibrate import calibrate, shapes_of
+from sotlat.simulator.calibrate import calibrate
 from sotlat.simulator.catalogue import gpu_spec
-from sotlat.simulator.simulate import simulate_cells
+from sotlat.simulator.simulate import shapes_and_flops, simulate_cells
 from sotlat.tables import load_table
 
 
@@ -37,7 +39,8 @@ def main() -> None:
         p, e = getattr(cal, phase), errors[phase]
         print(f"  {phase:<8} MFU {p.mfu:.3g} MBU {p.mbu:.3g} overhead {p.layer_overhead_ms:.3f} ms/layer; "
               f"fit: median |error| {e['median_abs_pct']:.1f}%, P90 {e['p90_abs_pct']:.1f}%")
-    shapes, flops = shapes_of(target)
+    meta = target.attrs["sotlat"]
+    shapes, flops, _ = shapes_and_flops(meta["arch"]["name"], AutoConfig.for_model(**meta["arch"]["config"]), meta["dtype"])
     device = {"fp16_dense_tflops": peak, "bandwidth_gbps": bandwidth}
     print(f"predicting {target.attrs['sotlat']['arch']['name']} ({args.predict}):")
     for phase in ("prefill", "decode"):

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from sotlat.pct_errors import error_stats, relative_pct
+from sotlat.profiler.archs import load_config
 from sotlat.simulator.catalogue import gpu_spec
 from sotlat.simulator.model import load_calibration
 from sotlat.simulator.simulate import shapes_and_flops, simulate_cells
@@ -60,7 +61,7 @@ def simulated_ms(shapes, flops, f: Figure) -> float:
 
 
 def main() -> None:
-    shapes, flops = shapes_and_flops("llama-7b", None, "float16")
+    shapes, flops, _ = shapes_and_flops(*load_config("llama-7b", None), "float16")
     print(f"{'source':<50} {'engine':<15} {'GPU':<14} {'calibration':<11} {'what':<22} {'published':>9} {'model':>7} {'error':>7}")
     errors = {}
     for f in PUBLISHED:

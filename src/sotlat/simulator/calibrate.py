@@ -17,19 +17,18 @@ from transformers import AutoConfig
 
 from sotlat.pct_errors import error_stats
 from sotlat.profiler.archs import meta_model
-from sotlat.profiler.flops import fit_flops
+from sotlat.profiler.run import torch_dtype
 from sotlat.simulator.model import Calibration, PhaseParams, Shapes, forward_ms, pass_bytes, peak_memory
 
 _STARTS = [(0.5, 0.5, 0.01), (0.1, 0.2, 0.5), (0.8, 0.9, 0.0), (0.02, 0.05, 2.0)]
 
 
-def shapes_of(table: pd.DataFrame) -> tuple[Shapes, object]:
-    meta = table.attrs["sotlat"]["arch"]
-    config = AutoConfig.for_model(**meta["config"])
-    model = meta_model(config)
-    parameters = meta.get("parameters") or sum(p.numel() for p in model.parameters())
-    dtype_bytes = {"float16": 2, "bfloat16": 2, "float32": 4}[table.attrs["sotlat"]["dtype"]]
-    return Shapes.from_config(config, parameters, dtype_bytes), fit_flops(model)
+def shapes_of(table: pd.DataFrame) -> Shapes:
+    """The bytes and memory model's Shapes of a table's architecture and dtype, from its metadata."""
+    meta = table.attrs["sotlat"]
+    config = AutoConfig.for_model(**meta["arch"]["config"])
+    parameters = meta["arch"].get("parameters") or sum(p.numel() for p in meta_model(config).parameters())
+    return Shapes.from_config(config, parameters, torch_dtype(meta["dtype"]).itemsize)
 
 
 def fit_phase(cells: pd.DataFrame, shapes: Shapes, phase: str, peak_tflops: float, bandwidth_gbps: float) -> tuple[PhaseParams, np.ndarray]:
@@ -52,7 +51,7 @@ def fit_phase(cells: pd.DataFrame, shapes: Shapes, phase: str, peak_tflops: floa
 
 def calibrate(table: pd.DataFrame, peak_tflops: float, bandwidth_gbps: float, name: str) -> tuple[Calibration, dict]:
     """A calibration fitted to `table`, and the fit's % errors per phase (`error_stats`)."""
-    shapes, _ = shapes_of(table)
+    shapes = shapes_of(table)
     ok = table[(table["status"] == "ok") & table["flops"].notna()]
     params, errors = {}, {}
     for phase in ("prefill", "decode"):

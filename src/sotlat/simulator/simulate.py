@@ -6,10 +6,9 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
-import torch
 
 from sotlat.profiler.archs import arch_meta, load_config, meta_model
-from sotlat.profiler.flops import fit_flops
+from sotlat.profiler.flops import FlopsFit, fit_flops
 from sotlat.profiler.run import torch_dtype as torch_dtype_of
 from sotlat.simulator.model import Calibration, Shapes, forward_ms, pass_bytes, peak_memory
 from sotlat.tables.grid import PrefillGrid
@@ -24,20 +23,17 @@ def simulate_cells(shapes: Shapes, flops, gpu: dict, cal: Calibration, phase: st
     return {"latency_ms": ms, "flops": f, "peak_memory_bytes": peak_memory(shapes, phase, batch, length, cal.workspace_bytes)}
 
 
-def shapes_and_flops(arch: str | None, config_path: str | None, dtype: str, with_meta: bool = False):
-    """The model's Shapes and its FLOPs polynomial (and the table's `arch` metadata if asked)."""
-    name, config = load_config(arch, config_path)
+def shapes_and_flops(name: str, config, dtype: str) -> tuple[Shapes, FlopsFit, dict]:
+    """The model's Shapes, its FLOPs polynomial and the table's `arch` metadata."""
     torch_dtype = torch_dtype_of(dtype)
-    shapes_model = meta_model(config)
-    meta_arch = arch_meta(name, config, shapes_model, torch_dtype)
-    shapes = Shapes.from_config(config, meta_arch["parameters"], torch.empty((), dtype=torch_dtype).element_size())
-    fit = fit_flops(shapes_model)
-    return (shapes, fit, meta_arch) if with_meta else (shapes, fit)
+    model = meta_model(config)
+    meta_arch = arch_meta(name, config, model, torch_dtype)
+    return Shapes.from_config(config, meta_arch["parameters"], torch_dtype.itemsize), fit_flops(model), meta_arch
 
 
 def simulate(arch: str | None, config_path: str | None, gpu: dict, cal: Calibration, dtype: str,
              batches: list[int], prefill_lengths: PrefillGrid, decode_max: int) -> pd.DataFrame:
-    shapes, fit, meta_arch = shapes_and_flops(arch, config_path, dtype, with_meta=True)
+    shapes, fit, meta_arch = shapes_and_flops(*load_config(arch, config_path), dtype)
     parts = []
     for phase, lengths in (("prefill", prefill_lengths.lengths), ("decode", range(1, decode_max + 1))):
         b, n = (x.ravel() for x in np.meshgrid(batches, list(lengths), indexing="ij"))
