@@ -40,6 +40,13 @@ def test_profile_then_estimate_writes_every_format(profiled, tmp_path):
         assert list(frame.columns) == OUTPUT_COLUMNS and list(frame["id"]) == ["a", "b"]
         assert (frame["speedup"] > 0).all()
     assert "generic" in result.output and "all" in result.output and "speed-up" in result.output
+    perf = frame[["normal_decode_tflops", "points_decode_tflops", "sot_peak_memory_bytes"]]
+    tflops = (perf["normal_decode_tflops"].mean(), perf["points_decode_tflops"].mean())
+    line = next(ln for ln in result.output.splitlines() if ln.startswith("m, mean over 2 traces: decode performance (Eq. 4) "))
+    assert f"normal {tflops[0]:.3g}, " in line and f"points {tflops[1]:.3g} TFLOPS;" in line
+    assert line.endswith(f"SoT {perf['sot_peak_memory_bytes'].max() / 1e9:.2f} GB")
+    with_peak = invoke("estimate", "--table", profiled, "--traces", traces, "--peak-tflops", 0.5)
+    assert f"TFLOPS = {tflops[0] / 0.5:.2%}, " in with_peak.output and f"{tflops[1] / 0.5:.2%} of 0.5;" in with_peak.output
 
 
 @pytest.mark.parametrize("busy, warned", [(80.0, True), (3.0, False)])

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import synthetic_table, trace, write_jsonl
 from sotlat.errors import InputError
-from sotlat.estimator import OUTPUT_COLUMNS, estimate, load_traces, summarize
+from sotlat.estimator import OUTPUT_COLUMNS, estimate, load_traces, performance_summary, summarize
 
 T_P = lambda b, l: 10.0 * b + 0.5 * l  # noqa: E731
 T_D = lambda b, k: 1.0 + 0.1 * b + 0.001 * k  # noqa: E731
@@ -154,6 +154,20 @@ def test_summary_means_per_model_and_category(table):
     every = summary[summary.category == "all"].iloc[0]
     assert every.n == 3 and every.median_speedup == pytest.approx(est.speedup.median())
     assert every.sot_faster == pytest.approx((est.speedup > 1).mean()) and 0 < every.sot_faster < 1
+
+
+def test_performance_summary_is_eq4_mean_and_largest_peak_memory_per_model(table):
+    traces = [trace("a", model="m"), trace("b", model="m", normal=(20, 80), points=[(15, 5)] * 4), trace("c", model="n")]
+    est = estimate(table, traces, peak_tflops=100.0)
+    perf = performance_summary(est).set_index("model")
+    assert list(perf.index) == ["m", "n"] and list(perf["n"]) == [2, 1]
+    m = est[est["model"] == "m"]
+    for stage in ("normal", "skeleton", "points"):
+        assert perf.loc["m", f"{stage}_decode_tflops"] == pytest.approx(m[f"{stage}_decode_tflops"].mean())
+        assert perf.loc["m", f"{stage}_decode_utilization"] == pytest.approx(m[f"{stage}_decode_tflops"].mean() / 100.0)
+    assert perf.loc["m", "sot_peak_memory_bytes"] == m["sot_peak_memory_bytes"].max() == 4000 + 15 + 5  # batch 4 in trace b
+    assert perf.loc["m", "normal_peak_memory_bytes"] == 1000 + 20 + 80
+    assert "normal_decode_utilization" not in performance_summary(estimate(table, traces))
 
 
 def test_loop_reading_of_eq1_has_l_out_minus_one_decode_terms():

@@ -267,18 +267,19 @@ def estimate(
         estimates, unanswered = estimate_answerable(table_frame, frame, **options)
     else:
         estimates, unanswered = run(table_frame, frame, **options), frame.iloc[:0]
-    _print_estimates(table_frame, estimates, unanswered)
+    _print_estimates(table_frame, estimates, unanswered, peak_tflops)
     if out is not None:
         write_frame(estimates, out)
         console.print(f"per-trace estimates: {out}")
 
 
-def _print_estimates(table: pd.DataFrame, estimates: pd.DataFrame, unanswered: pd.DataFrame) -> None:
+def _print_estimates(table: pd.DataFrame, estimates: pd.DataFrame, unanswered: pd.DataFrame, peak_tflops: float | None = None) -> None:
     """The summary per model x category, then what was extrapolated and what the table cannot answer."""
-    from sotlat.estimator import summarize
+    from sotlat.estimator import performance_summary, summarize
     from sotlat.tables.stats import label
 
     _print_summary(summarize(estimates), label(table))
+    _print_performance(performance_summary(estimates), peak_tflops or table.attrs["sotlat"]["device"].get("peak_tflops"))
     if estimates["extrapolated"].any():
         console.print(f"[yellow]{int(estimates['extrapolated'].sum())} traces use extrapolated decode latencies[/]")
     if len(unanswered):
@@ -291,6 +292,23 @@ def _print_estimates(table: pd.DataFrame, estimates: pd.DataFrame, unanswered: p
 
 def _x(ratio) -> str:
     return "-" if pd.isna(ratio) else f"{ratio:.2f}x"
+
+
+def _print_performance(perf: pd.DataFrame, peak: float) -> None:
+    """Eq. 4 per stage and the peak memory that must fit, per model."""
+    for r in perf.itertuples():
+        tflops = ", ".join(f"{s} {_num(getattr(r, f'{s}_decode_tflops'), '.3g')}" for s in ("normal", "skeleton", "points"))
+        util = ""
+        if hasattr(r, "points_decode_utilization"):
+            shares = ", ".join(_num(u, ".2%") for u in (r.normal_decode_utilization, r.skeleton_decode_utilization, r.points_decode_utilization))
+            util = f" = {shares} of {peak:g}"
+        console.print(f"{r.model}, mean over {r.n} traces: decode performance (Eq. 4) {tflops} TFLOPS{util}; "
+                      f"largest peak memory normal {_num(r.normal_peak_memory_bytes / 1e9, '.2f')} GB, SoT {_num(r.sot_peak_memory_bytes / 1e9, '.2f')} GB",
+                      markup=False, highlight=False, soft_wrap=True)
+
+
+def _num(x, spec: str) -> str:
+    return "-" if pd.isna(x) else format(x, spec)
 
 
 def _print_summary(summary: pd.DataFrame, title: str) -> None:

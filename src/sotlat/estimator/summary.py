@@ -34,3 +34,20 @@ def summarize(estimates: pd.DataFrame) -> pd.DataFrame:
     table = pd.concat([by_category, overall], ignore_index=True)[SUMMARY_COLUMNS]
     order = table["category"].eq("all")
     return table.assign(_all=order).sort_values(["model", "_all", "category"], kind="stable").drop(columns="_all").reset_index(drop=True)
+
+
+def performance_summary(estimates: pd.DataFrame) -> pd.DataFrame:
+    """Per model: each stage's decode performance (Eq. 4, TFLOPS, and utilization where the peak is
+    known) as the mean over its traces, and the largest peak memory of normal and SoT - what must fit."""
+    frame = estimates.assign(model=estimates["model"].fillna("-").astype(str))
+    groups = frame.groupby("model", sort=True)
+    stages = ("normal", "skeleton", "points")
+    out = groups.size().rename("n").to_frame()
+    for stage in stages:
+        out[f"{stage}_decode_tflops"] = groups[f"{stage}_decode_tflops"].mean()
+    for stage in stages:
+        if f"{stage}_decode_utilization" in frame:
+            out[f"{stage}_decode_utilization"] = groups[f"{stage}_decode_utilization"].mean()
+    for what in ("normal", "sot"):
+        out[f"{what}_peak_memory_bytes"] = groups[f"{what}_peak_memory_bytes"].max()
+    return out.reset_index()
