@@ -18,9 +18,9 @@ from rich.table import Table
 
 from sotlat.errors import InputError
 
-app = typer.Typer(help="GPU latency profiler and Skeleton-of-Thought latency estimator (Ning et al., 2023, App. C.2).",
+app = typer.Typer(help="GPU latency profiler, Skeleton-of-Thought latency estimator and analytical GPU simulator (Ning et al., 2023, App. C.2).",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-tables_app = typer.Typer(help="Inspect and merge latency tables.", no_args_is_help=True)
+tables_app = typer.Typer(help="Inspect, compare and merge latency tables.", no_args_is_help=True)
 app.add_typer(tables_app, name="tables")
 console = Console(width=None if sys.stdout.isatty() else 160)  # files and pipes get whole tables
 err = Console(stderr=True, soft_wrap=True, highlight=False)
