@@ -114,3 +114,9 @@ def test_cuda_device_description_from_fakes(monkeypatch):
     assert "peak_tflops" not in _device_meta(ProfileSpec(**{**spec.__dict__, "dtype": "float32"}))
     monkeypatch.setattr(device_mod.shutil, "which", lambda name: None)  # no nvidia-smi: the rest is still there
     assert "driver" not in device_mod.describe_device("cuda") and device_mod.describe_device("cuda")["catalogue_id"] == "h100-sxm"
+    assert info["memory_bandwidth_source"] == "memory clock x bus width"
+    del props.memory_bus_width, props.memory_clock_rate  # torch 2.4's properties have neither: the catalogue's figure
+    older = device_mod.describe_device("cuda")
+    assert older["memory_bandwidth_bytes_per_s"] == 3350e9 and older["memory_bandwidth_source"] == "catalogue h100-sxm"
+    props.name = "NVIDIA H100 NVL"  # no catalogue entry: unknown, not guessed
+    assert device_mod.describe_device("cuda")["memory_bandwidth_bytes_per_s"] is None

@@ -9,6 +9,7 @@ import subprocess
 
 import torch
 
+from sotlat.simulator.catalogue import bandwidth_gbps as catalogue_bandwidth_gbps
 from sotlat.simulator.catalogue import catalogue_id
 
 _SMI_FIELDS = ["driver_version", "clocks.sm", "clocks.mem", "clocks.max.sm", "clocks.max.mem", "power.limit", "pstate"]
@@ -34,6 +35,10 @@ def memory_bandwidth(props) -> float | None:
 def _describe_cuda(device: str) -> dict:
     index = torch.device(device).index or 0
     props = torch.cuda.get_device_properties(index)
+    entry = catalogue_id(props.name)
+    bandwidth, source = memory_bandwidth(props), "memory clock x bus width"
+    if bandwidth is None and entry:  # older torch has neither property: the catalogue's sheet figure
+        bandwidth, source = catalogue_bandwidth_gbps(entry) * 1e9, f"catalogue {entry}"
     info = {
         "name": props.name,
         "kind": "cuda",
@@ -44,10 +49,11 @@ def _describe_cuda(device: str) -> dict:
         "l2_cache_bytes": getattr(props, "L2_cache_size", None),
         "memory_bus_width_bits": getattr(props, "memory_bus_width", None),
         "memory_clock_khz": getattr(props, "memory_clock_rate", None),
-        "memory_bandwidth_bytes_per_s": memory_bandwidth(props),
+        "memory_bandwidth_bytes_per_s": bandwidth,
+        "memory_bandwidth_source": source if bandwidth else None,
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version(),
-        "catalogue_id": catalogue_id(props.name),
+        "catalogue_id": entry,
     }
     info.update(_nvidia_smi(index))
     return info
