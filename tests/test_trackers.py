@@ -38,10 +38,10 @@ def test_cuda_timer_reads_event_intervals_after_one_sync(monkeypatch):
 
 
 def test_sweep_with_cuda_events_syncs_once_per_sweep(monkeypatch):
+    _, config = load_config("tiny")
+    model = build_model(config, "cpu", torch.float32)  # first: on torch 2.4 its import of torch._dynamo rejects a fake Event
     monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
     FakeEvent.syncs = 0
-    _, config = load_config("tiny")
-    model = build_model(config, "cpu", torch.float32)
     times, peaks, oom_at = _sweep(model, "cpu", 256, 2, 20, timer_mod.CudaTimer(), memory_mod.RssPeakMemory())
     assert times == [2.5] * 20 and oom_at is None and len(peaks) == 20
     assert FakeEvent.syncs == 1  # no host sync inside the sweep
