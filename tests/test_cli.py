@@ -122,10 +122,14 @@ def test_out_of_range_is_one_line(tmp_path):
     # checked before the progress bar appears: the error is all the user sees
     (["profile", "--arch", "llama-99b", "--device", "cpu", "--out", "o.parquet"], ["unknown architecture 'llama-99b'"]),
     (["profile", "--config", "bad.json", "--device", "cpu", "--out", "o.parquet"], ["bad.json: not a readable JSON config"]),
+    (["profile", "--config", "mamba.json", "--device", "cpu", "--out", "o.parquet"], ["config (mamba): transformers cannot build it", "scaled_dot_product_attention"]),
+    (["simulate", "--gpu", "l4", "--config", "t5.json", "--out", "o.parquet"], ["config (t5): transformers cannot build it as a causal LM"]),
 ])
 def test_usage_errors(tmp_path, monkeypatch, args, needles):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.json").write_text('{"hidden_size": ')
+    (tmp_path / "mamba.json").write_text('{"model_type": "mamba", "hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 100}')
+    (tmp_path / "t5.json").write_text('{"model_type": "t5", "d_model": 64}')
     assert_user_error(invoke(*args), *needles)
     assert not (tmp_path / "o.parquet").exists()
 

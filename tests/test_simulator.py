@@ -10,7 +10,7 @@ from sotlat.cli import app
 from sotlat.errors import InputError
 from sotlat.simulator.calibrate import calibrate
 from sotlat.simulator.catalogue import catalogue_id, FIELDS, gpu_spec, load_catalogue
-from sotlat.simulator.model import Calibration, PhaseParams, load_calibration
+from sotlat.simulator.model import Calibration, PhaseParams, Shapes, load_calibration
 from sotlat.simulator.plan import profile_seconds, shards
 from sotlat.simulator.simulate import simulate
 from sotlat.tables import PrefillGrid, load_table, save_table
@@ -85,6 +85,18 @@ def test_calibration_recovers_the_parameters_it_was_simulated_with(simulated):
     assert cal.decode.mbu == pytest.approx(0.7, rel=1e-4) and cal.decode.layer_overhead_ms == pytest.approx(0.8, rel=1e-4)
     assert cal.workspace_bytes == pytest.approx(1e8, rel=1e-6)
     assert errors["decode"]["median_abs_pct"] < 1e-3 and errors["prefill"]["p90_abs_pct"] < 1e-3
+
+
+def test_shapes_of_configs_under_other_names_and_of_ones_it_cannot_model():
+    from transformers import AutoConfig
+
+    gpt2 = AutoConfig.for_model("gpt2", n_embd=64, n_head=4, n_layer=2)  # n_inner null: GPT-2 builds 4 x hidden
+    assert Shapes.from_config(gpt2, 1, 2) == Shapes(2, 64, 256, 50257, 64, 1, 2)
+    assert Shapes.from_config(AutoConfig.for_model("gpt2", n_embd=64, n_head=4, n_layer=2, n_inner=100), 1, 2).intermediate == 100
+    gqa = AutoConfig.for_model("mistral", hidden_size=512, num_attention_heads=8, num_key_value_heads=2, intermediate_size=1024)
+    assert Shapes.from_config(gqa, 1, 2).kv_width == 2 * 64
+    with pytest.raises(InputError, match="config \\(mamba\\): the simulator needs num_attention_heads"):
+        Shapes.from_config(AutoConfig.for_model("mamba"), 1, 2)  # attention-free: nothing to model
 
 
 def test_oom_where_the_model_does_not_fit():

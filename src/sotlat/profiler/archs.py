@@ -80,7 +80,7 @@ def build_model(config: PretrainedConfig, device: str, dtype: torch.dtype) -> to
     rotary frequencies are computed for real, then everything moves to `device`.
     """
     with init_empty_weights(include_buffers=False):
-        model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")
+        model = causal_lm(config)
     with torch.no_grad():
         for name, param in list(model.named_parameters()):
             owner, _, attr = name.rpartition(".")
@@ -93,4 +93,14 @@ def build_model(config: PretrainedConfig, device: str, dtype: torch.dtype) -> to
 def meta_model(config: PretrainedConfig) -> torch.nn.Module:
     """The architecture on the meta device: shapes only, for counting FLOPs at no cost."""
     with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").eval()
+        return causal_lm(config).eval()
+
+
+def causal_lm(config: PretrainedConfig) -> torch.nn.Module:
+    """transformers' causal LM of `config` with SDPA attention; a config it cannot build so (not a
+    causal LM, or an architecture without SDPA, such as Mamba) is a user error."""
+    try:
+        return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")
+    except ValueError as exc:
+        reason = str(exc).split(". ")[0].split("\n")[0]
+        raise InputError(f"config ({config.model_type}): transformers cannot build it as a causal LM with SDPA attention: {reason}") from None

@@ -79,11 +79,22 @@ class Shapes:
 
     @classmethod
     def from_config(cls, config, parameters: int, dtype_bytes: int) -> "Shapes":
-        heads = config.num_attention_heads
-        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+        """The config's shapes under HF's standard names (and their per-model aliases). The MLP width
+        is `intermediate_size`, `n_inner`, `ffn_dim` or `d_ff`; where the config leaves it unset, as
+        GPT-2's `n_inner: null` does, 4 x hidden, which is what such models build."""
+        from sotlat.errors import InputError
+
+        def need(name: str):
+            value = getattr(config, name, None)
+            if value is None:
+                raise InputError(f"config ({config.model_type}): the simulator needs {name}, which this config does not give")
+            return value
+
+        hidden, heads = need("hidden_size"), need("num_attention_heads")
+        head_dim = getattr(config, "head_dim", None) or hidden // heads
         kv_heads = getattr(config, "num_key_value_heads", None) or heads
-        return cls(config.num_hidden_layers, config.hidden_size, config.intermediate_size, config.vocab_size,
-                   kv_heads * head_dim, parameters, dtype_bytes)
+        mlp = next((v for v in (getattr(config, n, None) for n in ("intermediate_size", "n_inner", "ffn_dim", "d_ff")) if v), 4 * hidden)
+        return cls(need("num_hidden_layers"), hidden, mlp, need("vocab_size"), kv_heads * head_dim, parameters, dtype_bytes)
 
     @property
     def weight_bytes(self) -> float:
