@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from sotlat.errors import InputError
-from sotlat.tables.grid import PrefillGrid, parse_batches, parse_range
+from sotlat.tables.grid import PrefillGrid, format_batches, parse_batches, parse_range
 
 
 def test_paper_prefill_lookup_is_floor_l_over_10_times_10_plus_1():
@@ -21,6 +21,11 @@ def test_other_arithmetic_grid_uses_floor_l_over_step():
 def test_parse_batches_range_and_list():
     assert parse_batches("1-4") == [1, 2, 3, 4]
     assert parse_batches("8,1,2,2") == [1, 2, 8]
+
+
+@pytest.mark.parametrize("batches, text", [([1, 2, 3, 4], "1-4"), ([16], "16"), ([1, 2, 8], "1,2,8"), ([3, 5], "3,5")])
+def test_format_batches_is_what_parse_batches_reads(batches, text):
+    assert format_batches(batches) == text and parse_batches(text) == batches
 
 
 @pytest.mark.parametrize("text", ["", "a-b", "0-3", "1;2"])

@@ -87,6 +87,16 @@ def test_calibration_recovers_the_parameters_it_was_simulated_with(simulated):
     assert errors["decode"]["median_abs_pct"] < 1e-3 and errors["prefill"]["p90_abs_pct"] < 1e-3
 
 
+def test_calibrating_a_table_without_enough_cells_of_a_phase_is_one_line(simulated, tmp_path):
+    only_decode = simulated[simulated["phase"] == "decode"].copy()
+    only_decode.attrs = simulated.attrs
+    save_table(only_decode, tmp_path / "d.parquet")
+    result = CliRunner().invoke(app, ["calibrate", "--table", str(tmp_path / "d.parquet"), "--out", str(tmp_path / "c.json")])
+    assert result.exit_code == 2 and result.output.splitlines() == [
+        f"error: {tmp_path / 'd.parquet'}: the table has 0 prefill cells with a latency and FLOPs; calibrating needs at least 3 per phase"]
+    assert not (tmp_path / "c.json").exists()
+
+
 def test_shapes_of_configs_under_other_names_and_of_ones_it_cannot_model():
     from transformers import AutoConfig
 

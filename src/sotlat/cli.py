@@ -569,6 +569,7 @@ def plan(
 ):
     """How long `profile` will take on a GPU (simulated, hf-eager by default), and batch shards that fit a time limit."""
     from sotlat.simulator.plan import profile_seconds, shards
+    from sotlat.tables.grid import format_batches
 
     _check_warmup(prefill_runs, prefill_warmup)
     spec, table = _simulated(gpu, arch, config, dtype, calibration, batches, prefill_lengths, decode_max, peak_tflops, bandwidth_gbps)
@@ -589,7 +590,7 @@ def plan(
                f"--decode-max {decode_max} --prefill-runs {prefill_runs} --prefill-warmup {prefill_warmup} --decode-runs {decode_runs}")
     console.print(f"shards of at most {_duration(shard_minutes * 60)}, one command each:")
     for group in shards(seconds, shard_minutes * 60):
-        label = (f"{group[0]}-{group[-1]}" if len(group) > 1 else str(group[0])) if group == list(range(group[0], group[-1] + 1)) else ",".join(map(str, group))
+        label = format_batches(group)
         total = seconds.loc[seconds["batch"].isin(group), "total_s"].sum()
         console.print(f"  {command} --batches {label} --out {name}__b{label.replace(',', '_')}.parquet --resume   # ~{_duration(total)}"
                       + ("; over the limit: --resume continues it" if total > shard_minutes * 60 else ""), markup=False, highlight=False, soft_wrap=True)
@@ -625,7 +626,10 @@ def calibrate(
     bandwidth_gbps = bandwidth_gbps or (bw / 1e9 if bw else None)
     if not peak_tflops or not bandwidth_gbps:
         raise InputError(f"{table}: the device's peak TFLOPS or bandwidth is unknown; give --gpu or --peak-tflops and --bandwidth-gbps")
-    cal, errors = run(measured, peak_tflops, bandwidth_gbps, out.stem)
+    try:
+        cal, errors = run(measured, peak_tflops, bandwidth_gbps, out.stem)
+    except InputError as exc:
+        raise InputError(f"{table}: {exc}") from None
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps({**cal.as_dict(), "fit_errors": errors}, indent=1) + "\n")
     for phase, p in (("prefill", cal.prefill), ("decode", cal.decode)):

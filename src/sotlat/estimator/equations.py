@@ -14,6 +14,7 @@ import pandas as pd
 from sotlat.errors import InputError
 from sotlat.estimator.lookup import Lookup, build_lookup, range_max
 from sotlat.estimator.traces import STAGE_COLUMNS, longest_context, traces_frame
+from sotlat.tables.grid import format_batches
 
 OUTPUT_COLUMNS = [
     "id", "category", "model", "num_points",
@@ -147,7 +148,7 @@ def _problem(traces, stages, lk: Lookup, num_points, row: int) -> str:
     j = int(lk.grid.index(l_in))
     cell = lk.grid.start + j * lk.grid.step
     if code == NO_BATCH:
-        what = f"batch {batch}, but the table has batches {_ranges(lk.batches)}"
+        what = f"batch {batch}, but the table has batches {format_batches(lk.batches)}"
     elif code == PREFILL_RANGE:
         what = f"t^P_{batch}({cell}) for a {l_in}-token prompt, but the prefill grid ends at {lk.grid.lengths[-1]}"
     elif code == PREFILL_CELL:
@@ -159,7 +160,3 @@ def _problem(traces, stages, lk: Lookup, num_points, row: int) -> str:
         k = next(k for k in range(l_in, hi + 1) if (batch, k) in lk.decode_status or k > lk.decode_last[batch])
         what = f"t^D_{batch}({k}), which is {lk.decode_status.get((batch, k), 'not measured')} in the table"
     return f"{name} stage needs {what}"
-
-
-def _ranges(values: list[int]) -> str:
-    return f"{values[0]}-{values[-1]}" if values == list(range(values[0], values[-1] + 1)) else ",".join(map(str, values))

@@ -15,11 +15,13 @@ from scipy.optimize import least_squares
 
 from transformers import AutoConfig
 
+from sotlat.errors import InputError
 from sotlat.pct_errors import error_stats
 from sotlat.profiler.archs import meta_model
 from sotlat.profiler.run import torch_dtype
 from sotlat.simulator.model import Calibration, PhaseParams, Shapes, forward_ms, pass_bytes, peak_memory
 
+MIN_CELLS = 3  # as many as the parameters fitted per phase
 _STARTS = [(0.5, 0.5, 0.01), (0.1, 0.2, 0.5), (0.8, 0.9, 0.0), (0.02, 0.05, 2.0)]
 
 
@@ -56,12 +58,16 @@ def calibrate(table: pd.DataFrame, peak_tflops: float, bandwidth_gbps: float, na
     params, errors = {}, {}
     for phase in ("prefill", "decode"):
         cells = ok[ok["phase"] == phase]
+        if len(cells) < MIN_CELLS:
+            raise InputError(f"the table has {len(cells)} {phase} cells with a latency and FLOPs; calibrating needs at least {MIN_CELLS} per phase")
         params[phase], rel = fit_phase(cells, shapes, phase, peak_tflops, bandwidth_gbps)
         errors[phase] = error_stats(rel * 100)
     mem = ok[ok["peak_memory_bytes"].notna()]
-    modelled = np.concatenate([peak_memory(shapes, ph, g["batch"].to_numpy(), g["length"].to_numpy()) for ph, g in mem.groupby("phase")])
-    measured = np.concatenate([g["peak_memory_bytes"].to_numpy(float) for _, g in mem.groupby("phase")])
-    workspace = float(np.median(measured - modelled)) if len(mem) else 0.0
+    workspace = 0.0
+    if len(mem):
+        modelled = np.concatenate([peak_memory(shapes, ph, g["batch"].to_numpy(), g["length"].to_numpy()) for ph, g in mem.groupby("phase")])
+        measured = np.concatenate([g["peak_memory_bytes"].to_numpy(float) for _, g in mem.groupby("phase")])
+        workspace = float(np.median(measured - modelled))
     meta = table.attrs["sotlat"]
     cal = Calibration(name, params["prefill"], params["decode"], workspace,
                       about=f"fitted to {meta['arch']['name']} on {meta['device']['name']} ({meta['dtype']}), "

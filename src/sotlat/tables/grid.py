@@ -60,3 +60,9 @@ def parse_batches(text: str, option: str = "--batches") -> list[int]:
     if not batches or batches[0] < 1:
         raise InputError(f"{option}: batch sizes must be positive integers, got {text!r}")
     return batches
+
+
+def format_batches(batches: list[int]) -> str:
+    """The --batches text of sorted batch sizes, as parse_batches reads it: 'A-B' when contiguous."""
+    contiguous = len(batches) > 1 and batches == list(range(batches[0], batches[-1] + 1))
+    return f"{batches[0]}-{batches[-1]}" if contiguous else ",".join(map(str, batches))
