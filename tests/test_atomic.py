@@ -6,6 +6,7 @@ import stat
 import pytest
 
 from sotlat.atomic import atomic_dir, atomic_path
+from sotlat.errors import InputError
 
 
 @pytest.fixture
@@ -51,3 +52,14 @@ def test_a_finished_folder_replaces_the_old_one_whole(tmp_path):
     with atomic_dir(tmp_path / "report") as tmp:
         (tmp / "index.html").write_text("new")
     assert [p.name for p in (tmp_path / "report").iterdir()] == ["index.html"]
+
+
+def test_a_place_that_cannot_be_written_is_a_user_error_naming_the_target(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir.parquet").mkdir()
+    for target, make in ((tmp_path / "afile" / "t.parquet", atomic_path), (tmp_path / "afile" / "report", atomic_dir),
+                         (tmp_path / "adir.parquet", atomic_path)):
+        with pytest.raises(InputError, match=f"{target}: cannot write it here"):
+            with make(target) as tmp:
+                tmp.touch() if make is atomic_path else None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir.parquet", "afile"]  # no temporary left behind

@@ -32,3 +32,15 @@ def test_user_files(tmp_path):
         load_questions(str(tmp_path / "bad.jsonl"))
     with pytest.raises(InputError, match="not one of vicuna, wizardlm, lima and no such file"):
         load_questions("alpaca")
+
+
+@pytest.mark.parametrize("text, message", [
+    ('request\n"What is 2+2?"\n""\n', "q.csv: row 2: request must be a non-empty string"),
+    ("request\n\n", "q.csv: no questions in the file"),
+    ("", "q.csv: not a readable CSV file"),
+    ("question\nWhy?\n", "q.csv: needs a 'request' column"),
+])
+def test_bad_csv_questions_are_one_located_error(tmp_path, text, message):
+    (tmp_path / "q.csv").write_text(text)
+    with pytest.raises(InputError, match=message):
+        load_questions(str(tmp_path / "q.csv"))

@@ -39,6 +39,19 @@ def test_trace_with_the_embedded_model_and_resume(tmp_path):
     assert len(out.read_text().splitlines()) == 1
 
 
+def test_outputs_that_cannot_be_written_or_models_that_cannot_load_are_one_line_before_any_work(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    traces = write_jsonl(tmp_path / "t.jsonl", [trace("a")])
+    for args in (["replay", "--arch", "tiny", "--traces", traces, "--out", tmp_path / "afile" / "m.jsonl"],
+                 ["trace", "--limit", "1", "--out", tmp_path / "afile" / "t.jsonl"]):
+        result = invoke(*args)
+        assert result.exit_code == 2 and result.output.splitlines() == [f"error: {tmp_path / 'afile' / args[-1].name}: cannot write it here (File exists)"]
+    (tmp_path / "empty").mkdir()  # transformers' refusal runs over several lines: still one
+    result = invoke("trace", "--limit", "1", "--model", tmp_path / "empty", "--out", tmp_path / "out.jsonl")
+    assert result.exit_code == 2 and len(result.output.splitlines()) == 1 and f"--model: {tmp_path / 'empty'}: cannot load" in result.output
+    assert not (tmp_path / "out.jsonl").exists()
+
+
 def test_finished_ids_cuts_a_torn_line(tmp_path):
     path = tmp_path / "t.jsonl"
     path.write_text('{"id": "a"}\n{"id": "b"}\n{"id": "c", "no')

@@ -13,6 +13,8 @@ import secrets
 import shutil
 from pathlib import Path
 
+from sotlat.errors import InputError
+
 
 def _beside(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -20,14 +22,25 @@ def _beside(path: Path) -> Path:
 
 
 @contextlib.contextmanager
+def writable(path: Path):
+    """The filesystem refusing the output (no such folder, no permission, a folder in the way) is the user's to fix."""
+    try:
+        yield
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write it here ({exc.strerror or exc})") from None
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary file path beside `path`; rename it over `path` only if the block succeeds."""
     path = Path(path)
-    tmp = _beside(path)
-    tmp.touch(exist_ok=False)
+    with writable(path):
+        tmp = _beside(path)
+        tmp.touch(exist_ok=False)
     try:
         yield tmp
-        os.replace(tmp, path)
+        with writable(path):
+            os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -37,12 +50,14 @@ def atomic_path(path: str | os.PathLike):
 def atomic_dir(path: str | os.PathLike):
     """Yield a temporary folder beside `path`; it replaces `path` whole only if the block succeeds."""
     path = Path(path)
-    tmp = _beside(path)
-    tmp.mkdir()
+    with writable(path):
+        tmp = _beside(path)
+        tmp.mkdir()
     try:
         yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
+        with writable(path):
+            if path.is_dir():
+                shutil.rmtree(path)
+            tmp.rename(path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

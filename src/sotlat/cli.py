@@ -42,8 +42,8 @@ PrefillRuns = Annotated[int, typer.Option(min=1, help="Forward passes per prefil
 PrefillWarmup = Annotated[int, typer.Option(min=0, help="Leading prefill passes dropped as warm-up.")]
 DecodeRuns = Annotated[int, typer.Option(min=1, help="Decode sweeps: runs of every decode cell.")]
 Calibration = Annotated[str, typer.Option(help="default, hf-eager, or a file from sotlat calibrate.")]
-PeakTflops = Annotated[Optional[float], typer.Option(help="Peak dense FP16 TFLOPS, instead of the catalogue's.")]
-Bandwidth = Annotated[Optional[float], typer.Option(help="Memory bandwidth in GB/s, instead of the catalogue's.")]
+PeakTflops = Annotated[Optional[float], typer.Option(min=0, help="Peak dense FP16 TFLOPS, instead of the catalogue's.")]
+Bandwidth = Annotated[Optional[float], typer.Option(min=0, help="Memory bandwidth in GB/s, instead of the catalogue's.")]
 
 
 def _print_version(value: bool) -> None:
@@ -69,7 +69,7 @@ def user_errors(func):
         try:
             return func(*args, **kwargs)
         except InputError as exc:
-            err.print(f"error: {exc}", markup=False)
+            err.print(f"error: {' '.join(str(exc).split())}", markup=False)  # one line, whatever a library's message holds
             raise typer.Exit(2) from None
         except Interrupted as exc:
             err.print(str(exc), markup=False)
@@ -250,7 +250,7 @@ def estimate(
     traces: Annotated[list[Path], typer.Option(help="Trace file(s), JSONL; repeat for several.")],
     out: Annotated[Optional[Path], typer.Option(help="Per-trace estimates: .jsonl, .csv or .parquet.")] = None,
     extrapolate: Annotated[bool, typer.Option(help="Extend decode linearly in k past the table.")] = False,
-    peak_tflops: Annotated[Optional[float], typer.Option(help="Device peak, for utilization.")] = None,
+    peak_tflops: Annotated[Optional[float], typer.Option(min=0, help="Device peak, for utilization.")] = None,
     decode_terms: Annotated[str, typer.Option(help="Eq. 1 decode terms: printed (l_o + 1) or loop (l_o - 1).")] = "printed",
     skip_unanswerable: Annotated[bool, typer.Option(help="Estimate the traces the table answers and list the others, instead of stopping.")] = False,
 ):
@@ -645,10 +645,10 @@ def report(
     table: Annotated[list[Path], typer.Option(help="Latency table(s); several are compared in every figure.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for index.html, report.md, figures and CSVs.")],
     traces: Annotated[Optional[list[Path]], typer.Option(help="Trace file(s) to estimate on each table.")] = None,
-    memory_budget_gb: Annotated[Optional[float], typer.Option(help="Memory budget (default: the device's memory).")] = None,
+    memory_budget_gb: Annotated[Optional[float], typer.Option(min=0, help="Memory budget (default: the device's memory).")] = None,
     headroom: Annotated[float, typer.Option(min=0, max=0.9, help="Fraction of the budget kept free.")] = 0.1,
-    slo_tpot_ms: Annotated[Optional[float], typer.Option(help="Time per output token objective.")] = None,
-    slo_ttft_ms: Annotated[Optional[float], typer.Option(help="Time to first token objective.")] = None,
+    slo_tpot_ms: Annotated[Optional[float], typer.Option(min=0, help="Time per output token objective.")] = None,
+    slo_ttft_ms: Annotated[Optional[float], typer.Option(min=0, help="Time to first token objective.")] = None,
     context: Annotated[int, typer.Option(min=1, help="Context for throughput and TPOT.")] = 256,
     answer_tokens: Annotated[int, typer.Option(min=2, help="Normal answer length for the SoT what-if.")] = 400,
 ):

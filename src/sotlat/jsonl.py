@@ -6,12 +6,17 @@ import json
 import os
 from pathlib import Path
 
+from sotlat.atomic import writable
 from sotlat.errors import InputError
 
 
 def finished_ids(path: Path, resume: bool) -> set[str]:
     """Ids already in `path` (for --resume); a torn last line is cut off. Refuses an existing file without resume."""
     if not path.exists():
+        with writable(path):  # before any work: a file that cannot be written is found now, not after the first record
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+            path.unlink()
         return set()
     if not resume:
         raise InputError(f"{path}: already exists; continue it with --resume, or choose another --out")
@@ -30,8 +35,7 @@ def finished_ids(path: Path, resume: bool) -> set[str]:
 
 
 def append(path: Path, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
+    with writable(path), open(path, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(record, ensure_ascii=False) + "\n")
         fh.flush()
         os.fsync(fh.fileno())

@@ -27,12 +27,28 @@ def load_questions(source: str) -> list[dict]:
     path = Path(source)
     if not path.exists():
         raise InputError(f"--questions: {source}: not one of {', '.join(BUILTIN)} and no such file")
-    stem = path.stem
-    if path.suffix == ".csv":
-        frame = pd.read_csv(path)
-        if "request" not in frame:
-            raise InputError(f"{source}: needs a 'request' column")
-        return [{"id": f"{stem}-{i + 1:03d}", "category": None, "question": q} for i, q in enumerate(frame["request"])]
+    questions = _csv_questions(path, source) if path.suffix == ".csv" else _jsonl_questions(path, source)
+    if not questions:
+        raise InputError(f"{source}: no questions in the file")
+    return questions
+
+
+def _csv_questions(path: Path, source: str) -> list[dict]:
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (ValueError, UnicodeDecodeError) as exc:  # pandas' parser and empty-data errors are ValueErrors
+        raise InputError(f"{source}: not a readable CSV file ({exc})") from None
+    if "request" not in frame:
+        raise InputError(f"{source}: needs a 'request' column")
+    questions = []
+    for i, q in enumerate(frame["request"]):
+        if not q.strip():
+            raise InputError(f"{source}: row {i + 1}: request must be a non-empty string")
+        questions.append({"id": f"{path.stem}-{i + 1:03d}", "category": None, "question": q})
+    return questions
+
+
+def _jsonl_questions(path: Path, source: str) -> list[dict]:
     questions = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -43,7 +59,5 @@ def load_questions(source: str) -> list[dict]:
             raise InputError(f"{source}:{number}: not valid JSON ({exc.msg})") from None
         if not isinstance(obj, dict) or not isinstance(obj.get("question"), str) or not obj["question"].strip():
             raise InputError(f"{source}:{number}: question must be a non-empty string")
-        questions.append({"id": str(obj.get("id", f"{stem}-{number:03d}")), "category": obj.get("category"), "question": obj["question"]})
-    if not questions:
-        raise InputError(f"{source}: no questions in the file")
+        questions.append({"id": str(obj.get("id", f"{path.stem}-{number:03d}")), "category": obj.get("category"), "question": obj["question"]})
     return questions
