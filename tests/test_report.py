@@ -79,3 +79,14 @@ def test_many_batches_stay_legible_and_single_runs_have_no_cv():
     table.loc[table["phase"] == "decode", "runs_ms"] = table.loc[table["phase"] == "decode", "latency_ms"].map(lambda v: [v])
     cvs, _ = quality(table)
     assert set(cvs["phase"]) == {"prefill"} and cvs["cv"].notna().all()  # one run: no CV, not a CV of 0
+
+
+def test_latency_axes_start_at_zero_unless_tables_differ_twentyfold():
+    from sotlat.report.figures import fig3
+
+    flat = synthetic_table(prefill=(1, 300, 10), decode_max=300, t_decode=lambda b, k: 40.0 + 0.01 * b)  # decode: +0.4% over B = 1..4
+    fig3a = fig3([flat])[0].fig
+    assert [ax.get_yscale() for ax in fig3a.axes] == ["linear", "linear"] and all(ax.get_ylim()[0] == 0 for ax in fig3a.axes)
+    far = synthetic_table(prefill=(1, 300, 10), decode_max=300, t_decode=lambda b, k: 4000.0)
+    far.attrs["sotlat"]["device"] = {"name": "slow-device"}
+    assert [ax.get_yscale() for ax in fig3([flat, far])[0].fig.axes] == ["linear", "log"]  # prefill alike, decode 100x apart

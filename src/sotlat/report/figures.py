@@ -29,12 +29,15 @@ def _lines(ax, frame: pd.DataFrame, x: str, y: str, **kw):
         ax.plot(part[x], part[y], marker="o", ms=3, label=name, **kw)
 
 
-def _log_if_spread(ax, values) -> None:
-    """Log scale when the compared tables differ by more than 20x, so that every one stays visible."""
+def _y_axis(ax, values) -> None:
+    """Log scale when the compared tables differ by more than 20x, so that every one stays visible;
+    else linear from zero, so that a 1% rise with batch size looks like 1%, not like the whole axis."""
     v = np.asarray(values, float)
     v = v[np.isfinite(v) & (v > 0)]
     if len(v) and v.max() / v.min() > 20:
         ax.set_yscale("log")
+    else:
+        ax.set_ylim(bottom=0)
 
 
 def _finish(fig, ax, title, xlabel, ylabel, legend=True, grid=True):
@@ -55,25 +58,26 @@ def fig3(tables) -> list[Figure]:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, column, name in ((axes[0], "prefill_ms", "prefill of 128 tokens"), (axes[1], "decode_ms", "decoding 64 tokens (Eq. 1, context 128)")):
         _lines(ax, data, "batch", column)
-        _log_if_spread(ax, data[column])
+        _y_axis(ax, data[column])
         _finish(fig, ax, name, "batch size B", "latency (ms)")
     fig.suptitle("Fig. 3a: latency vs batch size", y=1.02)
     out.append(Figure("fig3a_latency_vs_batch", "Fig. 3a: latency vs batch size", fig, data[["table", "batch", "prefill_ms", "decode_ms", "total_ms"]],
                       "Decode latency that stays nearly flat with batch size is what SoT's batched point expansion relies on."))
     fig, ax = plt.subplots(figsize=(6, 3.8))
     _lines(ax, data, "batch", "decode_tflops")
-    _log_if_spread(ax, data["decode_tflops"])
+    _y_axis(ax, data["decode_tflops"])
     title = "Fig. 3b: decode performance P^D(128, 64, B) (Eq. 4)"
     if data["decode_utilization"].notna().any():
         util = ax.twinx()
         for name, part in data.groupby("table", sort=False):
             util.plot(part["batch"], part["decode_utilization"] * 100, ls="--", alpha=0.6, label=f"{name} (utilization)")
         util.set_ylabel("utilization of peak (%)")
+        util.set_ylim(bottom=0)
     out.append(Figure("fig3b_decode_tflops", title, _finish(fig, ax, title, "batch size B", "TFLOPS"),
                       data[["table", "batch", "decode_tflops", "decode_utilization"]]))
     fig, ax = plt.subplots(figsize=(6, 3.8))
     _lines(ax, data, "batch", "peak_memory_gb")
-    _log_if_spread(ax, data["peak_memory_gb"])
+    _y_axis(ax, data["peak_memory_gb"])
     title = "Fig. 3c: peak memory of prefill 128 + decode 64"
     out.append(Figure("fig3c_peak_memory", title, _finish(fig, ax, title, "batch size B", "peak memory (GB)"),
                       data[["table", "batch", "peak_memory_gb"]]))
@@ -123,9 +127,7 @@ def floor(tables) -> Figure:
         if floor_ms:
             ax.axhline(floor_ms, ls="--", color=line.get_color(), label=f"{label(t)}: weights / bandwidth = {floor_ms:.2f} ms")
         frames.append(curve.assign(floor_ms=floor_ms))
-    _log_if_spread(ax, pd.concat(frames)["latency_ms"])
-    if ax.get_yscale() == "linear":
-        ax.set_ylim(bottom=0)
+    _y_axis(ax, pd.concat(frames)["latency_ms"])
     known = any(f["floor_ms"].notna().any() for f in frames)
     title = "Decode step at B = 1 against the physical floor" + ("" if known else " (no bandwidth known: no floor)")
     cap = "The floor (weights bytes / memory bandwidth) is drawn where the device's bandwidth is known."
@@ -225,7 +227,7 @@ def throughput(tables, context, prompt, slo_tpot, slo_ttft) -> Figure:
             best = ok.loc[ok["batch"].idxmax()]
             ax.scatter([best["batch"]], [best["tokens_per_s"]], s=120, facecolors="none", edgecolors=line.get_color(),
                        label=f"{name}: largest batch meeting the SLOs (B={int(best['batch'])})")
-    _log_if_spread(ax, data["tokens_per_s"])
+    _y_axis(ax, data["tokens_per_s"])
     slo = ", ".join(x for x in (f"TPOT <= {slo_tpot} ms" if slo_tpot else "", f"TTFT <= {slo_ttft} ms" if slo_ttft else "") if x) or "no SLO given"
     title = f"Decode throughput at context {context} ({slo})"
     return Figure("throughput_vs_batch", title, _finish(fig, ax, title, "batch size B", "decode tokens / s"), data)
