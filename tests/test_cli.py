@@ -63,6 +63,12 @@ def test_tables_show(profiled):
     result = invoke("tables", "show", profiled)
     assert result.exit_code == 0, result.output
     assert "tiny" in result.output and "decode" in result.output and "prefill" in result.output and "1-90" in result.output
+    shown = json.loads(invoke("tables", "show", profiled, "--json").output)  # for scripts: the same facts as data
+    table = load_table(profiled)
+    assert shown["complete"] is True and shown["metadata"] == table.attrs["sotlat"]
+    decode = next(c for c in shown["coverage"] if c["phase"] == "decode")
+    assert decode == {"phase": "decode", "batches": [1, 2, 3], "length_min": 1, "length_max": 90, "lengths": 90, "cells": 270, "status": {"ok": 270}}
+    assert shown["summary"]["cells"] == len(table) and shown["summary"]["median_cv"] is None  # one run per cell: null, not NaN
 
 
 def test_tables_merge_of_batch_shards(tmp_path):

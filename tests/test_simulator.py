@@ -1,5 +1,6 @@
 """The GPU catalogue, simulated tables, calibration recovering known parameters, and profile plans."""
 
+import json
 from importlib import resources
 
 import pandas as pd
@@ -121,6 +122,7 @@ def test_shipped_calibrations_and_cli(tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["gpus"])
     assert result.exit_code == 0 and "mi300x" in result.output and "a10g" in result.output
+    assert json.loads(runner.invoke(app, ["gpus", "--json"]).output) == load_catalogue()
     out = tmp_path / "t.parquet"
     result = runner.invoke(app, ["simulate", "--gpu", "h100-sxm", "--arch", "tiny", "--batches", "1-2", "--prefill-lengths", "1:50:10",
                                  "--decode-max", "20", "--out", str(out)])

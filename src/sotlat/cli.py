@@ -496,10 +496,13 @@ def stats(
 
 @app.command()
 @user_errors
-def gpus():
+def gpus(as_json: Annotated[bool, typer.Option("--json", help="Print the catalogue, sources included, as JSON.")] = False):
     """The GPU catalogue: figures the simulator uses, with unconfirmed ones marked."""
     from sotlat.simulator.catalogue import FIELDS, load_catalogue
 
+    if as_json:
+        print(json.dumps(load_catalogue()))
+        return
     t = Table(title="GPU catalogue (dense FP16/BF16 tensor TFLOPS; ? = unconfirmed; sources in src/sotlat/data/gpus.json)")
     for c in ("id", "name", "memory GB", "bandwidth GB/s", "FP16 TFLOPS", "SMs", "L2 MB"):
         t.add_column(c, justify="left" if c in ("id", "name") else "right")
@@ -663,13 +666,23 @@ def report(
 
 @tables_app.command("show")
 @user_errors
-def tables_show(file: Path, cells: Annotated[int, typer.Option(help="Cells to show per phase.")] = 3):
+def tables_show(
+    file: Path,
+    cells: Annotated[int, typer.Option(help="Cells to show per phase.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metadata, coverage and summary as JSON.")] = False,
+):
     """Metadata, grid coverage and a few cells of a table."""
     from sotlat.tables import load_table
-    from sotlat.tables.stats import is_complete, summary
+    from sotlat.tables.grid import format_batches
+    from sotlat.tables.stats import coverage, is_complete, summary
 
     table = load_table(file)
     meta = table.attrs["sotlat"]
+    s = summary(table)
+    if as_json:
+        s["median_cv"] = None if pd.isna(s["median_cv"]) else s["median_cv"]
+        print(json.dumps({"file": str(file), "complete": is_complete(table), "metadata": meta, "coverage": coverage(table), "summary": s}))
+        return
     method = meta["method"]
     console.print(f"[bold]{file}[/]  schema {meta['schema_version']}, created {meta['created_at']}, "
                   f"{'complete' if is_complete(table) else 'INCOMPLETE (resume it)'}")
@@ -683,15 +696,13 @@ def tables_show(file: Path, cells: Annotated[int, typer.Option(help="Cells to sh
     console.print(f"device {device['name']}{f' ({known})' if known else ''}   dtype {meta['dtype']}   timer {method.get('timer', '?')}",
                   markup=False, highlight=False)
     console.print(f"grid   {json.dumps(method['grid'])}")
-    coverage = Table(title="coverage")
+    view = Table(title="coverage")
     for c in ("phase", "batches", "lengths", "cells", "statuses"):
-        coverage.add_column(c)
-    for phase, part in table.groupby("phase"):
-        coverage.add_row(phase, f"{part.batch.min()}-{part.batch.max()} ({part.batch.nunique()})",
-                         f"{part.length.min()}-{part.length.max()} ({part.length.nunique()})", str(len(part)),
-                         ", ".join(f"{k} {v}" for k, v in part.status.value_counts().items()))
-    console.print(coverage)
-    s = summary(table)
+        view.add_column(c)
+    for c in coverage(table):
+        view.add_row(c["phase"], f"{format_batches(c['batches'])} ({len(c['batches'])})", f"{c['length_min']}-{c['length_max']} ({c['lengths']})",
+                     str(c["cells"]), ", ".join(f"{k} {v}" for k, v in c["status"].items()))
+    console.print(view)
     console.print(f"median CV of the runs {_pct(s['median_cv'])}")
     sample = pd.concat([part.head(cells) for _, part in table.groupby("phase")])
     shown = Table(title="cells")

@@ -45,3 +45,11 @@ def summary(table: pd.DataFrame) -> dict:
         "decode_b1_median_ms": float(decode1["latency_ms"].median()) if len(decode1) else None,
         "decode_floor_ms": decode_floor_ms(meta),
     }
+
+
+def coverage(table: pd.DataFrame) -> list[dict]:
+    """Per phase: the batches and lengths the table holds, its cells and their statuses."""
+    return [{"phase": phase, "batches": sorted(int(b) for b in part["batch"].unique()),
+             "length_min": int(part["length"].min()), "length_max": int(part["length"].max()), "lengths": int(part["length"].nunique()),
+             "cells": len(part), "status": {str(k): int(v) for k, v in part["status"].value_counts().items()}}
+            for phase, part in table.groupby("phase")]
