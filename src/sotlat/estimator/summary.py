@@ -16,10 +16,7 @@ def summarize(estimates: pd.DataFrame) -> pd.DataFrame:
 
     One row per model x category, then one 'all' row per model over all its categories.
     """
-    frame = estimates.assign(
-        model=estimates["model"].fillna("-").astype(str),
-        category=estimates["category"].fillna("-").astype(str),
-    )
+    frame = _labelled(estimates, "model", "category")
     values = ["speedup", *SUMMARY_COLUMNS[6:]]
 
     def agg(groups) -> pd.DataFrame:
@@ -39,7 +36,7 @@ def summarize(estimates: pd.DataFrame) -> pd.DataFrame:
 def performance_summary(estimates: pd.DataFrame) -> pd.DataFrame:
     """Per model: each stage's decode performance (Eq. 4, TFLOPS, and utilization where the peak is
     known) as the mean over its traces, and the largest peak memory of normal and SoT - what must fit."""
-    frame = estimates.assign(model=estimates["model"].fillna("-").astype(str))
+    frame = _labelled(estimates, "model")
     groups = frame.groupby("model", sort=True)
     stages = ("normal", "skeleton", "points")
     out = groups.size().rename("n").to_frame()
@@ -51,3 +48,8 @@ def performance_summary(estimates: pd.DataFrame) -> pd.DataFrame:
     for what in ("normal", "sot"):
         out[f"{what}_peak_memory_bytes"] = groups[f"{what}_peak_memory_bytes"].max()
     return out.reset_index()
+
+
+def _labelled(estimates: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """Group keys as text, '-' where a trace did not say (traces may omit model and category)."""
+    return estimates.assign(**{c: estimates[c].fillna("-").astype(str) for c in columns})
