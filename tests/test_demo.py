@@ -36,7 +36,7 @@ def test_demo_end_to_end_with_the_tiny_architecture(tmp_path, monkeypatch):
     from sotlat.demo import Budget
 
     monkeypatch.setattr("sotlat.demo.default_device", lambda: "cpu")
-    tiny = Budget("tiny", "float32", 8, 384, 40, 32, 1, 0, 1)
+    tiny = Budget("tiny", "float32", 8, 384, 40, 64, 1, 0, 1)  # decode reaches 8 x 64 by extrapolation
     monkeypatch.setattr("sotlat.demo.CPU", tiny)
     result = CliRunner().invoke(app, ["demo", "--out-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output

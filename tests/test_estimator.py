@@ -6,7 +6,7 @@ import pytest
 
 from conftest import synthetic_table, trace, write_jsonl
 from sotlat.errors import InputError
-from sotlat.estimator import OUTPUT_COLUMNS, estimate, load_traces, performance_summary, summarize
+from sotlat.estimator import OUTPUT_COLUMNS, estimate, estimate_answerable, load_traces, performance_summary, summarize
 
 T_P = lambda b, l: 10.0 * b + 0.5 * l  # noqa: E731
 T_D = lambda b, k: 1.0 + 0.1 * b + 0.001 * k  # noqa: E731
@@ -72,7 +72,7 @@ def test_vectorised_over_many_traces_matches_one_by_one(table):
 @pytest.mark.parametrize(
     "tr, message",
     [
-        (trace(normal=(80, 130)), r"trace q1: normal stage needs t\^D_1\(k\) up to k=210, but the table's decode for batch 1 ends at k=200 \(--extrapolate extends it\)"),
+        (trace(normal=(80, 130)), r"trace q1: normal stage needs t\^D_1\(k\) up to k=210, but the table's decode for batch 1 ends at k=200 \(--extrapolate extends it, to k=1600 at most\)"),
         (trace(points=[(5, 5)] * 6), r"trace q1: points stage needs batch 6, but the table has batches 1-4"),
         (trace(skeleton=(100, 5)), r"trace q1: skeleton stage needs t\^P_1\(101\) for a 100-token prompt, but the prefill grid ends at 91"),
     ],
@@ -102,6 +102,15 @@ def test_extrapolate_extends_decode_linearly_and_flags_the_trace(table):
     assert list(est["extrapolated"]) == [True, False]
 
 
+def test_extrapolation_reaches_eight_times_the_profiled_decode_and_no_further(table):
+    reach = 8 * 200  # the table's decode ends at k = 200
+    inside, beyond = trace("in", normal=(20, reach - 20)), trace("out", normal=(20, reach - 19))
+    est, failed = estimate_answerable(table, [inside, beyond], extrapolate=True)
+    assert list(est["id"]) == ["in"] and est.loc[0, "extrapolated"]
+    assert list(failed["reason"]) == [f"normal stage needs t^D_1(k) up to k={reach + 1}, but the table's decode for batch 1 ends at k=200 "
+                                      f"(--extrapolate extends it, to k={reach} at most)"]
+
+
 def test_recorded_latencies_are_reported():
     t = trace()
     t["normal"]["latency_ms"] = 900.0
@@ -127,6 +136,9 @@ def test_recorded_latencies_are_reported():
          r"t.jsonl:2: sot.points\[0\].completion_tokens must be a non-negative integer"),
         ('{"id": "x", "sot": {"skeleton": {"prompt_tokens": 4, "completion_tokens": 3}, "points": []}}', r"t.jsonl:2: sot.points must be a non-empty list"),
         ('{"id": "x", "normal": {"prompt_tokens": 4, "completion_tokens": 3, "latency_ms": "fast"}}', r"t.jsonl:2: normal.latency_ms must be a non-negative number"),
+        # past any context window: a mistake, not an int64 to overflow or an array to allocate
+        ('{"id": "x", "normal": {"prompt_tokens": 4, "completion_tokens": 100000000000000000000}}',
+         r"t.jsonl:2: normal.completion_tokens must be a non-negative integer up to 10,000,000"),
     ],
 )
 def test_bad_traces_name_file_line_and_field(tmp_path, line, message):

@@ -90,3 +90,13 @@ def test_latency_axes_start_at_zero_unless_tables_differ_twentyfold():
     far = synthetic_table(prefill=(1, 300, 10), decode_max=300, t_decode=lambda b, k: 4000.0)
     far.attrs["sotlat"]["device"] = {"name": "slow-device"}
     assert [ax.get_yscale() for ax in fig3([flat, far])[0].fig.axes] == ["linear", "log"]  # prefill alike, decode 100x apart
+
+
+def test_a_report_whose_traces_no_table_answers_lists_them_and_draws_no_speed_up(tmp_path):
+    paths = _tables(tmp_path)
+    traces = write_jsonl(tmp_path / "t.jsonl", [trace("far", normal=(40, 5000))])  # past 8x the decode range on both tables
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["report", "--table", str(paths[0]), "--traces", traces, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert not (out / "speedup_by_model.png").exists() and (out / "token_lengths.png").exists()
+    assert "| far | normal stage needs t^D_1(k) up to k=5040" in (out / "report.md").read_text()

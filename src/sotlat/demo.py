@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from sotlat.estimator.traces import STAGE_COLUMNS, longest_context
+from sotlat.estimator.lookup import EXTRAPOLATION_REACH
+from sotlat.estimator.traces import STAGE_COLUMNS, contexts, longest_context
 from sotlat.profiler.device import default_device
 from sotlat.profiler.run import ProfileSpec
 from sotlat.tables.grid import PrefillGrid
@@ -48,8 +49,10 @@ def recorded_traces() -> Path:
 
 
 def covered(frame: pd.DataFrame, budget: Budget) -> pd.Series:
-    """Traces the budget's grid answers: SoT batch (points) and every prompt within its bounds."""
-    return (frame["num_points"].fillna(1) <= budget.max_batch) & (frame[PROMPTS].max(axis=1) <= budget.max_prompt)
+    """Traces the budget's grid answers: SoT batch (points) and every prompt within its bounds, and
+    decode within the reach of extrapolation from the steps it measures."""
+    return ((frame["num_points"].fillna(1) <= budget.max_batch) & (frame[PROMPTS].max(axis=1) <= budget.max_prompt)
+            & (contexts(frame) <= EXTRAPOLATION_REACH * budget.decode_measured))
 
 
 def demo_spec(frame: pd.DataFrame, device: str | None = None) -> ProfileSpec:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from sotlat.errors import InputError
-from sotlat.estimator.lookup import Lookup, build_lookup, range_max
+from sotlat.estimator.lookup import EXTRAPOLATION_REACH, Lookup, build_lookup, range_max
 from sotlat.estimator.traces import STAGE_COLUMNS, longest_context, traces_frame
 from sotlat.tables.grid import format_batches
 
@@ -155,7 +155,9 @@ def _problem(traces, stages, lk: Lookup, num_points, row: int) -> str:
         status = lk.prefill_status[batch, j] or "not measured"
         what = f"t^P_{batch}({cell}) for a {l_in}-token prompt, which is {status} in the table"
     elif code == DECODE_RANGE:
-        what = f"t^D_{batch}(k) up to k={hi}, but the table's decode for batch {batch} ends at k={int(lk.decode_last[batch])} (--extrapolate extends it)"
+        reach = EXTRAPOLATION_REACH * int(lk.decode_last.max())
+        what = (f"t^D_{batch}(k) up to k={hi}, but the table's decode for batch {batch} ends at k={int(lk.decode_last[batch])} "
+                f"(--extrapolate extends it, to k={reach} at most)")
     else:
         k = next(k for k in range(l_in, hi + 1) if (batch, k) in lk.decode_status or k > lk.decode_last[batch])
         what = f"t^D_{batch}({k}), which is {lk.decode_status.get((batch, k), 'not measured')} in the table"

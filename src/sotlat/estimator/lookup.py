@@ -15,6 +15,12 @@ import pandas as pd
 from sotlat.tables.grid import PrefillGrid
 
 
+# --extrapolate extends a table's decode to at most this many times its profiled k: far enough for
+# answers longer than the profile, not so far that a line through a few hundred steps is trusted
+# for a million (or that the arrays below outgrow memory).
+EXTRAPOLATION_REACH = 8
+
+
 @dataclass(frozen=True)
 class Lookup:
     prefill_ms: np.ndarray  # [B, j]; NaN where not usable
@@ -58,7 +64,7 @@ def build_lookup(table: pd.DataFrame, k_needed: int = 0, extrapolate: bool = Fal
     prefill_status[b, j] = pre["status"].to_numpy()
 
     k_prof = int(dec["length"].max()) if len(dec) else 0
-    k_cap = max(k_prof, k_needed) if extrapolate else k_prof
+    k_cap = max(k_prof, min(k_needed, EXTRAPOLATION_REACH * k_prof)) if extrapolate else k_prof
     lat = np.full((b_cap + 1, k_cap + 1), np.nan)
     flops = np.full((b_cap + 1, k_cap + 1), np.nan)
     mem = np.full((b_cap + 1, k_cap + 1), np.nan)

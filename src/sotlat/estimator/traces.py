@@ -23,6 +23,7 @@ TRACE_COLUMNS = [
     "num_points", "points_prompt", "points_completion",
     "recorded_normal_ms", "recorded_sot_ms",
 ]
+MAX_TOKENS = 10_000_000  # per prompt or answer: past the longest context windows; beyond it a count is a mistake
 # Each stage's (prompt, completion) columns.
 STAGE_COLUMNS = {
     "normal": ("normal_prompt", "normal_completion"),
@@ -31,9 +32,14 @@ STAGE_COLUMNS = {
 }
 
 
+def contexts(frame: pd.DataFrame) -> pd.Series:
+    """Per trace, the largest decode k any of its stages reaches: that stage's prompt plus its answer."""
+    return pd.concat([frame[p].fillna(0) + frame[c].fillna(0) for p, c in STAGE_COLUMNS.values()], axis=1).max(axis=1)
+
+
 def longest_context(frame: pd.DataFrame) -> int:
-    """The largest decode k any stage of these traces reaches: its prompt plus its answer."""
-    return int(max((frame[p].fillna(0) + frame[c].fillna(0)).to_numpy().max(initial=0) for p, c in STAGE_COLUMNS.values()))
+    """The largest decode k any stage of these traces reaches."""
+    return int(contexts(frame).max()) if len(frame) else 0
 
 
 def load_traces(path: str | os.PathLike) -> pd.DataFrame:
@@ -80,9 +86,9 @@ def traces_frame(records: Iterable[tuple[str, dict]]) -> pd.DataFrame:
 
 def _count(where: str, obj: dict, path: str, key: str, minimum: int) -> int:
     value = obj.get(key) if isinstance(obj, dict) else None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_TOKENS:
         kind = "a positive" if minimum == 1 else "a non-negative"
-        raise InputError(f"{where}: {path}.{key} must be {kind} integer")
+        raise InputError(f"{where}: {path}.{key} must be {kind} integer up to {MAX_TOKENS:,}")
     return value
 
 
