@@ -434,17 +434,27 @@ def validate(
     from sotlat.estimator.traces import read_records, traces_frame
     from sotlat.sot.validate import QUANTITIES, validate as run
     from sotlat.tables import load_table
+    from sotlat.tables.stats import label
 
     _check_out_suffix(out)
     records = read_records(measured)
     traces = traces_frame(records)
-    rows = []
+    table_frame = load_table(table)
+    meta = table_frame.attrs["sotlat"]
+    rows, devices = [], set()
     for where, t in records:
         m = t.get("measured")
         if not isinstance(m, dict):
             raise InputError(f"{where}: measured is missing: not an output of sotlat replay")
+        for field, expected in (("arch", meta["arch"]["name"]), ("dtype", meta["dtype"])):
+            if t.get(field) != expected:
+                raise InputError(f"{where}: {field} is {t.get(field)!r}, the table's is {expected!r}: validate compares a replay "
+                                 f"with a table of the same architecture and dtype")
+        devices.add(t.get("device"))
         rows.append({"id": t["id"], **{k: m.get(k) for k in ("normal_ms", "sot_ms", "speedup")}})
-    result = run(load_table(table), traces, pd.DataFrame(rows), decode_terms)
+    if devices != {meta["device"]["name"]}:  # a simulated table against a real GPU is a fair question; say so
+        err.print(f"note: measured on {', '.join(sorted(map(str, devices)))}; the table is of {label(table_frame)}", markup=False)
+    result = run(table_frame, traces, pd.DataFrame(rows), decode_terms)
     summary = result["summary"]
     if out is not None:
         write_frame(result["per_trace"], out)
