@@ -9,8 +9,7 @@ import subprocess
 
 import torch
 
-from sotlat.simulator.catalogue import bandwidth_gbps as catalogue_bandwidth_gbps
-from sotlat.simulator.catalogue import catalogue_id
+from sotlat.simulator.catalogue import catalogue_id, figure
 
 _SMI_FIELDS = ["driver_version", "clocks.sm", "clocks.mem", "clocks.max.sm", "clocks.max.mem", "power.limit", "pstate"]
 
@@ -38,7 +37,7 @@ def _describe_cuda(device: str) -> dict:
     entry = catalogue_id(props.name)
     bandwidth, source = memory_bandwidth(props), "memory clock x bus width"
     if bandwidth is None and entry:  # older torch has neither property: the catalogue's sheet figure
-        bandwidth, source = catalogue_bandwidth_gbps(entry) * 1e9, f"catalogue {entry}"
+        bandwidth, source = figure(entry, "bandwidth_gbps") * 1e9, f"catalogue {entry}"
     info = {
         "name": props.name,
         "kind": "cuda",

@@ -41,11 +41,7 @@ def catalogue_id(device_name: str) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
-def bandwidth_gbps(gpu_id: str | None) -> float | None:
-    """The entry's memory bandwidth in GB/s, None when unknown."""
-    return load_catalogue()[gpu_id]["bandwidth_gbps"]["value"] if gpu_id else None
-
-
-def dense_fp16_tflops(gpu_id: str | None) -> float | None:
-    """The entry's dense FP16/BF16 tensor peak, None when unknown: the peak the paper's utilization uses."""
-    return load_catalogue()[gpu_id]["fp16_dense_tflops"]["value"] if gpu_id else None
+def figure(gpu_id: str | None, field: str) -> float | None:
+    """One figure of an entry (a FIELDS name, e.g. the dense FP16/BF16 peak the paper's utilization
+    uses, or the bandwidth); None for no entry or an unknown figure."""
+    return load_catalogue()[gpu_id][field]["value"] if gpu_id else None
