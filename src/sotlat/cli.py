@@ -134,7 +134,7 @@ def _pct(x) -> str:
 
 
 def _ms(x) -> str:
-    return "-" if pd.isna(x) else f"{x:,.1f}"
+    return _num(x, ",.1f")
 
 
 @app.command()
