@@ -1,25 +1,34 @@
-"""Simulate the published batch-1 LLaMA-7B latencies collected in the project's GPU reference and
-print the model's error on each: how far the shipped calibrations are from engines nobody here ran.
+"""Simulate the published batch-1 latencies collected in the project's GPU reference and print the
+model's error on each: how far the shipped calibrations are from engines nobody here ran. Then the
+one published pair of two models measured by one source on one GPU (torchao's README: Llama-2-7B
+and Llama-3-8B on an A100): calibrated on either, the other predicted.
 
 The figures and their sources are quoted from shared/reference/gpu-limits.md §2c (copied below, as
 nothing may read ../shared at run time). Decode figures are per token, averaged over the steps of
-the stated generation; prefill figures are one forward pass over the prompt. The model is
-Llama-7B's architecture (`llama-7b`; Llama-2-7B has the same shapes) in float16.
+the stated generation; prefill figures are one forward pass over the prompt. The models are
+Llama-7B's architecture (`llama-7b`; Llama-2-7B has the same shapes) and Llama-3-8B's (its config
+below, as meta-llama/Meta-Llama-3-8B's config.json gives it), 2 bytes per weight.
 
 Usage: python scripts/simulator_published_check.py
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import numpy as np
+from transformers import LlamaConfig
 
 from sotlat.pct_errors import error_stats, relative_pct
 from sotlat.profiler.archs import load_config
 from sotlat.simulator.catalogue import gpu_spec
-from sotlat.simulator.model import load_calibration
+from sotlat.simulator.model import DEFAULT, PhaseParams, load_calibration
 from sotlat.simulator.simulate import shapes_and_flops, simulate_cells
+
+LLAMA_3_8B = LlamaConfig(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+                         num_key_value_heads=8, vocab_size=128256, max_position_embeddings=8192, rope_theta=500000.0,
+                         rms_norm_eps=1e-5, tie_word_embeddings=False)
 
 
 class Figure(NamedTuple):
@@ -35,6 +44,7 @@ class Figure(NamedTuple):
     generated: int
     published_ms: float
     peak_tflops: float | None = None
+    arch: str = "llama-7b"
 
 
 PUBLISHED = [
@@ -42,6 +52,7 @@ PUBLISHED = [
     Figure("PyTorch blog 'GPT, Fast' (A100 at 330 W)", "torch.compile", "a100-80gb-sxm", "default", "decode", 5, 200, 1000 / 107.0),
     Figure("gpt-fast README, Llama-2-7B (A100 at 330 W)", "torch.compile", "a100-80gb-sxm", "default", "decode", 5, 200, 1000 / 104.9),
     Figure("torchao README, Llama-2-7B (A100 variant unstated)", "torch.compile", "a100-80gb-sxm", "default", "decode", 5, 200, 1000 / 107.38),
+    Figure("torchao README, Llama-3-8B (same machine)", "torch.compile", "a100-80gb-sxm", "default", "decode", 5, 200, 1000 / 95.64, arch="llama-3-8b"),
     Figure("llama.cpp PR #4766, tg128", "llama.cpp F16", "rtx-4090", "default", "decode", 0, 128, 1000 / 61.03),
     Figure("llama.cpp PR #4766, pp512", "llama.cpp F16", "rtx-4090", "default", "prefill", 512, 0, 512 * 1000 / 11048),
     # ggml-cuda multiplies F16 matrices with cuBLAS in FP16 accumulate: the 4090's 330.3 TFLOPS, not 165.2
@@ -51,21 +62,51 @@ PUBLISHED = [
 ]
 
 
-def simulated_ms(shapes, flops, f: Figure) -> float:
-    """The model's value of one published figure (decode steps see k = prompt+1 .. prompt+generated cached tokens)."""
-    gpu, cal = gpu_spec(f.gpu, f.peak_tflops), load_calibration(f.calibration)
+def simulated_ms(shapes, flops, f: Figure, cal=None) -> float:
+    """The model's value of one published figure (decode steps see k = prompt+1 .. prompt+generated cached
+    tokens), with the figure's calibration or `cal`."""
+    gpu, cal = gpu_spec(f.gpu, f.peak_tflops), cal or load_calibration(f.calibration)
     if f.phase == "prefill":
         return float(simulate_cells(shapes, flops, gpu, cal, "prefill", [1], [f.prompt])["latency_ms"][0])
     k = np.arange(f.prompt + 1, f.prompt + f.generated + 1)
     return float(simulate_cells(shapes, flops, gpu, cal, "decode", np.ones_like(k), k)["latency_ms"].mean())
 
 
+def fitted_mbu(model, f: Figure) -> float:
+    """The decode MBU at which the model gives figure f exactly, the per-layer overhead held at the
+    default's: at batch 1 a decode step is memory-bound, so its time is linear in 1 / MBU."""
+    ideal = dataclasses.replace(DEFAULT, decode=PhaseParams(DEFAULT.decode.mfu, 1.0, DEFAULT.decode.layer_overhead_ms))
+    overhead = model[0].layers * DEFAULT.decode.layer_overhead_ms
+    return (simulated_ms(*model, f, ideal) - overhead) / (f.published_ms - overhead)
+
+
+def predicted(models: dict, fit: Figure, other: Figure) -> tuple[float, float]:
+    """(decode MBU fitted on figure `fit`, the model's value of figure `other` at that MBU)."""
+    mbu = fitted_mbu(models[fit.arch], fit)
+    cal = dataclasses.replace(DEFAULT, decode=PhaseParams(DEFAULT.decode.mfu, mbu, DEFAULT.decode.layer_overhead_ms))
+    return mbu, simulated_ms(*models[other.arch], other, cal)
+
+
+def cross_model(models: dict) -> None:
+    """torchao's pair: the decode MBU fitted on one model's figure, the other's predicted; and the same
+    with the bytes a pass reads counting the whole untied input-embedding table, as the model once did."""
+    whole = {a: (dataclasses.replace(s, untied_embedding=0), fl) for a, (s, fl) in models.items()}
+    pair = [f for f in PUBLISHED if f.source.startswith("torchao")]
+    print("\ncross-model on one GPU (torchao README, A100, torch.compile): decode MBU fitted on one model, the other predicted")
+    print(f"{'fitted on':<11} {'MBU':>6} {'predicted':<11} {'published':>9} {'model':>7} {'error':>7}   whole embedding read: MBU, error")
+    for fit, other in (pair, pair[::-1]):
+        (mbu, ms), (mbu_whole, ms_whole) = predicted(models, fit, other), predicted(whole, fit, other)
+        err, err_whole = (float(relative_pct(x, other.published_ms)) for x in (ms, ms_whole))
+        print(f"{fit.arch:<11} {mbu:>6.3f} {other.arch:<11} {other.published_ms:>9.2f} {ms:>7.2f} {err:>+6.1f}%   {mbu_whole:.3f}, {err_whole:+.1f}%")
+
+
 def main() -> None:
-    shapes, flops, _ = shapes_and_flops(*load_config("llama-7b", None), "float16")
+    models = {name: shapes_and_flops(name, config, "bfloat16")[:2]
+              for name, config in (load_config("llama-7b"), ("llama-3-8b", LLAMA_3_8B))}
     print(f"{'source':<50} {'engine':<15} {'GPU':<14} {'calibration':<11} {'what':<22} {'published':>9} {'model':>7} {'error':>7}")
     errors = {}
     for f in PUBLISHED:
-        ms = simulated_ms(shapes, flops, f)
+        ms = simulated_ms(*models[f.arch], f)
         what = f"prefill {f.prompt}" if f.phase == "prefill" else f"decode ms/token ({f.generated})"
         err = float(relative_pct(ms, f.published_ms))
         errors.setdefault((f.calibration, f.phase), []).append(err)
@@ -73,6 +114,7 @@ def main() -> None:
     for (calibration, phase), errs in errors.items():
         e = error_stats(errs)
         print(f"{calibration} {phase}: {e['n']} figures, median |error| {e['median_abs_pct']:.1f}%, max {e['max_abs_pct']:.1f}%")
+    cross_model(models)
 
 
 if __name__ == "__main__":

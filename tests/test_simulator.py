@@ -13,7 +13,9 @@ from sotlat.simulator.calibrate import calibrate
 from sotlat.simulator.catalogue import catalogue_id, FIELDS, gpu_spec, load_catalogue
 from sotlat.simulator.model import Calibration, PhaseParams, Shapes, load_calibration
 from sotlat.simulator.plan import profile_seconds, shards
-from sotlat.simulator.simulate import simulate
+from sotlat.profiler.archs import load_config
+from sotlat.simulator.simulate import shapes_and_flops, simulate
+from sotlat.tables.stats import decode_floor_ms
 from sotlat.tables import PrefillGrid, load_table, save_table
 from sotlat.tables.grid import parse_batches
 
@@ -70,8 +72,16 @@ def test_simulated_table_is_a_valid_table_marked_simulated(simulated):
     assert len(simulated) == 4 * 14 + 4 * 256
 
 
-def test_decode_at_batch_1_is_never_below_weights_over_bandwidth(simulated):
-    floor_ms = simulated.attrs["sotlat"]["arch"]["weight_bytes"] / 2039e9 * 1e3
+def test_the_weights_a_pass_reads_leave_out_an_untied_input_embedding_only(simulated):
+    arch = simulated.attrs["sotlat"]["arch"]  # llama-7b: its own lm_head, so the embedding table is only gathered
+    assert arch["weight_bytes"] - arch["read_weight_bytes"] == 32000 * 4096 * 2
+    tied = shapes_and_flops(*load_config("smollm2-135m"), "float16")[2]  # the head reads the shared table whole
+    assert tied["read_weight_bytes"] == tied["weight_bytes"]
+
+
+def test_decode_at_batch_1_is_never_below_the_weights_it_reads_over_bandwidth(simulated):
+    floor_ms = decode_floor_ms(simulated.attrs["sotlat"])
+    assert floor_ms == simulated.attrs["sotlat"]["arch"]["read_weight_bytes"] / 2039e9 * 1e3
     d1 = simulated[(simulated.phase == "decode") & (simulated.batch == 1)]
     assert (d1.latency_ms > floor_ms).all()
     fastest = Calibration("ideal", PhaseParams(1, 1, 0), PhaseParams(1, 1, 0))

@@ -200,7 +200,7 @@ def _run_profile(spec, out: str, resume: bool) -> pd.DataFrame:
                   f"(profile total {s['elapsed_s']:,.0f} s); median CV of the runs {_pct(s['median_cv'])}")
     if s["decode_b1_median_ms"] is not None:
         floor = s["decode_floor_ms"]
-        vs = f" vs the weights/bandwidth floor {floor:.2f} ms ({s['decode_b1_median_ms'] / floor:.2f}x)" if floor else " (memory bandwidth unknown: no floor)"
+        vs = f" vs the floor weights read / bandwidth {floor:.2f} ms ({s['decode_b1_median_ms'] / floor:.2f}x)" if floor else " (memory bandwidth unknown: no floor)"
         console.print(f"decode step at B=1: median {s['decode_b1_median_ms']:.2f} ms{vs}")
     return table
 

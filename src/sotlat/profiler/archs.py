@@ -66,11 +66,19 @@ def config_dict(config: PretrainedConfig) -> dict:
     return json.loads(config.to_json_string(use_diff=False))
 
 
+def untied_embedding_parameters(config: PretrainedConfig) -> int:
+    """The input-embedding table's parameters where the output head does not share it, else 0. A
+    forward pass gathers a few of its rows and never reads it whole, so it is not among the weights
+    a pass reads (Llama-3-8B's: 6.5% of its parameters)."""
+    return 0 if getattr(config, "tie_word_embeddings", True) else config.vocab_size * config.hidden_size
+
+
 def arch_meta(name: str, config: PretrainedConfig, shapes: torch.nn.Module, dtype: torch.dtype) -> dict:
-    """The table metadata's `arch`: name, HF config, parameter count and weight bytes in `dtype`."""
-    parameters = sum(p.numel() for p in shapes.parameters())
-    return {"name": name, "config": config_dict(config), "parameters": parameters,
-            "weight_bytes": parameters * torch.empty((), dtype=dtype).element_size()}
+    """The table metadata's `arch`: name, HF config, parameter count, weight bytes in `dtype`, and
+    the bytes of the weights a forward pass reads (all but an untied input-embedding table)."""
+    parameters, size = sum(p.numel() for p in shapes.parameters()), torch.empty((), dtype=dtype).element_size()
+    return {"name": name, "config": config_dict(config), "parameters": parameters, "weight_bytes": parameters * size,
+            "read_weight_bytes": (parameters - untied_embedding_parameters(config)) * size}
 
 
 def build_model(config: PretrainedConfig, device: str, dtype: torch.dtype) -> torch.nn.Module:

@@ -125,12 +125,13 @@ def floor(tables) -> Figure:
         curve, floor_ms = an.floor_curve(t)
         line = ax.plot(curve["length"], curve["latency_ms"], label=f"{label(t)}: t^D_1(k)")[0]
         if floor_ms:
-            ax.axhline(floor_ms, ls="--", color=line.get_color(), label=f"{label(t)}: weights / bandwidth = {floor_ms:.2f} ms")
+            ax.axhline(floor_ms, ls="--", color=line.get_color(), label=f"{label(t)}: weights read / bandwidth = {floor_ms:.2f} ms")
         frames.append(curve.assign(floor_ms=floor_ms))
     _y_axis(ax, pd.concat(frames)["latency_ms"])
     known = any(f["floor_ms"].notna().any() for f in frames)
     title = "Decode step at B = 1 against the physical floor" + ("" if known else " (no bandwidth known: no floor)")
-    cap = "The floor (weights bytes / memory bandwidth) is drawn where the device's bandwidth is known."
+    cap = ("The floor (bytes of the weights a decode step reads / memory bandwidth; an input-embedding table the output "
+           "head does not share is only gathered from, not read) is drawn where the device's bandwidth is known.")
     return Figure("decode_b1_floor", title, _finish(fig, ax, title, "context k (tokens)", "latency (ms)"), pd.concat(frames, ignore_index=True), cap)
 
 

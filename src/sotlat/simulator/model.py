@@ -5,7 +5,8 @@ bytes  = weights read + KV cache read and written + activations
 memory = weights + KV cache + activations + workspace
 
 FLOPs come from the profiler's counter (DeepSpeed on the meta device). MBU <= 1, so decode at B = 1
-is never faster than weights / bandwidth.
+is never faster than the weights it reads / bandwidth (all weights but an untied input-embedding
+table, of which a pass gathers only a few rows).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class Shapes:
     kv_width: int  # key/value heads x head dim
     parameters: int
     dtype_bytes: int
+    untied_embedding: int = 0  # parameters of an input-embedding table a pass does not read whole
 
     @classmethod
     def from_config(cls, config, parameters: int, dtype_bytes: int) -> "Shapes":
@@ -83,6 +85,7 @@ class Shapes:
         is `intermediate_size`, `n_inner`, `ffn_dim` or `d_ff`; where the config leaves it unset, as
         GPT-2's `n_inner: null` does, 4 x hidden, which is what such models build."""
         from sotlat.errors import InputError
+        from sotlat.profiler.archs import untied_embedding_parameters
 
         def need(name: str):
             value = getattr(config, name, None)
@@ -94,11 +97,18 @@ class Shapes:
         head_dim = getattr(config, "head_dim", None) or hidden // heads
         kv_heads = getattr(config, "num_key_value_heads", None) or heads
         mlp = next((v for v in (getattr(config, n, None) for n in ("intermediate_size", "n_inner", "ffn_dim", "d_ff")) if v), 4 * hidden)
-        return cls(need("num_hidden_layers"), hidden, mlp, need("vocab_size"), kv_heads * head_dim, parameters, dtype_bytes)
+        layers, vocab = need("num_hidden_layers"), need("vocab_size")
+        return cls(layers, hidden, mlp, vocab, kv_heads * head_dim, parameters, dtype_bytes, untied_embedding_parameters(config))
 
     @property
     def weight_bytes(self) -> float:
+        """All weights: what memory holds."""
         return float(self.parameters * self.dtype_bytes)
+
+    @property
+    def read_weight_bytes(self) -> float:
+        """The weights a forward pass reads: all but an untied input-embedding table."""
+        return float((self.parameters - self.untied_embedding) * self.dtype_bytes)
 
     def kv_bytes(self, tokens):
         """KV cache bytes of `tokens` cached tokens (all sequences)."""
@@ -113,7 +123,7 @@ def pass_bytes(s: Shapes, phase: str, batch, length):
     """Bytes one forward pass moves: prefill of `length` tokens, or a decode step with `length` cached."""
     batch, length = np.asarray(batch, float), np.asarray(length, float)
     new = batch * (length if phase == "prefill" else 1.0)
-    weights = s.weight_bytes  # every parameter counts, embeddings included, as the weights/bandwidth floor does
+    weights = s.read_weight_bytes  # the gathered embedding rows are negligible beside the activations
     cached = batch * (length if phase == "decode" else 0.0)
     kv = s.kv_bytes(cached) + 2 * s.kv_bytes(new)  # read the cache; write the new keys/values and read them back
     return weights + kv + s.activation_bytes(new) + batch * s.vocab * 4  # float32 logits of the last position

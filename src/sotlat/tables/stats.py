@@ -27,9 +27,10 @@ def label(table: pd.DataFrame) -> str:
 
 
 def decode_floor_ms(meta: dict) -> float | None:
-    """Weights bytes / memory bandwidth: no decode step can read the weights faster."""
+    """The bytes of the weights a decode step reads / memory bandwidth: no step can be faster.
+    Tables written before `read_weight_bytes` was recorded fall back to all weights."""
     bandwidth = meta["device"].get("memory_bandwidth_bytes_per_s")
-    weights = meta["arch"].get("weight_bytes")
+    weights = meta["arch"].get("read_weight_bytes") or meta["arch"].get("weight_bytes")
     return weights / bandwidth * 1e3 if bandwidth and weights else None
 
 
