@@ -198,11 +198,16 @@ def _run_profile(spec, out: str, resume: bool) -> pd.DataFrame:
                       "started: CPU timings can be many times too slow[/]")
     console.print(f"[bold]{out}[/]: {s['cells']} cells {s['status']} in {time.monotonic() - started:,.0f} s "
                   f"(profile total {s['elapsed_s']:,.0f} s); median CV of the runs {_pct(s['median_cv'])}")
+    _print_floor(s)
+    return table
+
+
+def _print_floor(s: dict) -> None:
+    """The median decode step at B = 1 against the weights-read / bandwidth floor, from a table summary."""
     if s["decode_b1_median_ms"] is not None:
         floor = s["decode_floor_ms"]
         vs = f" vs the floor weights read / bandwidth {floor:.2f} ms ({s['decode_b1_median_ms'] / floor:.2f}x)" if floor else " (memory bandwidth unknown: no floor)"
         console.print(f"decode step at B=1: median {s['decode_b1_median_ms']:.2f} ms{vs}")
-    return table
 
 
 @app.command()
@@ -714,6 +719,7 @@ def tables_show(
                      str(c["cells"]), ", ".join(f"{k} {v}" for k, v in c["status"].items()))
     console.print(view)
     console.print(f"median CV of the runs {_pct(s['median_cv'])}")
+    _print_floor(s)
     sample = pd.concat([part.head(cells) for _, part in table.groupby("phase")])
     shown = Table(title="cells")
     for c in ("phase", "batch", "length", "latency_ms", "runs", "peak_memory_bytes", "flops", "status"):
