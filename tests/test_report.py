@@ -92,6 +92,26 @@ def test_latency_axes_start_at_zero_unless_tables_differ_twentyfold():
     assert [ax.get_yscale() for ax in fig3([flat, far])[0].fig.axes] == ["linear", "log"]  # prefill alike, decode 100x apart
 
 
+def test_a_legend_of_many_long_labels_goes_under_the_axes_and_a_short_one_stays_inside():
+    from sotlat.report.figures import floor
+
+    tables = []
+    for gpu in ("first-device", "second-device", "third-device"):
+        t = synthetic_table(decode_max=30)
+        t.attrs["sotlat"]["device"] = {"name": gpu, "memory_bandwidth_bytes_per_s": 1e12}
+        t.attrs["sotlat"]["arch"]["read_weight_bytes"] = 1e9
+        tables.append(t)
+
+    def legend_and_axes(fig):
+        fig.canvas.draw()
+        return fig.axes[0].get_legend().get_window_extent(), fig.axes[0].get_window_extent()
+
+    legend, axes = legend_and_axes(floor(tables).fig)  # six labels naming table and floor: they would hide the lines
+    assert legend.y1 < axes.y0
+    legend, axes = legend_and_axes(floor(tables[:1]).fig)
+    assert axes.y0 <= legend.y0 and legend.y1 <= axes.y1
+
+
 def test_a_report_whose_traces_no_table_answers_lists_them_and_draws_no_speed_up(tmp_path):
     paths = _tables(tmp_path)
     traces = write_jsonl(tmp_path / "t.jsonl", [trace("far", normal=(40, 5000))])  # past 8x the decode range on both tables

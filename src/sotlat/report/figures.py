@@ -46,9 +46,13 @@ def _finish(fig, ax, title, xlabel, ylabel, legend=True, grid=True):
     ax.set_ylabel(ylabel)
     if grid:
         ax.grid(alpha=0.3)
-    if legend and ax.get_legend_handles_labels()[0]:
+    labels = ax.get_legend_handles_labels()[1] if legend else []
+    below = len(fig.axes) == 1 and len(labels) > 3 and max(map(len, labels)) > 30  # a box that would hide the lines
+    if labels and not below:
         ax.legend(fontsize=7)
     fig.tight_layout()
+    if below:  # under the axes, past the x label: the figure is saved with bbox_inches="tight"
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(ax.get_position().x0, 0), bbox_transform=fig.transFigure)
     return fig
 
 
