@@ -120,3 +120,9 @@ def test_a_report_whose_traces_no_table_answers_lists_them_and_draws_no_speed_up
     assert result.exit_code == 0, result.output
     assert not (out / "speedup_by_model.png").exists() and (out / "token_lengths.png").exists()
     assert "| far | normal stage needs t^D_1(k) up to k=5040" in (out / "report.md").read_text()
+
+
+def test_report_tables_print_latencies_as_people_read_them():
+    from sotlat.report.build import _number
+
+    assert [_number(v) for v in (21986.4, -1500.0, 0.8412, 12.345, float("nan"))] == ["21,986", "-1,500", "0.841", "12.3", "-"]

@@ -59,10 +59,15 @@ def build_report(tables: list[pd.DataFrame], trace_paths: list[Path], out_dir: P
     return out_dir / "index.html"
 
 
+def _number(v: float) -> str:
+    """A number in a report table: 22,004 ms, not 2.2e+04; three significant figures below 1,000."""
+    return "-" if pd.isna(v) else f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+
+
 def _md_table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "_none_\n"
-    cells = frame.map(lambda v: f"{v:.3g}" if isinstance(v, float) else str(v))
+    cells = frame.map(lambda v: _number(v) if isinstance(v, float) else str(v))
     lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
     lines += ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)]
     return "\n".join(lines) + "\n"
@@ -88,7 +93,7 @@ def _html(sections, tables_md, sources, traces) -> str:
         body.append(f"<section><h2>{esc(f.title)}</h2><img alt='{esc(f.title)}' src='data:image/png;base64,{b64}'>"
                     f"<p>{esc(f.caption)}</p><p><a href='{f.slug}.csv'>data: {f.slug}.csv</a></p></section>")
     for title, frame in tables_md.items():
-        body.append(f"<section><h2>{esc(title)}</h2>{frame.to_html(index=False, float_format=lambda v: f'{v:.3g}') if len(frame) else '<p>none</p>'}</section>")
+        body.append(f"<section><h2>{esc(title)}</h2>{frame.to_html(index=False, float_format=_number) if len(frame) else '<p>none</p>'}</section>")
     style = ("body{font-family:sans-serif;max-width:1150px;margin:2em auto;color:#222} img{max-width:100%} "
              "table{border-collapse:collapse;font-size:0.85em} td,th{border:1px solid #ccc;padding:2px 6px} section{margin-bottom:2em}")
     return f"<!doctype html><html><head><meta charset='utf-8'><title>sotlat report</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
