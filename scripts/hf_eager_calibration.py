@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--fit-row", default="llama-7b", choices=list(TABLE_1))
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    arch, gpu = args.fit_row, gpu_spec("a100-80gb-sxm")
+    arch, gpu = args.fit_row, gpu_spec("a100-80gb-sxm", "float16")
     cal = fit(arch, gpu)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(cal.as_dict(), indent=1) + "\n")

@@ -29,10 +29,10 @@ def main() -> None:
     parser.add_argument("--bandwidth-gbps", type=float)
     args = parser.parse_args()
     peak, bandwidth = args.peak_tflops, args.bandwidth_gbps
-    if args.gpu:
-        spec = gpu_spec(args.gpu, peak, bandwidth)
-        peak, bandwidth = spec["fp16_dense_tflops"], spec["bandwidth_gbps"]
     fit, target = load_table(args.fit), load_table(args.predict)
+    if args.gpu:
+        spec = gpu_spec(args.gpu, fit.attrs["sotlat"]["dtype"], peak, bandwidth)
+        peak, bandwidth = spec["peak_tflops"], spec["bandwidth_gbps"]
     cal, errors = calibrate(fit, peak, bandwidth, "cross-model")
     print(f"calibrated on {fit.attrs['sotlat']['arch']['name']} ({args.fit}), nominal peak {peak} TFLOPS, bandwidth {bandwidth} GB/s")
     for phase in ("prefill", "decode"):
@@ -41,7 +41,7 @@ def main() -> None:
               f"fit: median |error| {e['median_abs_pct']:.1f}%, P90 {e['p90_abs_pct']:.1f}%")
     meta = target.attrs["sotlat"]
     shapes, flops, _ = shapes_and_flops(meta["arch"]["name"], AutoConfig.for_model(**meta["arch"]["config"]), meta["dtype"])
-    device = {"fp16_dense_tflops": peak, "bandwidth_gbps": bandwidth}
+    device = {"peak_tflops": peak, "bandwidth_gbps": bandwidth}
     print(f"predicting {target.attrs['sotlat']['arch']['name']} ({args.predict}):")
     for phase in ("prefill", "decode"):
         cells = target[(target["phase"] == phase) & (target["status"] == "ok")]

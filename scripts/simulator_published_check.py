@@ -65,7 +65,7 @@ PUBLISHED = [
 def simulated_ms(shapes, flops, f: Figure, cal=None) -> float:
     """The model's value of one published figure (decode steps see k = prompt+1 .. prompt+generated cached
     tokens), with the figure's calibration or `cal`."""
-    gpu, cal = gpu_spec(f.gpu, f.peak_tflops), cal or load_calibration(f.calibration)
+    gpu, cal = gpu_spec(f.gpu, "bfloat16", f.peak_tflops), cal or load_calibration(f.calibration)
     if f.phase == "prefill":
         return float(simulate_cells(shapes, flops, gpu, cal, "prefill", [1], [f.prompt])["latency_ms"][0])
     k = np.arange(f.prompt + 1, f.prompt + f.generated + 1)

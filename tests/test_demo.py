@@ -57,7 +57,7 @@ def test_the_gpu_demo_is_sized_to_minutes_by_the_simulated_plan():
     from sotlat.simulator.simulate import simulate
 
     spec = demo_spec(load_traces(recorded_traces()), "cuda")
-    table = simulate(spec.arch, None, gpu_spec("a100-80gb-sxm"), load_calibration("hf-eager"), spec.dtype, spec.batches,
+    table = simulate(spec.arch, None, gpu_spec("a100-80gb-sxm", spec.dtype), load_calibration("hf-eager"), spec.dtype, spec.batches,
                      spec.prefill_lengths, spec.decode_max)
     minutes = profile_seconds(table, spec.prefill_runs, spec.decode_runs)["total_s"].sum() / 60
     assert 3 < minutes < 8

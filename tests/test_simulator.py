@@ -11,7 +11,7 @@ from sotlat.cli import app
 from sotlat.errors import InputError
 from sotlat.simulator.calibrate import calibrate
 from sotlat.simulator.catalogue import catalogue_id, FIELDS, gpu_spec, load_catalogue
-from sotlat.simulator.model import Calibration, PhaseParams, Shapes, load_calibration
+from sotlat.simulator.model import DEFAULT, Calibration, PhaseParams, Shapes, load_calibration
 from sotlat.simulator.plan import profile_seconds, shards
 from sotlat.profiler.archs import load_config
 from sotlat.simulator.simulate import shapes_and_flops, simulate
@@ -48,10 +48,21 @@ def test_the_driver_reported_name_finds_its_catalogue_entry_and_no_other(reporte
 
 def test_unknown_gpu_and_missing_figure():
     with pytest.raises(InputError, match="unknown GPU 'v100'"):
-        gpu_spec("v100")
+        gpu_spec("v100", "float16")
     with pytest.raises(InputError, match="a10g: fp16_dense_tflops is not known; give --peak-tflops"):
-        gpu_spec("a10g")
-    assert gpu_spec("a10g", peak_tflops=125)["fp16_dense_tflops"] == 125
+        gpu_spec("a10g", "float16")
+    assert gpu_spec("a10g", "float16", peak_tflops=125)["peak_tflops"] == 125
+    with pytest.raises(InputError, match="a100-80gb-sxm: the catalogue has no compute peak for float64; give --peak-tflops"):
+        gpu_spec("a100-80gb-sxm", "float64")
+
+
+def test_the_compute_peak_is_the_dtypes_float32_without_tensor_cores():
+    assert [gpu_spec("a100-80gb-sxm", d)["peak_tflops"] for d in ("float16", "bfloat16", "float32")] == [312, 312, 19.5]
+    grid = dict(batches=[1, 16], prefill_lengths=PrefillGrid(601, 700, 50), decode_max=2)
+    half, single = (simulate("llama-7b", None, gpu_spec("a100-80gb-sxm", d), DEFAULT, d, **grid) for d in ("float16", "float32"))
+    assert single.attrs["sotlat"]["device"]["peak_tflops"] == 19.5  # what utilization divides by
+    big = (half.phase == "prefill") & (half.batch == 16)  # 16 x 601 tokens: compute-bound in both dtypes
+    assert single[big].latency_ms.to_numpy() / half[big].latency_ms.to_numpy() == pytest.approx(312 / 19.5, rel=0.02)
 
 
 TRUTH = Calibration("truth", PhaseParams(0.45, 0.6, 0.3), PhaseParams(0.5, 0.7, 0.8), workspace_bytes=1e8)
@@ -59,7 +70,7 @@ TRUTH = Calibration("truth", PhaseParams(0.45, 0.6, 0.3), PhaseParams(0.5, 0.7, 
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
-    table = simulate("llama-7b", None, gpu_spec("a100-80gb-sxm"), TRUTH, "float16", [1, 2, 8, 16], PrefillGrid(1, 700, 50), 256)
+    table = simulate("llama-7b", None, gpu_spec("a100-80gb-sxm", "float16"), TRUTH, "float16", [1, 2, 8, 16], PrefillGrid(1, 700, 50), 256)
     path = tmp_path_factory.mktemp("sim") / "t.parquet"
     save_table(table, path)
     return load_table(path)  # the table loader accepts it
@@ -85,7 +96,7 @@ def test_decode_at_batch_1_is_never_below_the_weights_it_reads_over_bandwidth(si
     d1 = simulated[(simulated.phase == "decode") & (simulated.batch == 1)]
     assert (d1.latency_ms > floor_ms).all()
     fastest = Calibration("ideal", PhaseParams(1, 1, 0), PhaseParams(1, 1, 0))
-    ideal = simulate("llama-7b", None, gpu_spec("a100-80gb-sxm"), fastest, "float16", [1], PrefillGrid(1, 20, 10), 4)
+    ideal = simulate("llama-7b", None, gpu_spec("a100-80gb-sxm", "float16"), fastest, "float16", [1], PrefillGrid(1, 20, 10), 4)
     assert (ideal[ideal.phase == "decode"].latency_ms >= floor_ms).all()
 
 
@@ -121,7 +132,7 @@ def test_shapes_of_configs_under_other_names_and_of_ones_it_cannot_model():
 
 
 def test_oom_where_the_model_does_not_fit():
-    table = simulate("llama-33b", None, gpu_spec("rtx-4090"), load_calibration("hf-eager"), "float16", [1], PrefillGrid(1, 20, 10), 2)
+    table = simulate("llama-33b", None, gpu_spec("rtx-4090", "float16"), load_calibration("hf-eager"), "float16", [1], PrefillGrid(1, 20, 10), 2)
     assert (table.status == "oom").all() and table.latency_ms.isna().all()  # 65 GB of weights on a 24 GB card
 
 
@@ -162,7 +173,7 @@ def test_plan_prints_the_simulated_cost_and_one_command_per_shard():
     args = ["--gpu", "a100-80gb-sxm", "--arch", "tiny", "--batches", "1-4", "--prefill-lengths", "1:50:10", "--decode-max", "1024"]
     result = CliRunner().invoke(app, ["plan", *args, "--shard-minutes", "0.2"])  # 12 s: ~7 s per batch
     assert result.exit_code == 0, result.output
-    table = simulate("tiny", None, gpu_spec("a100-80gb-sxm"), load_calibration("hf-eager"), "float16", [1, 2, 3, 4], PrefillGrid(1, 50, 10), 1024)
+    table = simulate("tiny", None, gpu_spec("a100-80gb-sxm", "float16"), load_calibration("hf-eager"), "float16", [1, 2, 3, 4], PrefillGrid(1, 50, 10), 1024)
     seconds = profile_seconds(table, 7, 3)
     assert f"total {seconds['total_s'].sum():.0f} s of forward passes" in result.output
     commands = [line for line in result.output.splitlines() if line.strip().startswith("sotlat profile")]

@@ -111,7 +111,8 @@ def test_cuda_device_description_from_fakes(monkeypatch):
 
     spec = ProfileSpec(arch="tiny", device="cuda", dtype="float16", batches=[1], prefill_lengths=PrefillGrid(1, 10, 10))
     assert _device_meta(spec)["peak_tflops"] == 989  # dense FP16 tensor peak: Eq. 4's utilization needs no --peak-tflops
-    assert "peak_tflops" not in _device_meta(ProfileSpec(**{**spec.__dict__, "dtype": "float32"}))
+    assert _device_meta(ProfileSpec(**{**spec.__dict__, "dtype": "float32"}))["peak_tflops"] == 67  # FP32 without tensor cores
+    assert "peak_tflops" not in _device_meta(ProfileSpec(**{**spec.__dict__, "dtype": "float64"}))  # the catalogue has none
     monkeypatch.setattr(device_mod.shutil, "which", lambda name: None)  # no nvidia-smi: the rest is still there
     assert "driver" not in device_mod.describe_device("cuda") and device_mod.describe_device("cuda")["catalogue_id"] == "h100-sxm"
     assert info["memory_bandwidth_source"] == "memory clock x bus width"

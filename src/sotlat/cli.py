@@ -518,8 +518,8 @@ def gpus(as_json: Annotated[bool, typer.Option("--json", help="Print the catalog
     if as_json:
         print(json.dumps(load_catalogue()))
         return
-    t = Table(title="GPU catalogue (dense FP16/BF16 tensor TFLOPS; ? = unconfirmed; sources in src/sotlat/data/gpus.json)")
-    for c in ("id", "name", "memory GB", "bandwidth GB/s", "FP16 TFLOPS", "SMs", "L2 MB"):
+    t = Table(title="GPU catalogue (dense FP16/BF16 tensor TFLOPS, FP32 without tensor cores; ? = unconfirmed; sources in src/sotlat/data/gpus.json)")
+    for c in ("id", "name", "memory GB", "bandwidth GB/s", "FP16 TFLOPS", "FP32 TFLOPS", "SMs", "L2 MB"):
         t.add_column(c, justify="left" if c in ("id", "name") else "right")
     for gid, entry in load_catalogue().items():
         cells = [("-" if entry[f]["value"] is None else f"{entry[f]['value']:g}") + ("" if entry[f]["confirmed"] else " ?") for f in FIELDS]
@@ -562,7 +562,7 @@ def _simulated(gpu, arch, config, dtype, calibration, batches, prefill_lengths, 
     from sotlat.tables.grid import parse_batches, parse_range
 
     _arch_or_config(arch, config)
-    spec = gpu_spec(gpu, peak_tflops, bandwidth_gbps)
+    spec = gpu_spec(gpu, dtype, peak_tflops, bandwidth_gbps)
     return spec, run(arch, str(config) if config else None, spec, load_calibration(calibration), dtype,
                      parse_batches(batches), parse_range(prefill_lengths), decode_max)
 
@@ -637,8 +637,8 @@ def calibrate(
     measured = load_table(table)
     device = measured.attrs["sotlat"]["device"]
     if gpu:
-        spec = gpu_spec(gpu, peak_tflops, bandwidth_gbps)
-        peak_tflops, bandwidth_gbps = spec["fp16_dense_tflops"], spec["bandwidth_gbps"]
+        spec = gpu_spec(gpu, measured.attrs["sotlat"]["dtype"], peak_tflops, bandwidth_gbps)
+        peak_tflops, bandwidth_gbps = spec["peak_tflops"], spec["bandwidth_gbps"]
     peak_tflops = peak_tflops or device.get("peak_tflops")
     bw = device.get("memory_bandwidth_bytes_per_s")
     bandwidth_gbps = bandwidth_gbps or (bw / 1e9 if bw else None)

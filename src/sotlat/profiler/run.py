@@ -33,7 +33,7 @@ from sotlat.profiler.flops import FlopsFit, fit_flops
 from sotlat.profiler.memory import memory_tracker_for
 from sotlat.profiler.steps import decode_step, prefill
 from sotlat.profiler.timer import timer_for
-from sotlat.simulator.catalogue import figure
+from sotlat.simulator.catalogue import figure, peak_field
 from sotlat.tables.grid import PrefillGrid
 from sotlat.tables.io import empty_cells, load_table, save_table
 from sotlat.tables.schema import COLUMNS, SCHEMA_VERSION
@@ -141,10 +141,10 @@ def _host_load() -> dict:
 
 
 def _device_meta(spec: ProfileSpec) -> dict:
-    """The device's description; for a catalogue GPU profiled in 16 bits, its dense FP16/BF16 tensor
-    peak as `peak_tflops`, which `estimate` divides Eq. 4's performance by (the paper's utilization)."""
+    """The device's description; for a catalogue GPU, the compute peak of the profile's dtype as
+    `peak_tflops`, which `estimate` divides Eq. 4's performance by (the paper's utilization)."""
     device = describe_device(spec.device)
-    peak = figure(device.get("catalogue_id"), "fp16_dense_tflops") if spec.dtype in ("float16", "bfloat16") else None
+    peak = figure(device.get("catalogue_id"), peak_field(spec.dtype))
     return {**device, "peak_tflops": peak} if peak else device
 
 

@@ -1,5 +1,5 @@
-"""The GPU catalogue (data/gpus.json): memory, bandwidth, dense FP16 tensor TFLOPS, SMs, L2, each
-with its source and whether the sources confirm it."""
+"""The GPU catalogue (data/gpus.json): memory, bandwidth, dense FP16 tensor and FP32 TFLOPS, SMs,
+L2, each with its source and whether the sources confirm it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ from importlib import resources
 
 from sotlat.errors import InputError
 
-FIELDS = ("memory_gb", "bandwidth_gbps", "fp16_dense_tflops", "sms", "l2_mb")
+FIELDS = ("memory_gb", "bandwidth_gbps", "fp16_dense_tflops", "fp32_tflops", "sms", "l2_mb")
+
+
+def peak_field(dtype: str) -> str | None:
+    """The catalogue figure that is the compute peak of work in `dtype`: float16 and bfloat16 run on
+    tensor cores, float32 without (PyTorch leaves TF32 off for matrix products); None for others."""
+    return {"float16": "fp16_dense_tflops", "bfloat16": "fp16_dense_tflops", "float32": "fp32_tflops"}.get(dtype)
 
 
 def load_catalogue() -> dict[str, dict]:
@@ -17,20 +23,23 @@ def load_catalogue() -> dict[str, dict]:
         return json.load(fh)["gpus"]
 
 
-def gpu_spec(gpu_id: str, peak_tflops: float | None = None, bandwidth_gbps: float | None = None) -> dict:
-    """Plain figures of one GPU; overrides replace missing or doubted figures."""
+def gpu_spec(gpu_id: str, dtype: str, peak_tflops: float | None = None, bandwidth_gbps: float | None = None) -> dict:
+    """Plain figures of one GPU for work in `dtype`, its compute peak as `peak_tflops`; overrides
+    replace missing or doubted figures."""
     catalogue = load_catalogue()
     if gpu_id not in catalogue:
         raise InputError(f"--gpu: unknown GPU {gpu_id!r}; `sotlat gpus` lists: {', '.join(catalogue)}")
-    entry = catalogue[gpu_id]
+    entry, field = catalogue[gpu_id], peak_field(dtype)
     spec = {"id": gpu_id, "name": entry["name"], **{f: entry[f]["value"] for f in FIELDS}}
-    if peak_tflops:
-        spec["fp16_dense_tflops"] = peak_tflops
+    spec["peak_tflops"] = peak_tflops or (spec[field] if field else None)
+    if spec["peak_tflops"] is None:
+        known = f"{field} is not known" if field else f"the catalogue has no compute peak for {dtype}"
+        raise InputError(f"{gpu_id}: {known}; give --peak-tflops")
     if bandwidth_gbps:
         spec["bandwidth_gbps"] = bandwidth_gbps
-    for field, option in (("fp16_dense_tflops", "--peak-tflops"), ("bandwidth_gbps", "--bandwidth-gbps"), ("memory_gb", None)):
-        if spec[field] is None:
-            raise InputError(f"{gpu_id}: {field} is not known{f'; give {option}' if option else ''}")
+    for name, option in (("bandwidth_gbps", "--bandwidth-gbps"), ("memory_gb", None)):
+        if spec[name] is None:
+            raise InputError(f"{gpu_id}: {name} is not known{f'; give {option}' if option else ''}")
     spec["unconfirmed"] = [f for f in FIELDS if not entry[f]["confirmed"]]
     return spec
 
@@ -41,7 +50,7 @@ def catalogue_id(device_name: str) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
-def figure(gpu_id: str | None, field: str) -> float | None:
-    """One figure of an entry (a FIELDS name, e.g. the dense FP16/BF16 peak the paper's utilization
-    uses, or the bandwidth); None for no entry or an unknown figure."""
-    return load_catalogue()[gpu_id][field]["value"] if gpu_id else None
+def figure(gpu_id: str | None, field: str | None) -> float | None:
+    """One figure of an entry (a FIELDS name, e.g. a dtype's compute peak, which the paper's
+    utilization divides by, or the bandwidth); None for no entry or an unknown figure."""
+    return load_catalogue()[gpu_id][field]["value"] if gpu_id and field else None

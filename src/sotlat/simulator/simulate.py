@@ -19,7 +19,7 @@ def simulate_cells(shapes: Shapes, flops, gpu: dict, cal: Calibration, phase: st
     """Latency, FLOPs and peak memory of cells (arrays of batch and length) of one phase."""
     f = flops(phase, batch, length)
     ms = forward_ms(getattr(cal, phase), f, pass_bytes(shapes, phase, batch, length), shapes.layers,
-                    gpu["fp16_dense_tflops"], gpu["bandwidth_gbps"])
+                    gpu["peak_tflops"], gpu["bandwidth_gbps"])
     return {"latency_ms": ms, "flops": f, "peak_memory_bytes": peak_memory(shapes, phase, batch, length, cal.workspace_bytes)}
 
 
@@ -51,7 +51,7 @@ def simulate(arch: str | None, config_path: str | None, gpu: dict, cal: Calibrat
         "arch": meta_arch,
         "device": {"name": gpu["name"], "kind": "simulated", "catalogue_id": gpu["id"], "simulated": True,
                    "total_memory_bytes": int(gpu["memory_gb"] * 1e9), "memory_bandwidth_bytes_per_s": gpu["bandwidth_gbps"] * 1e9,
-                   "peak_tflops": gpu["fp16_dense_tflops"], "sms": gpu["sms"], "l2_mb": gpu["l2_mb"], "unconfirmed": gpu["unconfirmed"]},
+                   "peak_tflops": gpu["peak_tflops"], "sms": gpu["sms"], "l2_mb": gpu["l2_mb"], "unconfirmed": gpu["unconfirmed"]},
         "dtype": dtype,
         "method": {
             "grid": {"batches": batches, "prefill_lengths": prefill_lengths.as_dict(), "decode_max": decode_max},
