@@ -42,7 +42,7 @@ PrefillRuns = Annotated[int, typer.Option(min=1, help="Forward passes per prefil
 PrefillWarmup = Annotated[int, typer.Option(min=0, help="Leading prefill passes dropped as warm-up.")]
 DecodeRuns = Annotated[int, typer.Option(min=1, help="Decode sweeps: runs of every decode cell.")]
 Calibration = Annotated[str, typer.Option(help="default, hf-eager, or a file from sotlat calibrate.")]
-PeakTflops = Annotated[Optional[float], typer.Option(min=0, help="Peak dense FP16 TFLOPS, instead of the catalogue's.")]
+PeakTflops = Annotated[Optional[float], typer.Option(min=0, help="Compute peak in TFLOPS for the dtype (dense FP16/BF16 tensor, or FP32), instead of the catalogue's.")]
 Bandwidth = Annotated[Optional[float], typer.Option(min=0, help="Memory bandwidth in GB/s, instead of the catalogue's.")]
 
 
