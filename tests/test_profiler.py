@@ -13,7 +13,7 @@ from sotlat.profiler import run as run_mod
 from sotlat.profiler.archs import build_model, load_config
 from sotlat.interrupts import Interrupted
 from sotlat.profiler.run import ProfileSpec, profile
-from sotlat.tables import PrefillGrid, load_table
+from sotlat.tables import PrefillGrid, load_table, save_table
 
 SPEC = ProfileSpec(arch="tiny", device="cpu", dtype="float32", batches=[1, 2, 3], prefill_lengths=PrefillGrid(1, 40, 10),
                    decode_max=12, prefill_runs=4, prefill_warmup=1, decode_runs=2)
@@ -176,6 +176,17 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     other = ProfileSpec(**{**SPEC.__dict__, "dtype": "bfloat16"})
     with pytest.raises(InputError, match=r"cannot resume: .*(dtype|arch).* differs"):
         profile(other, str(out), resume=True)
+
+
+def test_resume_of_a_file_from_a_sotlat_that_recorded_less_of_the_arch(tmp_path):
+    out = tmp_path / "t.parquet"
+    with pytest.raises(Interrupted):
+        profile(SPEC, str(out), model=Wrapped(on_call=_interrupt_at(16 + 26 + 5, "sigint")))
+    older = load_table(out)
+    del older.attrs["sotlat"]["arch"]["read_weight_bytes"]  # derived from the config, which is the same
+    save_table(older, out)
+    table = profile(SPEC, str(out), resume=True, model=Wrapped())
+    assert table.attrs["sotlat"]["progress"]["complete"] and table.attrs["sotlat"]["arch"]["read_weight_bytes"] > 0
 
 
 def test_unknown_arch_and_config_file(tmp_path):

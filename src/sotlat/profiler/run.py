@@ -36,7 +36,7 @@ from sotlat.profiler.timer import timer_for
 from sotlat.simulator.catalogue import figure, peak_field
 from sotlat.tables.grid import PrefillGrid
 from sotlat.tables.io import empty_cells, load_table, save_table
-from sotlat.tables.schema import COLUMNS, SCHEMA_VERSION
+from sotlat.tables.schema import COLUMNS, SCHEMA_VERSION, arch_identity
 
 CHECKPOINT_SECONDS = 30.0
 UNFINISHED = "unfinished"  # status of a decode cell whose batch has sweeps still to run
@@ -227,7 +227,7 @@ def profile(spec: ProfileSpec, out: str, resume: bool = False, progress: Progres
 
 def _check_resumable(out: str, old: dict, new: dict) -> None:
     """A resume must continue the same profile: same architecture, device, dtype and method."""
-    checks = [("arch", old["arch"], new["arch"]), ("device", old["device"].get("name"), new["device"]["name"]),
+    checks = [("arch", arch_identity(old["arch"]), arch_identity(new["arch"])), ("device", old["device"].get("name"), new["device"]["name"]),
               ("dtype", old["dtype"], new["dtype"]), ("method", old["method"], new["method"])]
     for what, was, now in checks:
         path, was, now = _first_difference(what, was, now)

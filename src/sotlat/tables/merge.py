@@ -7,7 +7,7 @@ import copy
 import pandas as pd
 
 from sotlat.errors import InputError
-from sotlat.tables.schema import CELL_KEY
+from sotlat.tables.schema import CELL_KEY, arch_identity
 from sotlat.tables.stats import is_complete
 
 # Metadata that may differ between shards of one profile: when and in what order they ran.
@@ -15,8 +15,10 @@ _PER_SHARD = ("created_at", "progress", "shards", "host_load")
 
 
 def _identity(meta: dict) -> dict:
-    """What must agree between shards: everything but the batches and per-run bookkeeping."""
+    """What must agree between shards: everything but the batches, per-run bookkeeping and what is
+    derived from the architecture's config."""
     ident = {k: v for k, v in meta.items() if k not in _PER_SHARD}
+    ident["arch"] = arch_identity(ident["arch"])
     ident["method"] = copy.deepcopy(ident["method"])
     ident["method"]["grid"].pop("batches")
     ident["device"] = {k: v for k, v in ident["device"].items() if k not in ("clocks", "driver_state")}

@@ -23,3 +23,10 @@ COLUMNS = SCHEMA.names
 PHASES = ("prefill", "decode")
 REQUIRED_META = ("schema_version", "arch", "device", "dtype", "method", "created_at")
 CELL_KEY = ["phase", "batch", "length"]
+
+
+def arch_identity(arch: dict) -> dict:
+    """Which architecture a table is of: its name and HF config. The rest of `arch` (parameter count,
+    weight bytes) is derived from these, so a newer sotlat that records more of it still resumes
+    and merges an older one's shards."""
+    return {k: arch.get(k) for k in ("name", "config")}
