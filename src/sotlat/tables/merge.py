@@ -44,6 +44,7 @@ def merge_tables(tables: list[pd.DataFrame], names: list[str]) -> pd.DataFrame:
             f"cell ({row.phase}, batch {row.batch}, length {row.length}) is in both {owners[0]} and {owners[1]}: shards overlap"
         )
     meta = copy.deepcopy(tables[0].attrs["sotlat"])
+    meta["arch"] = copy.deepcopy(max((t.attrs["sotlat"]["arch"] for t in tables), key=len))  # the shard that recorded most of it
     meta["method"]["grid"]["batches"] = sorted({b for t in tables for b in t.attrs["sotlat"]["method"]["grid"]["batches"]})
     meta["shards"] = [{"file": n, "created_at": t.attrs["sotlat"]["created_at"]} for t, n in zip(tables, names)]
     meta["progress"] = {"complete": all(is_complete(t) for t in tables)}
