@@ -56,6 +56,12 @@ def test_unknown_gpu_and_missing_figure():
         gpu_spec("a100-80gb-sxm", "float64")
 
 
+def test_only_doubted_figures_a_simulation_rests_on_are_flagged():
+    assert gpu_spec("l4", "float16")["unconfirmed"] == []  # its SMs and L2 are doubted, but the model uses neither
+    assert gpu_spec("b200", "float16")["unconfirmed"] == ["memory_gb"]  # 192 GB, or 180 usable: decides what is oom
+    assert gpu_spec("a10g", "float16", peak_tflops=70)["unconfirmed"] == []  # the doubted peak is replaced
+
+
 def test_the_compute_peak_is_the_dtypes_float32_without_tensor_cores():
     assert [gpu_spec("a100-80gb-sxm", d)["peak_tflops"] for d in ("float16", "bfloat16", "float32")] == [312, 312, 19.5]
     grid = dict(batches=[1, 16], prefill_lengths=PrefillGrid(601, 700, 50), decode_max=2)

@@ -551,7 +551,7 @@ def simulate(
     oom = int((table["status"] == "oom").sum())
     console.print(f"{out}: {len(table)} simulated cells for {table.attrs['sotlat']['arch']['name']} on {spec['name']}"
                   + (f" ({oom} over the GPU's memory: oom)" if oom else "")
-                  + (f"; unconfirmed catalogue figures: {', '.join(spec['unconfirmed'])}" if spec["unconfirmed"] else ""))
+                  + (f"; it rests on unconfirmed catalogue figures: {', '.join(spec['unconfirmed'])}" if spec["unconfirmed"] else ""))
 
 
 def _simulated(gpu, arch, config, dtype, calibration, batches, prefill_lengths, decode_max, peak_tflops, bandwidth_gbps):

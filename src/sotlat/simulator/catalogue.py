@@ -25,7 +25,8 @@ def load_catalogue() -> dict[str, dict]:
 
 def gpu_spec(gpu_id: str, dtype: str, peak_tflops: float | None = None, bandwidth_gbps: float | None = None) -> dict:
     """Plain figures of one GPU for work in `dtype`, its compute peak as `peak_tflops`; overrides
-    replace missing or doubted figures."""
+    replace missing or doubted figures. `unconfirmed` names the figures a simulation rests on
+    (memory, bandwidth, the dtype's peak) that the sources leave unsure and no override replaced."""
     catalogue = load_catalogue()
     if gpu_id not in catalogue:
         raise InputError(f"--gpu: unknown GPU {gpu_id!r}; `sotlat gpus` lists: {', '.join(catalogue)}")
@@ -40,7 +41,9 @@ def gpu_spec(gpu_id: str, dtype: str, peak_tflops: float | None = None, bandwidt
     for name, option in (("bandwidth_gbps", "--bandwidth-gbps"), ("memory_gb", None)):
         if spec[name] is None:
             raise InputError(f"{gpu_id}: {name} is not known{f'; give {option}' if option else ''}")
-    spec["unconfirmed"] = [f for f in FIELDS if not entry[f]["confirmed"]]
+    given = {field: peak_tflops, "bandwidth_gbps": bandwidth_gbps} if field else {"bandwidth_gbps": bandwidth_gbps}
+    used = [f for f in ("memory_gb", "bandwidth_gbps", field) if f and not given.get(f)]  # what a simulation rests on
+    spec["unconfirmed"] = [f for f in used if not entry[f]["confirmed"]]
     return spec
 
 
