@@ -126,3 +126,11 @@ def test_report_tables_print_latencies_as_people_read_them():
     from sotlat.report.build import _number
 
     assert [_number(v) for v in (21986.4, -1500.0, 0.8412, 12.345, float("nan"))] == ["21,986", "-1,500", "0.841", "12.3", "-"]
+
+
+def test_a_report_out_that_names_a_file_is_refused_before_any_work(tmp_path):
+    paths = _tables(tmp_path)
+    result = CliRunner().invoke(app, ["report", "--table", str(paths[0]), "--out", str(tmp_path / "report.html")])
+    assert result.exit_code == 2 and not (tmp_path / "report.html").exists()
+    assert result.output.splitlines() == [
+        f"error: --out: {tmp_path / 'report.html'}: give a folder; the report writes index.html, report.md, figures and CSVs in it"]

@@ -674,6 +674,8 @@ def report(
     from sotlat.report.build import build_report
     from sotlat.tables import load_table
 
+    if out.suffix.lower() in (".html", ".htm", ".md"):
+        raise InputError(f"--out: {out}: give a folder; the report writes index.html, report.md, figures and CSVs in it")
     index = build_report([load_table(t) for t in table], list(traces or []), out, memory_budget_gb, headroom,
                          slo_tpot_ms, slo_ttft_ms, context, answer=answer_tokens)
     console.print(f"report: {index}")
