@@ -189,6 +189,12 @@ def test_plan_prints_the_simulated_cost_and_one_command_per_shard():
                for c in commands)
 
 
+def test_plan_of_a_model_the_gpu_cannot_hold_says_so_instead_of_a_zero_second_plan():
+    result = CliRunner().invoke(app, ["plan", "--gpu", "rtx-4090", "--arch", "llama-33b", "--batches", "1", "--decode-max", "4"])
+    assert result.exit_code == 2 and "sotlat profile" not in result.output
+    assert result.output.startswith("error: --gpu rtx-4090: llama-33b does not fit in its 24 GB: the smallest cell needs 65.")
+
+
 def test_plan_names_shard_files_the_device_tool_can_bring_back():
     args = ["--gpu", "a100-80gb-sxm", "--arch", "tiny", "--batches", "1,3", "--prefill-lengths", "1:50:10", "--decode-max", "64"]
     result = CliRunner().invoke(app, ["plan", *args])

@@ -591,8 +591,11 @@ def plan(
 
     _check_warmup(prefill_runs, prefill_warmup)
     spec, table = _simulated(gpu, arch, config, dtype, calibration, batches, prefill_lengths, decode_max, peak_tflops, bandwidth_gbps)
-    seconds = profile_seconds(table, prefill_runs, decode_runs)
     name = table.attrs["sotlat"]["arch"]["name"]
+    if (table["status"] == "oom").all():
+        raise InputError(f"--gpu {gpu}: {name} does not fit in its {spec['memory_gb']:g} GB: the smallest cell needs "
+                         f"{table['peak_memory_bytes'].min() / 1e9:.1f} GB, so every cell would be oom; nothing to plan")
+    seconds = profile_seconds(table, prefill_runs, decode_runs)
     cal = table.attrs["sotlat"]["method"]["calibration"]["name"]
     console.print(f"profiling {name} ({dtype}) on {spec['name']}, simulated with the {cal} calibration:")
     view = Table()
