@@ -113,6 +113,9 @@ def test_calibration_recovers_the_parameters_it_was_simulated_with(simulated):
     assert cal.decode.mbu == pytest.approx(0.7, rel=1e-4) and cal.decode.layer_overhead_ms == pytest.approx(0.8, rel=1e-4)
     assert cal.workspace_bytes == pytest.approx(1e8, rel=1e-6)
     assert errors["decode"]["median_abs_pct"] < 1e-3 and errors["prefill"]["p90_abs_pct"] < 1e-3
+    # every decode cell is memory-bound on a GPU: they say nothing of decode's MFU, which takes prefill's
+    assert errors["decode"]["compute_bound_cells"] == 0 and errors["decode"]["unidentified"] == {"mfu": "prefill"}
+    assert cal.decode.mfu == cal.prefill.mfu and errors["prefill"]["unidentified"] == {}
 
 
 def test_calibrating_a_table_without_enough_cells_of_a_phase_is_one_line(simulated, tmp_path):

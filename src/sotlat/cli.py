@@ -655,8 +655,10 @@ def calibrate(
         tmp.write_text(json.dumps({**cal.as_dict(), "fit_errors": errors}, indent=1) + "\n")
     for phase, p in (("prefill", cal.prefill), ("decode", cal.decode)):
         e = errors[phase]
-        console.print(f"{phase:<8} MFU {p.mfu:.3f}  MBU {p.mbu:.3f}  overhead {p.layer_overhead_ms:.3f} ms/layer   "
-                      f"fit over {e['n']} cells: median |error| {e['median_abs_pct']:.1f}%, P90 {e['p90_abs_pct']:.1f}%")
+        unknown = {"mfu": "no compute-bound cell", "mbu": "no memory-bound cell"}
+        said = {k: f" ({unknown[k]}: {src}'s)" for k, src in e["unidentified"].items()}
+        console.print(f"{phase:<8} MFU {p.mfu:.3f}{said.get('mfu', '')}  MBU {p.mbu:.3f}{said.get('mbu', '')}  overhead {p.layer_overhead_ms:.3f} ms/layer   "
+                      f"fit over {e['n']} cells: median |error| {e['median_abs_pct']:.1f}%, P90 {e['p90_abs_pct']:.1f}%", markup=False, highlight=False)
     console.print(f"{out}: workspace {cal.workspace_bytes / 1e6:,.0f} MB")
 
 
