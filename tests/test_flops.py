@@ -67,3 +67,19 @@ def test_a_fill_that_misses_held_out_cells_is_marked_inexact(tiny):
     fit = fit_flops(shapes, count=lambda model, phase, b, n: 1e9 * b + 1e3 * n ** 3)
     assert not fit.exact and fit.max_rel_error > 1e-3 and fit.meta()["exact"] is False
     assert fit_flops(shapes).exact
+
+
+def test_a_model_whose_forward_fails_on_the_meta_device_is_one_line_not_a_traceback(tiny, monkeypatch):
+    from sotlat.errors import InputError
+
+    _, shapes = tiny
+
+    def fails(*args, **kwargs):  # as transformers' Mixtral experts do on meta tensors in float32
+        raise RuntimeError("Expected inputs of BF16 type but got float32\nsecond line")
+
+    monkeypatch.setattr(shapes, "forward", fails)
+    with pytest.raises(InputError, match=r"^config \(llama\): its FLOPs cannot be counted: its forward pass fails on the meta "
+                                         r"device \(RuntimeError: Expected inputs of BF16 type but got float32\)$"):
+        count_flops(shapes, "decode", 1, 8)
+    monkeypatch.undo()
+    assert count_flops(shapes, "prefill", 1, 8) == fit_flops(shapes)("prefill", 1, 8)  # DeepSpeed's patches were undone

@@ -44,7 +44,7 @@ def count_flops(meta_model: torch.nn.Module, phase: str, batch: int, length: int
     from deepspeed.profiling.flops_profiler.profiler import FlopsProfiler
 
     ids = torch.zeros((batch, length), dtype=torch.long, device="meta")
-    with _disabled_autocast_is_a_no_op():
+    with _disabled_autocast_is_a_no_op(), _unsupported_on_meta(meta_model):
         cache = prefill(meta_model, ids) if phase == "decode" else None
         profiler = FlopsProfiler(meta_model)
         profiler.start_profile()
@@ -57,6 +57,20 @@ def count_flops(meta_model: torch.nn.Module, phase: str, batch: int, length: int
         finally:
             profiler.end_profile()
     return 2.0 * macs
+
+
+@contextlib.contextmanager
+def _unsupported_on_meta(model: torch.nn.Module):
+    """A model whose forward pass fails on the meta device (transformers' Mixtral experts, in float32)
+    has no FLOPs count here, and so no table: one line, not a traceback."""
+    try:
+        yield
+    except Exception as exc:  # raised inside transformers' forward, whatever the model
+        from sotlat.errors import InputError
+
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise InputError(f"config ({model.config.model_type}): its FLOPs cannot be counted: its forward pass fails on the "
+                         f"meta device ({type(exc).__name__}: {first})") from None
 
 
 def _features(phase: str, batch, length) -> np.ndarray:
