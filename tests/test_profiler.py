@@ -196,6 +196,9 @@ def test_unknown_arch_and_config_file(tmp_path):
     cfg.write_text('{"hidden_size": 8}')
     with pytest.raises(InputError, match="model_type is missing"):
         profile(ProfileSpec(**{**SPEC.__dict__, "arch": None, "config_path": str(cfg)}), str(tmp_path / "t.parquet"))
+    cfg.write_text('{"model_type": "llama", "hidden_size": 8, "num_attention_heads": 2, "vocab_size": 100, "pad_token_id": 100}')
+    with pytest.raises(InputError, match=r"config \(llama\): transformers cannot build it .*: Padding_idx must be within num_embeddings"):
+        profile(ProfileSpec(**{**SPEC.__dict__, "arch": None, "config_path": str(cfg)}), str(tmp_path / "t.parquet"))
     assert not (tmp_path / "t.parquet").exists()
 
 

@@ -106,9 +106,10 @@ def meta_model(config: PretrainedConfig) -> torch.nn.Module:
 
 def causal_lm(config: PretrainedConfig) -> torch.nn.Module:
     """transformers' causal LM of `config` with SDPA attention; a config it cannot build so (not a
-    causal LM, or an architecture without SDPA, such as Mamba) is a user error."""
+    causal LM, an architecture without SDPA such as Mamba, or values that contradict each other,
+    such as a pad token id past the vocabulary) is a user error."""
     try:
         return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")
-    except ValueError as exc:
+    except (ValueError, AssertionError, TypeError) as exc:
         reason = str(exc).split(". ")[0].split("\n")[0]
         raise InputError(f"config ({config.model_type}): transformers cannot build it as a causal LM with SDPA attention: {reason}") from None
