@@ -173,6 +173,8 @@ def test_estimate_skip_unanswerable_estimates_the_rest_and_says_why(tmp_path):
     assert result.exit_code == 0, result.output
     assert "1 of 3 traces are outside the table" in result.output and "wide: points stage needs batch 5" in result.output
     assert list(pd.read_csv(out)["id"]) == ["a", "b"]
+    # batch 1 and the point counts; the skeleton's 30-token prompt on the table's grid; b's 30 + 40 tokens
+    assert "a table that answers all 3 (sotlat profile or simulate): --batches 1,2,5 --prefill-lengths 1:32:10 --decode-max 70" in result.output
 
 
 def test_version_is_the_installed_packages():

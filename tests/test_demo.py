@@ -2,7 +2,8 @@
 
 import pytest
 from conftest import synthetic_table
-from sotlat.demo import CPU, GPU, PROMPTS, covered, demo_spec, recorded_traces
+from sotlat.demo import CPU, GPU, covered, demo_spec, recorded_traces
+from sotlat.estimator.traces import PROMPTS
 from sotlat.estimator import estimate_answerable, load_traces
 
 

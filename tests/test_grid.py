@@ -38,3 +38,10 @@ def test_parse_batches_rejects(text):
 def test_parse_range_rejects(text):
     with pytest.raises(InputError, match="--prefill-lengths"):
         parse_range(text)
+
+
+def test_the_shortest_grid_reaching_a_prompt_answers_it_and_one_step_less_does_not():
+    grid = PrefillGrid.reaching(1146, 1, 10)
+    assert str(grid) == "1:1142:10" and grid.lengths[grid.index(1146)] == 1141  # Eq. 1's t~^P(1146) = t^P(1141)
+    assert len(PrefillGrid(1, grid.stop - 1, 10).lengths) == grid.index(1146)  # one point short
+    assert str(PrefillGrid.reaching(700, 1, 10)) == "1:702:10" and PrefillGrid.reaching(699, 1, 10) == PrefillGrid(1, 692, 10)

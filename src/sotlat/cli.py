@@ -272,15 +272,19 @@ def estimate(
         estimates, unanswered = estimate_answerable(table_frame, frame, **options)
     else:
         estimates, unanswered = run(table_frame, frame, **options), frame.iloc[:0]
-    _print_estimates(table_frame, estimates, unanswered, peak_tflops)
+    _print_estimates(table_frame, estimates, unanswered, frame, peak_tflops)
     if out is not None:
         write_frame(estimates, out)
         console.print(f"per-trace estimates: {out}")
 
 
-def _print_estimates(table: pd.DataFrame, estimates: pd.DataFrame, unanswered: pd.DataFrame, peak_tflops: float | None = None) -> None:
-    """The summary per model x category, then what was extrapolated and what the table cannot answer."""
+def _print_estimates(table: pd.DataFrame, estimates: pd.DataFrame, unanswered: pd.DataFrame, traces: pd.DataFrame | None = None,
+                     peak_tflops: float | None = None) -> None:
+    """The summary per model x category, then what was extrapolated, what the table cannot answer,
+    and, given the traces, the grid of a table (profiled or simulated) that would answer them all."""
     from sotlat.estimator import performance_summary, summarize
+    from sotlat.estimator.traces import needs
+    from sotlat.tables.grid import PrefillGrid, format_batches
     from sotlat.tables.stats import label
 
     _print_summary(summarize(estimates), label(table))
@@ -293,6 +297,11 @@ def _print_estimates(table: pd.DataFrame, estimates: pd.DataFrame, unanswered: p
             console.print(f"  {r.id}: {r.reason}", markup=False, highlight=False)
         if len(unanswered) > 10:
             console.print(f"  ... and {len(unanswered) - 10} more")
+    if len(unanswered) and traces is not None:
+        need, grid = needs(traces), PrefillGrid.from_dict(table.attrs["sotlat"]["method"]["grid"]["prefill_lengths"])
+        console.print(f"a table that answers all {len(traces)} (sotlat profile or simulate): --batches {format_batches(need['batches'])} "
+                      f"--prefill-lengths {PrefillGrid.reaching(need['longest_prompt'], grid.start, grid.step)} "
+                      f"--decode-max {need['longest_context']}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _x(ratio) -> str:

@@ -10,12 +10,10 @@ from pathlib import Path
 import pandas as pd
 
 from sotlat.estimator.lookup import EXTRAPOLATION_REACH
-from sotlat.estimator.traces import STAGE_COLUMNS, contexts, longest_context
+from sotlat.estimator.traces import PROMPTS, contexts, needs
 from sotlat.profiler.device import default_device
 from sotlat.profiler.run import ProfileSpec
 from sotlat.tables.grid import PrefillGrid
-
-PROMPTS = [prompt for prompt, _ in STAGE_COLUMNS.values()]
 
 
 @dataclass(frozen=True)
@@ -59,16 +57,14 @@ def demo_spec(frame: pd.DataFrame, device: str | None = None) -> ProfileSpec:
     """The smallest grid within the device's budget that covers the traces `covered` selects."""
     device = device or default_device()
     budget = GPU if device == "cuda" else CPU
-    inside = frame[covered(frame, budget)]
-    longest_prompt = int(inside[PROMPTS].max().max())
-    step = budget.prefill_step
+    need = needs(frame[covered(frame, budget)])
     return ProfileSpec(
         arch=budget.arch,
         device=device,
         dtype=budget.dtype,
-        batches=sorted({1} | {int(n) for n in inside["num_points"].dropna()}),
-        prefill_lengths=PrefillGrid(1, (longest_prompt // step) * step + 2, step),
-        decode_max=min(longest_context(inside), budget.decode_measured),
+        batches=need["batches"],
+        prefill_lengths=PrefillGrid.reaching(need["longest_prompt"], 1, budget.prefill_step),
+        decode_max=min(need["longest_context"], budget.decode_measured),
         prefill_runs=budget.prefill_runs,
         prefill_warmup=budget.prefill_warmup,
         decode_runs=budget.decode_runs,

@@ -32,6 +32,9 @@ STAGE_COLUMNS = {
 }
 
 
+PROMPTS = [prompt for prompt, _ in STAGE_COLUMNS.values()]
+
+
 def contexts(frame: pd.DataFrame) -> pd.Series:
     """Per trace, the largest decode k any of its stages reaches: that stage's prompt plus its answer."""
     return pd.concat([frame[p].fillna(0) + frame[c].fillna(0) for p, c in STAGE_COLUMNS.values()], axis=1).max(axis=1)
@@ -40,6 +43,13 @@ def contexts(frame: pd.DataFrame) -> pd.Series:
 def longest_context(frame: pd.DataFrame) -> int:
     """The largest decode k any stage of these traces reaches."""
     return int(contexts(frame).max()) if len(frame) else 0
+
+
+def needs(frame: pd.DataFrame) -> dict:
+    """What a table must hold to answer every one of these traces: the batches (1, and each SoT
+    point count), the longest prompt any stage prefills and the largest decode k any stage reaches."""
+    return {"batches": sorted({1} | {int(n) for n in frame["num_points"].dropna()}),
+            "longest_prompt": int(frame[PROMPTS].max().max()) if len(frame) else 0, "longest_context": longest_context(frame)}
 
 
 def load_traces(path: str | os.PathLike) -> pd.DataFrame:

@@ -35,6 +35,15 @@ class PrefillGrid:
     def from_dict(cls, d: dict) -> "PrefillGrid":
         return cls(int(d["start"]), int(d["stop"]), int(d["step"]))
 
+    @classmethod
+    def reaching(cls, prompt_len: int, start: int, step: int) -> "PrefillGrid":
+        """The shortest grid from `start` by `step` whose lookup (`index`) answers prompts up to `prompt_len`."""
+        return cls(start, start + (prompt_len // step) * step + 1, step)
+
+    def __str__(self) -> str:
+        """As --prefill-lengths takes it."""
+        return f"{self.start}:{self.stop}:{self.step}"
+
 
 def parse_range(text: str, option: str = "--prefill-lengths") -> PrefillGrid:
     """'START:STOP:STEP' with Python's range meaning."""
