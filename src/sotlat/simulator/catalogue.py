@@ -41,8 +41,8 @@ def gpu_spec(gpu_id: str, dtype: str, peak_tflops: float | None = None, bandwidt
     for name, option in (("bandwidth_gbps", "--bandwidth-gbps"), ("memory_gb", None)):
         if spec[name] is None:
             raise InputError(f"{gpu_id}: {name} is not known{f'; give {option}' if option else ''}")
-    given = {field: peak_tflops, "bandwidth_gbps": bandwidth_gbps} if field else {"bandwidth_gbps": bandwidth_gbps}
-    used = [f for f in ("memory_gb", "bandwidth_gbps", field) if f and not given.get(f)]  # what a simulation rests on
+    replaced = {"bandwidth_gbps": bandwidth_gbps, field: peak_tflops}
+    used = [f for f in ("memory_gb", "bandwidth_gbps", field) if f and not replaced.get(f)]  # what a simulation rests on
     spec["unconfirmed"] = [f for f in used if not entry[f]["confirmed"]]
     return spec
 
