@@ -167,7 +167,8 @@ def test_estimate_skip_unanswerable_estimates_the_rest_and_says_why(tmp_path):
     save_table(synthetic_table(batches=(1, 2, 3), decode_max=200), table)
     traces = write_jsonl(tmp_path / "t.jsonl", [trace("a"), trace("wide", points=[(15, 5)] * 5), trace("b", normal=(30, 40))])
     result = invoke("estimate", "--table", table, "--traces", traces)
-    assert_user_error(result, "trace wide: points stage needs batch 5, but the table has batches 1-3")
+    assert_user_error(result, "trace wide: points stage needs batch 5, but the table has batches 1-3; "
+                              "--skip-unanswerable estimates the others and lists these")
     out = tmp_path / "e.csv"
     result = invoke("estimate", "--table", table, "--traces", traces, "--skip-unanswerable", "--out", out)
     assert result.exit_code == 0, result.output

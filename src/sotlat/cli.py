@@ -260,18 +260,17 @@ def estimate(
     skip_unanswerable: Annotated[bool, typer.Option(help="Estimate the traces the table answers and list the others, instead of stopping.")] = False,
 ):
     """Normal vs SoT latency and speed-up per trace (Eq. 1-4), summarised per model x category."""
-    from sotlat.estimator import estimate as run, estimate_answerable
+    from sotlat.estimator import estimate_answerable
+    from sotlat.estimator.equations import unanswered_error
     from sotlat.estimator.traces import read_records, traces_frame
     from sotlat.tables import load_table
 
     _check_out_suffix(out)
     table_frame = load_table(table)
     frame = traces_frame([r for p in traces for r in read_records(p)])  # also refuses an id in two files
-    options = dict(extrapolate=extrapolate, peak_tflops=peak_tflops, decode_terms=decode_terms)
-    if skip_unanswerable:
-        estimates, unanswered = estimate_answerable(table_frame, frame, **options)
-    else:
-        estimates, unanswered = run(table_frame, frame, **options), frame.iloc[:0]
+    estimates, unanswered = estimate_answerable(table_frame, frame, extrapolate, peak_tflops, decode_terms)
+    if len(unanswered) and not skip_unanswerable:
+        raise InputError(f"{unanswered_error(unanswered)}; --skip-unanswerable estimates the others and lists these")
     _print_estimates(table_frame, estimates, unanswered, frame, peak_tflops)
     if out is not None:
         write_frame(estimates, out)

@@ -84,9 +84,14 @@ def estimate(table: pd.DataFrame, traces, extrapolate: bool = False, peak_tflops
     """
     out, unanswered = estimate_answerable(table, traces, extrapolate, peak_tflops, decode_terms)
     if len(unanswered):
-        more = f" ({len(unanswered) - 1} more traces fail)" if len(unanswered) > 1 else ""
-        raise InputError(f"trace {unanswered['id'].iloc[0]}: {unanswered['reason'].iloc[0]}{more}")
+        raise unanswered_error(unanswered)
     return out
+
+
+def unanswered_error(unanswered: pd.DataFrame) -> InputError:
+    """The error naming the first trace a table cannot answer and why, and how many more fail."""
+    more = f" ({len(unanswered) - 1} more traces fail)" if len(unanswered) > 1 else ""
+    return InputError(f"trace {unanswered['id'].iloc[0]}: {unanswered['reason'].iloc[0]}{more}")
 
 
 def estimate_answerable(table: pd.DataFrame, traces, extrapolate: bool = False, peak_tflops: float | None = None,
