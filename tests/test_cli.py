@@ -232,3 +232,16 @@ def test_profile_warns_when_the_flops_fill_is_not_exact(tmp_path, monkeypatch):
     result = invoke("profile", *GRID, "--batches", "1", "--decode-max", "5", "--out", tmp_path / "t.parquet")
     assert result.exit_code == 0 and "off by up to 5.0%" in result.output
     assert load_table(tmp_path / "t.parquet").attrs["sotlat"]["method"]["flops"]["exact"] is False
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["plan", "--gpu", "h100-sxm", "--arch", "tiny", "--shard-minutes", "0"], "Invalid value for '--shard-minutes'"),
+    (["simulate", "--arch", "tiny", "--out", "t.parquet"], "Missing option '--gpu'. (see 'sotlat simulate --help')"),
+    (["tables", "show"], "Missing argument"),
+    (["estimate", "--decode-max", "3"], "No such option: --decode-max"),
+    (["bogus"], "No such command 'bogus'"),
+    (["--bogus"], "No such option: --bogus (see 'sotlat --help')"),
+])
+def test_usage_errors_are_one_line_too(args, needle):
+    result = CliRunner().invoke(app, args, prog_name="sotlat")
+    assert_user_error(result, needle)

@@ -12,18 +12,50 @@ from typing import Annotated, Optional
 
 import pandas as pd
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from sotlat.errors import InputError
 
-app = typer.Typer(help="GPU latency profiler, Skeleton-of-Thought latency estimator and analytical GPU simulator (Ning et al., 2023, App. C.2).",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-tables_app = typer.Typer(help="Inspect, compare and merge latency tables.", no_args_is_help=True)
-app.add_typer(tables_app, name="tables")
 console = Console(width=None if sys.stdout.isatty() else 160)  # files and pipes get whole tables
 err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+# click's UsageError, whichever click typer runs on: its own copy (typer >= 0.2x) or the click package.
+_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+class _OneLineUsageErrors(TyperGroup):
+    """A usage error (a missing option, a value out of its range, an unknown command or option) is
+    one line on stderr and exit code 2, as every other bad input is, not typer's boxed panel."""
+
+    def make_context(self, *args, **kwargs):  # `sotlat --bogus`
+        with _one_line_usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):  # a command's own options and arguments, and unknown commands
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _one_line_usage_errors():
+    try:
+        yield
+    except _UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare `sotlat` or `sotlat tables`: the help, as asked
+            raise
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        err.print(f"error: {' '.join(exc.format_message().split())}{hint}", markup=False)
+        raise typer.Exit(2) from None
+
+
+app = typer.Typer(help="GPU latency profiler, Skeleton-of-Thought latency estimator and analytical GPU simulator (Ning et al., 2023, App. C.2).",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False, cls=_OneLineUsageErrors)
+tables_app = typer.Typer(help="Inspect, compare and merge latency tables.", no_args_is_help=True)
+app.add_typer(tables_app, name="tables")
 
 OUT_SUFFIXES = (".jsonl", ".csv", ".parquet")
 BUSY_PCT = 25  # other work on the CPUs above this when a CPU profile starts: warn
