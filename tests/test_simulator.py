@@ -157,6 +157,8 @@ def test_shipped_calibrations_and_cli(tmp_path):
     result = runner.invoke(app, ["simulate", "--gpu", "h100-sxm", "--arch", "tiny", "--batches", "1-2", "--prefill-lengths", "1:50:10",
                                  "--decode-max", "20", "--out", str(out)])
     assert result.exit_code == 0, result.output
+    shown = runner.invoke(app, ["tables", "show", str(out)]).output
+    assert "timer none (simulated)   calibration default" in shown  # which model made the table
     result = runner.invoke(app, ["calibrate", "--table", str(out), "--out", str(tmp_path / "c.json")])
     assert result.exit_code == 0 and "median |error|" in result.output
     assert load_calibration(str(tmp_path / "c.json")).decode.mbu == pytest.approx(0.75, rel=1e-3)

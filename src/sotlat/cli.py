@@ -755,7 +755,8 @@ def tables_show(
              f"peak {device['peak_tflops']:g} TFLOPS" if device.get("peak_tflops") else "",
              f"bandwidth {device['memory_bandwidth_bytes_per_s'] / 1e9:,.0f} GB/s" if device.get("memory_bandwidth_bytes_per_s") else ""]
     known = ", ".join(k for k in known if k)
-    console.print(f"device {device['name']}{f' ({known})' if known else ''}   dtype {meta['dtype']}   timer {method.get('timer', '?')}",
+    calibration = f"   calibration {method['calibration']['name']}" if method.get("simulated") else ""
+    console.print(f"device {device['name']}{f' ({known})' if known else ''}   dtype {meta['dtype']}   timer {method.get('timer', '?')}{calibration}",
                   markup=False, highlight=False)
     console.print(f"grid   {json.dumps(method['grid'])}")
     view = Table(title="coverage")
