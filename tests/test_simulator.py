@@ -56,6 +56,11 @@ def test_unknown_gpu_and_missing_figure():
         gpu_spec("a100-80gb-sxm", "float64")
 
 
+def test_a_dtype_typo_is_an_unknown_dtype_not_a_missing_peak():
+    result = CliRunner().invoke(app, ["simulate", "--gpu", "h100-sxm", "--arch", "tiny", "--dtype", "bf16", "--out", "t.parquet"])
+    assert result.exit_code == 2 and result.output.splitlines() == ["error: --dtype: unknown dtype 'bf16' (float16, bfloat16, float32)"]
+
+
 def test_only_doubted_figures_a_simulation_rests_on_are_flagged():
     assert gpu_spec("l4", "float16")["unconfirmed"] == []  # its SMs and L2 are doubted, but the model uses neither
     assert gpu_spec("b200", "float16")["unconfirmed"] == ["memory_gb"]  # 192 GB, or 180 usable: decides what is oom

@@ -596,12 +596,14 @@ def simulate(
 
 def _simulated(gpu, arch, config, dtype, calibration, batches, prefill_lengths, decode_max, peak_tflops, bandwidth_gbps):
     """The catalogue entry and the simulated table of `simulate` and `plan`."""
+    from sotlat.profiler.run import torch_dtype
     from sotlat.simulator.catalogue import gpu_spec
     from sotlat.simulator.model import load_calibration
     from sotlat.simulator.simulate import simulate as run
     from sotlat.tables.grid import parse_batches, parse_range
 
     _arch_or_config(arch, config)
+    torch_dtype(dtype)  # a typo ('bf16') is an unknown dtype, not a GPU without a peak for it
     spec = gpu_spec(gpu, dtype, peak_tflops, bandwidth_gbps)
     return spec, run(arch, str(config) if config else None, spec, load_calibration(calibration), dtype,
                      parse_batches(batches), parse_range(prefill_lengths), decode_max)
