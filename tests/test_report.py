@@ -85,14 +85,19 @@ def test_latency_axes_start_at_zero_unless_tables_differ_twentyfold():
     from sotlat.report.figures import fig3
 
     flat = synthetic_table(prefill=(1, 300, 10), decode_max=300, t_decode=lambda b, k: 40.0 + 0.01 * b)  # decode: +0.4% over B = 1..4
+    import matplotlib.pyplot as plt
+
     fig3a = fig3([flat])[0].fig
     assert [ax.get_yscale() for ax in fig3a.axes] == ["linear", "linear"] and all(ax.get_ylim()[0] == 0 for ax in fig3a.axes)
     far = synthetic_table(prefill=(1, 300, 10), decode_max=300, t_decode=lambda b, k: 4000.0)
     far.attrs["sotlat"]["device"] = {"name": "slow-device"}
     assert [ax.get_yscale() for ax in fig3([flat, far])[0].fig.axes] == ["linear", "log"]  # prefill alike, decode 100x apart
+    plt.close("all")
 
 
 def test_a_legend_of_many_long_labels_goes_under_the_axes_and_a_short_one_stays_inside():
+    import matplotlib.pyplot as plt
+
     from sotlat.report.figures import floor
 
     tables = []
@@ -104,7 +109,9 @@ def test_a_legend_of_many_long_labels_goes_under_the_axes_and_a_short_one_stays_
 
     def legend_and_axes(fig):
         fig.canvas.draw()
-        return fig.axes[0].get_legend().get_window_extent(), fig.axes[0].get_window_extent()
+        boxes = fig.axes[0].get_legend().get_window_extent(), fig.axes[0].get_window_extent()
+        plt.close(fig)
+        return boxes
 
     legend, axes = legend_and_axes(floor(tables).fig)  # six labels naming table and floor: they would hide the lines
     assert legend.y1 < axes.y0
@@ -119,7 +126,10 @@ def test_a_report_whose_traces_no_table_answers_lists_them_and_draws_no_speed_up
     result = CliRunner().invoke(app, ["report", "--table", str(paths[0]), "--traces", traces, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert not (out / "speedup_by_model.png").exists() and (out / "token_lengths.png").exists()
-    assert "| far | normal stage needs t^D_1(k) up to k=5040" in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert "| far | normal stage needs t^D_1(k) up to k=5040" in md
+    # what to profile or simulate next: batch 1 and the 2 points, the 40-token prompt on the table's grid, k = 40 + 5000
+    assert "| --batches | --prefill-lengths | --decode-max |" in md and "| 1-2 | 1:42:10 | 5040 |" in md
 
 
 def test_report_tables_print_latencies_as_people_read_them():

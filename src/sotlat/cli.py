@@ -314,8 +314,7 @@ def _print_estimates(table: pd.DataFrame, estimates: pd.DataFrame, unanswered: p
     """The summary per model x category, then what was extrapolated, what the table cannot answer,
     and, given the traces, the grid of a table (profiled or simulated) that would answer them all."""
     from sotlat.estimator import performance_summary, summarize
-    from sotlat.estimator.traces import needs
-    from sotlat.tables.grid import PrefillGrid, format_batches
+    from sotlat.estimator.traces import answering_grid
     from sotlat.tables.stats import label
 
     _print_summary(summarize(estimates), label(table))
@@ -329,10 +328,8 @@ def _print_estimates(table: pd.DataFrame, estimates: pd.DataFrame, unanswered: p
         if len(unanswered) > 10:
             console.print(f"  ... and {len(unanswered) - 10} more")
     if len(unanswered) and traces is not None:
-        need, grid = needs(traces), PrefillGrid.from_dict(table.attrs["sotlat"]["method"]["grid"]["prefill_lengths"])
-        console.print(f"a table that answers all {len(traces)} (sotlat profile or simulate): --batches {format_batches(need['batches'])} "
-                      f"--prefill-lengths {PrefillGrid.reaching(need['longest_prompt'], grid.start, grid.step)} "
-                      f"--decode-max {need['longest_context']}", markup=False, highlight=False, soft_wrap=True)
+        options = " ".join(f"{k} {v}" for k, v in answering_grid(traces, table).items())
+        console.print(f"a table that answers all {len(traces)} (sotlat profile or simulate): {options}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _x(ratio) -> str:

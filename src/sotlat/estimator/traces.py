@@ -52,6 +52,16 @@ def needs(frame: pd.DataFrame) -> dict:
             "longest_prompt": int(frame[PROMPTS].max().max()) if len(frame) else 0, "longest_context": longest_context(frame)}
 
 
+def answering_grid(frame: pd.DataFrame, table: pd.DataFrame) -> dict[str, str]:
+    """The grid options (`sotlat profile` or `simulate`) of a table that answers every one of these
+    traces, its prefill grid on `table`'s start and step: what to measure or simulate next."""
+    from sotlat.tables.grid import PrefillGrid, format_batches
+
+    need, grid = needs(frame), PrefillGrid.from_dict(table.attrs["sotlat"]["method"]["grid"]["prefill_lengths"])
+    return {"--batches": format_batches(need["batches"]), "--prefill-lengths": str(PrefillGrid.reaching(need["longest_prompt"], grid.start, grid.step)),
+            "--decode-max": str(need["longest_context"])}
+
+
 def load_traces(path: str | os.PathLike) -> pd.DataFrame:
     """Read a JSONL trace file; raise InputError as 'file:line: field: what is wrong'."""
     return traces_frame(read_records(path))

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from sotlat.atomic import atomic_dir
-from sotlat.estimator.traces import read_records, traces_frame
+from sotlat.estimator.traces import answering_grid, read_records, traces_frame
 from sotlat.report import analysis as an
 from sotlat.report import figures as F
 from sotlat.sot.stats import per_trace
@@ -38,6 +38,9 @@ def build_report(tables: list[pd.DataFrame], trace_paths: list[Path], out_dir: P
         slower = estimates[estimates["speedup"] < 1][["table", "id", "category", "normal_ms", "sot_ms", "speedup"]]
         tables_md["Questions SoT slows down"] = slower
         tables_md["Traces a table cannot answer"] = failed
+        if len(failed):  # what to profile or simulate next
+            tables_md["Grid of a table that answers every trace (sotlat profile or simulate options)"] = pd.DataFrame(
+                [{"table": label(t), **answering_grid(frame, t)} for t in tables])
         if estimates["extrapolated"].any():
             tables_md["Estimates using extrapolated decode latency"] = estimates[estimates["extrapolated"]][["table", "id", "category"]]
     figures += [F.capacity(tables, budget_gb, headroom), F.throughput(tables, context, prompt, slo_tpot_ms, slo_ttft_ms),
