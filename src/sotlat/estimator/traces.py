@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sotlat.errors import InputError
+from sotlat.tables.grid import PrefillGrid, format_batches
 
 TRACE_COLUMNS = [
     "id", "category", "model",
@@ -55,8 +56,6 @@ def needs(frame: pd.DataFrame) -> dict:
 def answering_grid(frame: pd.DataFrame, table: pd.DataFrame) -> dict[str, str]:
     """The grid options (`sotlat profile` or `simulate`) of a table that answers every one of these
     traces, its prefill grid on `table`'s start and step: what to measure or simulate next."""
-    from sotlat.tables.grid import PrefillGrid, format_batches
-
     need, grid = needs(frame), PrefillGrid.from_dict(table.attrs["sotlat"]["method"]["grid"]["prefill_lengths"])
     return {"--batches": format_batches(need["batches"]), "--prefill-lengths": str(PrefillGrid.reaching(need["longest_prompt"], grid.start, grid.step)),
             "--decode-max": str(need["longest_context"])}

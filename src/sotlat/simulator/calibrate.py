@@ -62,20 +62,21 @@ def fit_phase(cells: pd.DataFrame, shapes: Shapes, phase: str, peak_tflops: floa
     return p, predict(x) / measured - 1, bound
 
 
-def _unidentified(params: dict, bounds: dict) -> dict:
-    """Per phase, the parameters its cells say nothing of, set as the module docstring says; returns
-    {phase: {parameter: where its value came from}}."""
-    chosen = {}
+def _unidentified(fitted: dict, bounds: dict) -> tuple[dict, dict]:
+    """The fitted parameters with those a phase's cells say nothing of set as the module docstring
+    says, and {phase: {parameter: where its value came from}}. A stand-in always comes from the
+    other phase's fitted value, which that phase's cells do show, so the order does not matter."""
+    params, chosen = dict(fitted), {}
     for phase, other in (("prefill", "decode"), ("decode", "prefill")):
         chosen[phase] = {}
         for name, cells in (("mfu", "compute_bound_cells"), ("mbu", "memory_bound_cells")):
             if bounds[phase][cells]:
                 continue
             source = other if bounds[other][cells] else "default"
-            proxy = getattr(params[other] if source == other else DEFAULT.decode, name)
+            proxy = getattr(fitted[other] if source == other else DEFAULT.decode, name)
             params[phase] = replace(params[phase], **{name: max(proxy, bounds[phase][f"{name}_at_least"])})
             chosen[phase][name] = source
-    return chosen
+    return params, chosen
 
 
 def calibrate(table: pd.DataFrame, peak_tflops: float, bandwidth_gbps: float, name: str) -> tuple[Calibration, dict]:
@@ -89,7 +90,8 @@ def calibrate(table: pd.DataFrame, peak_tflops: float, bandwidth_gbps: float, na
             raise InputError(f"the table has {len(cells)} {phase} cells with a latency and FLOPs; calibrating needs at least {MIN_CELLS} per phase")
         params[phase], rel, bounds[phase] = fit_phase(cells, shapes, phase, peak_tflops, bandwidth_gbps)
         errors[phase] = error_stats(rel * 100)
-    for phase, chosen in _unidentified(params, bounds).items():
+    params, unidentified = _unidentified(params, bounds)
+    for phase, chosen in unidentified.items():
         errors[phase].update({k: bounds[phase][k] for k in ("compute_bound_cells", "memory_bound_cells")}, unidentified=chosen)
     mem = ok[ok["peak_memory_bytes"].notna()]
     workspace = 0.0
