@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python3}
+export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}  # where the wheels go: installed once per machine
 if [ -d .whl ] && ! DS_ACCELERATOR=cpu $PY -c "import deepspeed" >/dev/null 2>&1; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
 exec $PY -m sotlat.cli "$@"
