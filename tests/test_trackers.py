@@ -4,7 +4,7 @@ import torch
 
 from sotlat.profiler import memory as memory_mod
 from sotlat.profiler import timer as timer_mod
-from sotlat.profiler.run import _sweep
+from sotlat.profiler.run import decode_sweep
 from sotlat.profiler.archs import build_model, load_config
 
 
@@ -42,7 +42,7 @@ def test_sweep_with_cuda_events_syncs_once_per_sweep(monkeypatch):
     model = build_model(config, "cpu", torch.float32)  # first: on torch 2.4 its import of torch._dynamo rejects a fake Event
     monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
     FakeEvent.syncs = 0
-    times, peaks, oom_at = _sweep(model, "cpu", 256, 2, 20, timer_mod.CudaTimer(), memory_mod.RssPeakMemory())
+    times, peaks, oom_at = decode_sweep(model, "cpu", 256, 2, 20, timer_mod.CudaTimer(), memory_mod.RssPeakMemory())
     assert times == [2.5] * 20 and oom_at is None and len(peaks) == 20
     assert FakeEvent.syncs == 1  # no host sync inside the sweep
 
@@ -121,3 +121,4 @@ def test_cuda_device_description_from_fakes(monkeypatch):
     assert older["memory_bandwidth_bytes_per_s"] == 3350e9 and older["memory_bandwidth_source"] == "catalogue h100-sxm"
     props.name = "NVIDIA H100 NVL"  # no catalogue entry: unknown, not guessed
     assert device_mod.describe_device("cuda")["memory_bandwidth_bytes_per_s"] is None
+

@@ -326,7 +326,7 @@ def _decode_cells(model, spec, vocab, batch, timer, memory, fit: FlopsFit, state
     limit = min([spec.decode_max + 1] + [k for b, k in state.decode_oom.items() if b <= batch]) - 1
     sweeps = state.sweeps.setdefault(batch, _Sweeps())
     while len(sweeps.runs) < spec.decode_runs:
-        times, mem, stopped_at = _sweep(model, spec.device, vocab, batch, limit, timer, memory)
+        times, mem, stopped_at = decode_sweep(model, spec.device, vocab, batch, limit, timer, memory)
         if stopped_at is not None:
             state.decode_oom[batch] = stopped_at
             limit = stopped_at - 1
@@ -340,7 +340,7 @@ def _decode_cells(model, spec, vocab, batch, timer, memory, fit: FlopsFit, state
     state.done.update(("decode", batch, k) for k in range(1, spec.decode_max + 1))
 
 
-def _sweep(model, device, vocab, batch, steps, timer, memory):
+def decode_sweep(model, device, vocab, batch, steps, timer, memory):
     """One sweep: times and peak memory of steps k = 1..steps; the k of an OOM, if any."""
     if steps < 1:
         return [], None, None
