@@ -1,5 +1,6 @@
 """The CUDA timer and memory tracker, unit-tested with fakes; the CPU ones for real."""
 
+import pytest
 import torch
 
 from sotlat.profiler import memory as memory_mod
@@ -122,3 +123,26 @@ def test_cuda_device_description_from_fakes(monkeypatch):
     props.name = "NVIDIA H100 NVL"  # no catalogue entry: unknown, not guessed
     assert device_mod.describe_device("cuda")["memory_bandwidth_bytes_per_s"] is None
 
+
+def test_sweep_times_each_step_without_the_memory_trackers_work():
+    _, config = load_config("tiny")
+    model = build_model(config, "cpu", torch.float32)
+    clock = [0.0]
+    model.register_forward_pre_hook(lambda module, args: clock.__setitem__(0, clock[0] + 1e-3))  # a forward: 1 ms
+
+    class Clock(timer_mod.CpuTimer):
+        def mark(self):
+            return clock[0]
+
+    class SlowTracker:  # 1 s of work on entry and on exit
+        peak_bytes = 7
+
+        def __enter__(self):
+            clock[0] += 1.0
+            return self
+
+        def __exit__(self, *exc):
+            clock[0] += 1.0
+
+    times, peaks, oom_at = decode_sweep(model, "cpu", 256, 2, 6, Clock(), SlowTracker())
+    assert times == pytest.approx([1.0] * 6) and peaks == [7] * 6 and oom_at is None

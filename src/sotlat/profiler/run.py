@@ -62,7 +62,7 @@ class ProfileSpec:
             "prefill": {"runs": self.prefill_runs, "warmup": self.prefill_warmup, "aggregation": "geometric mean of the runs after warm-up"},
             "decode": {
                 "runs": self.decode_runs,
-                "sweep": "prefill 1 token, then decode_max single-token steps, each timed on its own",
+                "sweep": "prefill 1 token, then decode_max single-token steps, each timed between marks of its own (memory tracking outside them)",
                 "aggregation": "geometric mean over sweeps",
             },
             "timer": timer,
@@ -341,22 +341,31 @@ def _decode_cells(model, spec, vocab, batch, timer, memory, fit: FlopsFit, state
 
 
 def decode_sweep(model, device, vocab, batch, steps, timer, memory):
-    """One sweep: times and peak memory of steps k = 1..steps; the k of an OOM, if any."""
+    """One sweep: times and peak memory of steps k = 1..steps; the k of an OOM, if any.
+
+    Each step is timed between a mark of its own before and after it; the memory tracker's work
+    lies between one step's end and the next one's start, so it is not in the step's time."""
     if steps < 1:
         return [], None, None
     ids = torch.randint(vocab, (batch, steps + 1), device=device)
     peaks, marks = [], []
     try:
         cache = prefill(model, ids[:, :1])
-        marks.append(timer.mark())
         for k in range(1, steps + 1):
             with memory:
+                marks.append(timer.mark())
                 decode_step(model, ids[:, k : k + 1], cache)
                 marks.append(timer.mark())
             peaks.append(memory.peak_bytes)
     except OOM:
         cache = None
         _free(device)
-        times = timer.intervals_ms(marks) if len(marks) > 1 else []
+        times = _step_times(timer, marks)
         return times, (None if None in peaks else peaks), len(times) + 1
-    return timer.intervals_ms(marks), (None if None in peaks else peaks), None
+    return _step_times(timer, marks), (None if None in peaks else peaks), None
+
+
+def _step_times(timer, marks: list) -> list[float]:
+    """Each step's time from its (start, end) marks; the start of a step that ran out of memory is dropped."""
+    pairs = marks[: len(marks) // 2 * 2]
+    return timer.intervals_ms(pairs)[::2] if pairs else []
