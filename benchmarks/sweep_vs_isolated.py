@@ -1,7 +1,7 @@
 """The profiler's decode sweep against timing each decode cell alone: same values, and the cost of each.
 
 Sweep (the profiler's method, `decode_sweep`): prefill 1 token, then K single-token steps back to
-back with a timer mark after each and one host sync at the end; step k is cell (B, k). Isolated:
+back, each between timer marks of its own, one host sync at the end; step k is cell (B, k). Isolated:
 for one cell (B, k), prefill k tokens, then time one step between two marks, read at once
 (`--isolated-warmup` untimed runs first). Both see k cached tokens before the timed step, take the
 geometric mean of `--runs` runs, and run in this one process on the same model, taking turns
