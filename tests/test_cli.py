@@ -176,6 +176,12 @@ def test_estimate_skip_unanswerable_estimates_the_rest_and_says_why(tmp_path):
     assert list(pd.read_csv(out)["id"]) == ["a", "b"]
     # batch 1 and the point counts; the skeleton's 30-token prompt on the table's grid; b's 30 + 40 tokens
     assert "a table that answers all 3 (sotlat profile or simulate): --batches 1,2,5 --prefill-lengths 1:32:10 --decode-max 70" in result.output
+    # none answerable: an error, not an empty summary and a header-only file
+    wide = write_jsonl(tmp_path / "w.jsonl", [trace("wide", points=[(15, 5)] * 5)])
+    result = invoke("estimate", "--table", table, "--traces", wide, "--skip-unanswerable", "--out", tmp_path / "none.csv")
+    assert_user_error(result, "the one trace is not inside the table (trace wide: points stage needs batch 5, but the table has "
+                              "batches 1-3); a table that answers it: --batches 1,5")
+    assert not (tmp_path / "none.csv").exists()
 
 
 def test_version_is_the_installed_packages():

@@ -303,6 +303,11 @@ def estimate(
     estimates, unanswered = estimate_answerable(table_frame, frame, extrapolate, peak_tflops, decode_terms)
     if len(unanswered) and not skip_unanswerable:
         raise InputError(f"{unanswered_error(unanswered)}; --skip-unanswerable estimates the others and lists these")
+    if estimates.empty:
+        first = unanswered.iloc[0]
+        which = "the one trace is not" if len(frame) == 1 else f"none of the {len(frame)} traces is"
+        raise InputError(f"{which} inside the table (trace {first['id']}: {first['reason']}); "
+                         f"a table that answers {'it' if len(frame) == 1 else 'them all'}: {_answering_options(frame, table_frame)}")
     _print_estimates(table_frame, estimates, unanswered, frame, peak_tflops)
     if out is not None:
         write_frame(estimates, out)
@@ -314,7 +319,6 @@ def _print_estimates(table: pd.DataFrame, estimates: pd.DataFrame, unanswered: p
     """The summary per model x category, then what was extrapolated, what the table cannot answer,
     and, given the traces, the grid of a table (profiled or simulated) that would answer them all."""
     from sotlat.estimator import performance_summary, summarize
-    from sotlat.estimator.traces import answering_grid
     from sotlat.tables.stats import label
 
     _print_summary(summarize(estimates), label(table))
@@ -328,8 +332,15 @@ def _print_estimates(table: pd.DataFrame, estimates: pd.DataFrame, unanswered: p
         if len(unanswered) > 10:
             console.print(f"  ... and {len(unanswered) - 10} more")
     if len(unanswered) and traces is not None:
-        options = " ".join(f"{k} {v}" for k, v in answering_grid(traces, table).items())
-        console.print(f"a table that answers all {len(traces)} (sotlat profile or simulate): {options}", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"a table that answers all {len(traces)} (sotlat profile or simulate): {_answering_options(traces, table)}",
+                      markup=False, highlight=False, soft_wrap=True)
+
+
+def _answering_options(traces: pd.DataFrame, table: pd.DataFrame) -> str:
+    """The grid options of `profile` or `simulate` for a table that answers every trace."""
+    from sotlat.estimator.traces import answering_grid
+
+    return " ".join(f"{k} {v}" for k, v in answering_grid(traces, table).items())
 
 
 def _x(ratio) -> str:
