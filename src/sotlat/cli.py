@@ -446,20 +446,29 @@ def replay(
     _arch_or_config(arch, config)
     records = read_records(traces)
     frame = traces_frame(records)  # checks every trace first
+    device = _device(device)
+    name, cfg = load_config(arch, str(config) if config else None)
+    dtype = dtype or ("float16" if device.startswith("cuda") else "float32")
     if table:
         from sotlat.estimator import estimate_answerable
         from sotlat.tables import load_table
 
-        answered, failed = estimate_answerable(load_table(table), frame)
+        table_frame = load_table(table)
+        meta = table_frame.attrs["sotlat"]
+        for field, ours, theirs in (("arch", name, meta["arch"]["name"]), ("dtype", dtype, meta["dtype"])):
+            if ours != theirs:  # validate would refuse the replay after it ran
+                raise InputError(f"--table: {table}: {field} is {theirs!r}, this replay's is {ours!r}: "
+                                 f"validate compares a replay with a table of the same architecture and dtype")
+        answered, failed = estimate_answerable(table_frame, frame)
+        if answered.empty:
+            raise InputError(f"--table: {table}: none of the {len(frame)} traces is within it (trace {failed['id'].iloc[0]}: "
+                             f"{failed['reason'].iloc[0]})")
         console.print(f"{len(answered)} of {len(frame)} traces are within {table} ({len(failed)} are not: batch, prompt or oom)")
         frame = frame[frame["id"].isin(answered["id"])]
     chosen = set(stratified_ids(frame, sample) if sample else frame["id"])
     done = jsonl.finished_ids(out, resume)
     todo = [t for _, t in records if t["id"] in chosen][:limit]
     todo = [t for t in todo if t["id"] not in done]
-    device = _device(device)
-    name, cfg = load_config(arch, str(config) if config else None)
-    dtype = dtype or ("float16" if device.startswith("cuda") else "float32")
     model = build_model(cfg, device, torch_dtype(dtype))
     timer, device_name = timer_for(device), describe_device(device)["name"]
     replay_trace(model, cfg.vocab_size, {"normal": {"prompt_tokens": 8, "completion_tokens": 4}}, 1, timer)  # warm-up

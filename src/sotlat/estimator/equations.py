@@ -162,7 +162,7 @@ def _problem(traces, stages, lk: Lookup, num_points, row: int) -> str:
     elif code == DECODE_RANGE:
         reach = EXTRAPOLATION_REACH * int(lk.decode_last.max())
         what = (f"t^D_{batch}(k) up to k={hi}, but the table's decode for batch {batch} ends at k={int(lk.decode_last[batch])} "
-                f"(--extrapolate extends it, to k={reach} at most)")
+                f"(estimate --extrapolate extends it, to k={reach} at most)")
     else:
         k = next(k for k in range(l_in, hi + 1) if (batch, k) in lk.decode_status or k > lk.decode_last[batch])
         what = f"t^D_{batch}({k}), which is {lk.decode_status.get((batch, k), 'not measured')} in the table"
