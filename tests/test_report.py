@@ -144,3 +144,39 @@ def test_a_report_out_that_names_a_file_is_refused_before_any_work(tmp_path):
     assert result.exit_code == 2 and not (tmp_path / "report.html").exists()
     assert result.output.splitlines() == [
         f"error: --out: {tmp_path / 'report.html'}: give a folder; the report writes index.html, report.md, figures and CSVs in it"]
+
+
+def test_each_table_keeps_one_colour_in_every_figure_in_the_order_given(tmp_path):
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
+
+    from sotlat.estimator import estimate
+    from sotlat.report.figures import fig3, speedups
+    from sotlat.tables.stats import label
+
+    z, a = synthetic_table(), synthetic_table(t_decode=lambda b, k: 2.0 + 0.1 * b)
+    z.attrs["sotlat"]["device"] = {"name": "zeta-device"}  # first given, last in the alphabet
+    a.attrs["sotlat"]["device"] = {"name": "alpha-device"}
+    traces = [trace("q", points=[(15, 5)] * 2)]
+    estimates = pd.concat([estimate(t, traces).assign(table=label(t)) for t in (z, a)], ignore_index=True)
+    by_category = speedups(estimates, [z, a])[1]
+    assert list(by_category.data.columns[1:]) == [label(z), label(a)]
+    bars = [to_hex(c.patches[0].get_facecolor()) for c in by_category.fig.axes[0].containers]
+    lines = [to_hex(line.get_color()) for line in fig3([z, a])[0].fig.axes[1].get_lines()]
+    assert bars == lines == ["#1f77b4", "#ff7f0e"]  # C0, C1: the first table given, the second
+    plt.close("all")
+
+
+def test_tables_that_read_alike_stay_apart_by_file_and_one_file_twice_is_refused(tmp_path):
+    paths = _tables(tmp_path)
+    twin = tmp_path / "twin.parquet"
+    twin.write_bytes(paths[0].read_bytes())  # the same GPU and model profiled twice
+    traces = write_jsonl(tmp_path / "t.jsonl", [trace("a")])
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["report", "--table", str(paths[0]), "--table", str(twin), "--traces", traces, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    columns = pd.read_csv(out / "speedup_by_model.csv").columns
+    assert [c.rsplit(" [", 1)[1] for c in columns[1:]] == [f"{paths[0]}]", f"{twin}]"]
+    assert set(pd.read_csv(out / "fig3a_latency_vs_batch.csv")["table"]) == set(columns[1:])
+    result = CliRunner().invoke(app, ["report", "--table", str(paths[0]), "--table", str(paths[0]), "--out", str(tmp_path / "r2")])
+    assert result.exit_code == 2 and result.output.splitlines() == ["error: --table: a table is given twice"]

@@ -737,10 +737,15 @@ def report(
     """Write a self-contained HTML report (and report.md, figures, CSVs) from tables and traces."""
     from sotlat.report.build import build_report
     from sotlat.tables import load_table
+    from sotlat.tables.stats import distinct_labels
 
     if out.suffix.lower() in (".html", ".htm", ".md"):
         raise InputError(f"--out: {out}: give a folder; the report writes index.html, report.md, figures and CSVs in it")
-    index = build_report([load_table(t) for t in table], list(traces or []), out, memory_budget_gb, headroom,
+    if len(set(map(Path.resolve, table))) < len(table):
+        raise InputError("--table: a table is given twice")
+    frames = [load_table(t) for t in table]
+    distinct_labels(frames, table)
+    index = build_report(frames, list(traces or []), out, memory_budget_gb, headroom,
                          slo_tpot_ms, slo_ttft_ms, context, answer=answer_tokens)
     console.print(f"report: {index}")
 

@@ -33,7 +33,7 @@ def build_report(tables: list[pd.DataFrame], trace_paths: list[Path], out_dir: P
         estimates = pd.concat([r[0] for r in results], ignore_index=True)
         failed = pd.concat([r[1] for r in results], ignore_index=True)
         if len(estimates):  # else every trace is outside the tables: listed below, no speed-up to draw
-            figures += [*F.speedups(estimates), F.breakdown(estimates)]
+            figures += [*F.speedups(estimates, tables), F.breakdown(estimates)]
         figures.append(F.token_lengths(per_trace(records)))
         slower = estimates[estimates["speedup"] < 1][["table", "id", "category", "normal_ms", "sot_ms", "speedup"]]
         tables_md["Questions SoT slows down"] = slower

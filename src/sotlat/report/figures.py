@@ -24,9 +24,14 @@ class Figure:
     caption: str = ""
 
 
-def _lines(ax, frame: pd.DataFrame, x: str, y: str, **kw):
+def _colors(tables) -> dict[str, str]:
+    """One colour per table, the same in every figure: matplotlib's cycle in the order given."""
+    return {label(t): f"C{i % 10}" for i, t in enumerate(tables)}
+
+
+def _lines(ax, frame: pd.DataFrame, x: str, y: str, colors: dict[str, str]):
     for name, part in frame.groupby("table", sort=False):
-        ax.plot(part[x], part[y], marker="o", ms=3, label=name, **kw)
+        ax.plot(part[x], part[y], marker="o", ms=3, label=name, color=colors[name])
 
 
 def _y_axis(ax, values) -> None:
@@ -58,29 +63,29 @@ def _finish(fig, ax, title, xlabel, ylabel, legend=True, grid=True):
 
 def fig3(tables) -> list[Figure]:
     data = pd.concat([an.fig3(t) for t in tables], ignore_index=True)
-    out = []
+    colors, out = _colors(tables), []
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, column, name in ((axes[0], "prefill_ms", "prefill of 128 tokens"), (axes[1], "decode_ms", "decoding 64 tokens (Eq. 1, context 128)")):
-        _lines(ax, data, "batch", column)
+        _lines(ax, data, "batch", column, colors)
         _y_axis(ax, data[column])
         _finish(fig, ax, name, "batch size B", "latency (ms)")
     fig.suptitle("Fig. 3a: latency vs batch size", y=1.02)
     out.append(Figure("fig3a_latency_vs_batch", "Fig. 3a: latency vs batch size", fig, data[["table", "batch", "prefill_ms", "decode_ms", "total_ms"]],
                       "Decode latency that stays nearly flat with batch size is what SoT's batched point expansion relies on."))
     fig, ax = plt.subplots(figsize=(6, 3.8))
-    _lines(ax, data, "batch", "decode_tflops")
+    _lines(ax, data, "batch", "decode_tflops", colors)
     _y_axis(ax, data["decode_tflops"])
     title = "Fig. 3b: decode performance P^D(128, 64, B) (Eq. 4)"
     if data["decode_utilization"].notna().any():
         util = ax.twinx()
         for name, part in data.groupby("table", sort=False):
-            util.plot(part["batch"], part["decode_utilization"] * 100, ls="--", alpha=0.6, label=f"{name} (utilization)")
+            util.plot(part["batch"], part["decode_utilization"] * 100, ls="--", alpha=0.6, color=colors[name], label=f"{name} (utilization)")
         util.set_ylabel("utilization of peak (%)")
         util.set_ylim(bottom=0)
     out.append(Figure("fig3b_decode_tflops", title, _finish(fig, ax, title, "batch size B", "TFLOPS"),
                       data[["table", "batch", "decode_tflops", "decode_utilization"]]))
     fig, ax = plt.subplots(figsize=(6, 3.8))
-    _lines(ax, data, "batch", "peak_memory_gb")
+    _lines(ax, data, "batch", "peak_memory_gb", colors)
     _y_axis(ax, data["peak_memory_gb"])
     title = "Fig. 3c: peak memory of prefill 128 + decode 64"
     out.append(Figure("fig3c_peak_memory", title, _finish(fig, ax, title, "batch size B", "peak memory (GB)"),
@@ -124,12 +129,12 @@ def prefill_lines(tables) -> Figure:
 
 def floor(tables) -> Figure:
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    frames = []
+    frames, colors = [], _colors(tables)
     for t in tables:
         curve, floor_ms = an.floor_curve(t)
-        line = ax.plot(curve["length"], curve["latency_ms"], label=f"{label(t)}: t^D_1(k)")[0]
+        ax.plot(curve["length"], curve["latency_ms"], color=colors[label(t)], label=f"{label(t)}: t^D_1(k)")
         if floor_ms:
-            ax.axhline(floor_ms, ls="--", color=line.get_color(), label=f"{label(t)}: weights read / bandwidth = {floor_ms:.2f} ms")
+            ax.axhline(floor_ms, ls="--", color=colors[label(t)], label=f"{label(t)}: weights read / bandwidth = {floor_ms:.2f} ms")
         frames.append(curve.assign(floor_ms=floor_ms))
     _y_axis(ax, pd.concat(frames)["latency_ms"])
     known = any(f["floor_ms"].notna().any() for f in frames)
@@ -142,10 +147,11 @@ def floor(tables) -> Figure:
 def quality(tables) -> tuple[Figure, pd.DataFrame]:
     fig, ax = plt.subplots(figsize=(7, 3.8))
     cvs, flags = zip(*(an.quality(t) for t in tables))
-    for frame in cvs:
+    colors = _colors(tables)
+    for t, frame in zip(tables, cvs):
         values = frame["cv"].dropna() * 100
         if len(values):
-            ax.hist(values, bins=40, alpha=0.5, label=f"{frame['table'].iloc[0]} ({len(values)} cells)")
+            ax.hist(values, bins=40, alpha=0.5, color=colors[label(t)], label=f"{label(t)} ({len(values)} cells)")
     if not any(len(frame) for frame in cvs):
         ax.text(0.5, 0.5, "no cell has repeated runs (simulated tables have none)", ha="center", transform=ax.transAxes)
         ax.set_xlim(0, 2 * an.HIGH_CV * 100)
@@ -156,20 +162,21 @@ def quality(tables) -> tuple[Figure, pd.DataFrame]:
     return Figure("measurement_quality", title, _finish(fig, ax, title, "CV of the runs (%)", "cells"), pd.concat(cvs, ignore_index=True), cap), flagged
 
 
-def speedups(estimates: pd.DataFrame) -> list[Figure]:
-    out = []
+def speedups(estimates: pd.DataFrame, tables) -> list[Figure]:
+    out, colors = [], _colors(tables)
     for key, slug, title in (("model", "speedup_by_model", "Fig. 4: mean SoT speed-up by model (the model that recorded the traces)"),
                              ("category", "speedup_by_category", "Fig. 5: mean SoT speed-up by question category")):
         by = estimates.assign(**{key: estimates[key].fillna("-")}).groupby(["table", key])["speedup"].mean().unstack("table")
+        by = by[[name for name in colors if name in by.columns]]  # the tables' order, not the alphabet's
         fig, ax = plt.subplots(figsize=(8, 3.8))
-        by.plot.bar(ax=ax, rot=30)
+        by.plot.bar(ax=ax, rot=30, color=[colors[name] for name in by.columns])
         ax.axhline(1, color="black", lw=0.8)
         out.append(Figure(slug, title, _finish(fig, ax, title, key, "mean speed-up (normal / SoT)"), by.reset_index()))
     fig, ax = plt.subplots(figsize=(7, 3.8))
     finite = estimates["speedup"].dropna()
     bins = np.linspace(min(finite.min(), 0.9), finite.max(), 30) if len(finite) else 10
     for name, part in estimates.groupby("table", sort=False):
-        ax.hist(part["speedup"].dropna(), bins=bins, alpha=0.5, label=name)
+        ax.hist(part["speedup"].dropna(), bins=bins, alpha=0.5, color=colors[name], label=name)
     ax.axvline(1, color="red", ls="--", label="no speed-up")
     title = "Per-question SoT speed-up"
     caption = "; ".join(f"{name}: {len(s)} questions, mean {s.mean():.2f}x, median {s.median():.2f}x, SoT faster on {(s > 1).mean():.0%}"
@@ -213,9 +220,10 @@ def token_lengths(lengths: pd.DataFrame) -> Figure:
 def capacity(tables, budget_gb, headroom) -> Figure:
     data = pd.concat([an.capacity(t, budget_gb, headroom) for t in tables], ignore_index=True)
     fig, ax = plt.subplots(figsize=(7, 3.8))
+    colors = _colors(tables)
     for name, part in data.groupby("table", sort=False):
-        line = ax.plot(part["batch"], part["measured_max_context"], marker="o", label=f"{name}: measured (up to the profiled context)")[0]
-        ax.plot(part["batch"], part["arithmetic_max_context"], ls="--", color=line.get_color(), label=f"{name}: weights + KV cache arithmetic")
+        ax.plot(part["batch"], part["measured_max_context"], marker="o", color=colors[name], label=f"{name}: measured (up to the profiled context)")
+        ax.plot(part["batch"], part["arithmetic_max_context"], ls="--", color=colors[name], label=f"{name}: weights + KV cache arithmetic")
     title = f"Largest context that fits ({headroom:.0%} headroom)"
     cap = "Measured: the longest profiled context whose peak memory fits (capped by the profiled range, see the CSV). Arithmetic: (budget - weights) / (B x KV bytes per token)."
     ax.set_yscale("log")
@@ -225,12 +233,13 @@ def capacity(tables, budget_gb, headroom) -> Figure:
 def throughput(tables, context, prompt, slo_tpot, slo_ttft) -> Figure:
     data = pd.concat([an.throughput(t, context, prompt, slo_tpot, slo_ttft) for t in tables], ignore_index=True)
     fig, ax = plt.subplots(figsize=(7, 3.8))
+    colors = _colors(tables)
     for name, part in data.groupby("table", sort=False):
-        line = ax.plot(part["batch"], part["tokens_per_s"], marker="o", label=name)[0]
+        ax.plot(part["batch"], part["tokens_per_s"], marker="o", color=colors[name], label=name)
         ok = part[part["meets_slo"]]
         if (slo_tpot or slo_ttft) and len(ok):
             best = ok.loc[ok["batch"].idxmax()]
-            ax.scatter([best["batch"]], [best["tokens_per_s"]], s=120, facecolors="none", edgecolors=line.get_color(),
+            ax.scatter([best["batch"]], [best["tokens_per_s"]], s=120, facecolors="none", edgecolors=colors[name],
                        label=f"{name}: largest batch meeting the SLOs (B={int(best['batch'])})")
     _y_axis(ax, data["tokens_per_s"])
     slo = ", ".join(x for x in (f"TPOT <= {slo_tpot} ms" if slo_tpot else "", f"TTFT <= {slo_ttft} ms" if slo_ttft else "") if x) or "no SLO given"
@@ -241,7 +250,7 @@ def throughput(tables, context, prompt, slo_tpot, slo_ttft) -> Figure:
 def sot_whatif(tables, answer) -> Figure:
     data = pd.concat([an.sot_whatif(t, answer) for t in tables], ignore_index=True)
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    colors = {name: f"C{i}" for i, name in enumerate(data["table"].unique())}
+    colors = _colors(tables)
     styles = dict(zip(sorted(data["imbalance"].unique()), ["-", "--", ":", "-."] * 3))
     for (name, imb), part in data.groupby(["table", "imbalance"], sort=False):
         ax.plot(part["points"], part["speedup"], marker="o", color=colors[name], ls=styles[imb],

@@ -19,11 +19,22 @@ def is_complete(table: pd.DataFrame) -> bool:
 
 def label(table: pd.DataFrame) -> str:
     """What a table is, in figures, reports and summaries: architecture, device, dtype, and whether
-    it is simulated or an unfinished profile."""
+    it is simulated or an unfinished profile; `distinct_labels` may have set one that names the file."""
+    if "label" in table.attrs:
+        return table.attrs["label"]
     meta = table.attrs["sotlat"]
     sim = " (simulated)" if meta["device"].get("simulated") else ""
     unfinished = "" if is_complete(table) else " · INCOMPLETE profile"
     return f"{meta['arch']['name']} · {meta['device']['name']}{sim} · {meta['dtype']}{unfinished}"
+
+
+def distinct_labels(tables: list[pd.DataFrame], files: list) -> None:
+    """Where tables would read alike (two profiles of one GPU), label them by file too, so that
+    figures and summaries keep them apart."""
+    labels = [label(t) for t in tables]
+    for table, name, file in zip(tables, labels, files):
+        if labels.count(name) > 1:
+            table.attrs["label"] = f"{name} [{file}]"
 
 
 def decode_floor_ms(meta: dict) -> float | None:
