@@ -202,6 +202,11 @@ def profile(
     _run_profile(spec, str(out), resume)
 
 
+def _statuses(counts: dict) -> str:
+    """Cells per status, as people read them: 'ok 2,400, oom 48'."""
+    return ", ".join(f"{k} {v:,}" for k, v in counts.items())
+
+
 def _run_profile(spec, out: str, resume: bool) -> pd.DataFrame:
     from sotlat.profiler.run import Progress as Tracker
     from sotlat.profiler.run import profile as run
@@ -228,8 +233,8 @@ def _run_profile(spec, out: str, resume: bool) -> pd.DataFrame:
     if spec.device == "cpu" and load.get("cpu_busy_pct", 0) > BUSY_PCT:
         console.print(f"[yellow]warning: the CPUs were {load['cpu_busy_pct']:.0f}% busy with other work when the profile "
                       "started: CPU timings can be many times too slow[/]")
-    console.print(f"[bold]{out}[/]: {s['cells']} cells {s['status']} in {time.monotonic() - started:,.0f} s "
-                  f"(profile total {s['elapsed_s']:,.0f} s); median CV of the runs {_pct(s['median_cv'])}")
+    console.print(f"[bold]{out}[/]: {s['cells']} cells ({_statuses(s['status'])}) in {time.monotonic() - started:,.0f} s, model build included "
+                  f"(measuring, over every run of this profile: {s['elapsed_s']:,.0f} s); median CV of the runs {_pct(s['median_cv'])}")
     _print_floor(s)
     return table
 
@@ -788,7 +793,7 @@ def tables_show(
         view.add_column(c)
     for c in coverage(table):
         view.add_row(c["phase"], f"{format_batches(c['batches'])} ({len(c['batches'])})", f"{c['length_min']}-{c['length_max']} ({c['lengths']})",
-                     str(c["cells"]), ", ".join(f"{k} {v}" for k, v in c["status"].items()))
+                     f"{c['cells']:,}", _statuses(c["status"]))
     console.print(view)
     console.print(f"median CV of the runs {_pct(s['median_cv'])}")
     _print_floor(s)
