@@ -251,3 +251,17 @@ def test_profile_warns_when_the_flops_fill_is_not_exact(tmp_path, monkeypatch):
 def test_usage_errors_are_one_line_too(args, needle):
     result = CliRunner().invoke(app, args, prog_name="sotlat")
     assert_user_error(result, needle)
+
+
+def test_estimate_names_a_single_model_in_the_title_and_several_in_a_column(tmp_path):
+    save_table(synthetic_table(), tmp_path / "t.parquet")
+    one = write_jsonl(tmp_path / "one.jsonl", [trace("a", model="model-with-a-long-name-one", category="generic")])
+    result = invoke("estimate", "--table", tmp_path / "t.parquet", "--traces", one)
+    assert result.exit_code == 0, result.output
+    assert "means per category - traces of model-with-a-long-name-one on synthetic" in result.output
+    assert "┃ model" not in result.output
+    two = write_jsonl(tmp_path / "two.jsonl", [trace("b", model="model-b", category="generic")])
+    result = invoke("estimate", "--table", tmp_path / "t.parquet", "--traces", one, "--traces", two)
+    assert result.exit_code == 0, result.output
+    assert "means per model x category - synthetic" in result.output and "┃ model" in result.output
+    assert "│ model-b " in result.output

@@ -370,13 +370,16 @@ def _num(x, spec: str) -> str:
 
 
 def _print_summary(summary: pd.DataFrame, title: str) -> None:
-    t = Table(title=f"SoT vs normal: means per model x category - {title}")
+    """One row per model x category; traces of one model name it in the title instead of a column."""
+    one = summary["model"].nunique() == 1
+    heading = f"traces of {summary['model'].iloc[0]} on {title}" if one else title
+    t = Table(title=f"SoT vs normal: means per {'' if one else 'model x '}category - {heading}")
     for name in ("model", "category", "n", "speed-up", "median", "SoT faster", "normal ms", "SoT ms", "skeleton prefill", "skeleton decode",
-                 "points prefill", "points decode"):
+                 "points prefill", "points decode")[one:]:
         t.add_column(name, justify="left" if name in ("model", "category") else "right")
     for r in summary.itertuples():
         style = "bold" if r.category == "all" else None
-        t.add_row(r.model, r.category, str(r.n), _x(r.speedup), _x(r.median_speedup), "-" if pd.isna(r.sot_faster) else f"{r.sot_faster:.0%}",
+        t.add_row(*[r.model][one:], r.category, str(r.n), _x(r.speedup), _x(r.median_speedup), "-" if pd.isna(r.sot_faster) else f"{r.sot_faster:.0%}",
                   _ms(r.normal_ms), _ms(r.sot_ms),
                   _ms(r.skeleton_prefill_ms), _ms(r.skeleton_decode_ms), _ms(r.points_prefill_ms), _ms(r.points_decode_ms), style=style)
     console.print(t)
