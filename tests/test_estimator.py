@@ -136,6 +136,7 @@ def test_recorded_latencies_are_reported():
          r"t.jsonl:2: sot.points\[0\].completion_tokens must be a non-negative integer"),
         ('{"id": "x", "sot": {"skeleton": {"prompt_tokens": 4, "completion_tokens": 3}, "points": []}}', r"t.jsonl:2: sot.points must be a non-empty list"),
         ('{"id": "x", "normal": {"prompt_tokens": 4, "completion_tokens": 3, "latency_ms": "fast"}}', r"t.jsonl:2: normal.latency_ms must be a non-negative number"),
+        ('{"id": "ok", "normal": {"prompt_tokens": 4, "completion_tokens": 3}}', r"t.jsonl:2: trace id 'ok' is already at \S*t.jsonl:1$"),
         # past any context window: a mistake, not an int64 to overflow or an array to allocate
         ('{"id": "x", "normal": {"prompt_tokens": 4, "completion_tokens": 100000000000000000000}}',
          r"t.jsonl:2: normal.completion_tokens must be a non-negative integer up to 10,000,000"),

@@ -91,6 +91,7 @@ def read_records(path: str | os.PathLike) -> list[tuple[str, dict]]:
 
 def traces_frame(records: Iterable[tuple[str, dict]]) -> pd.DataFrame:
     """Flatten (where, trace) pairs to the estimator's frame, checking each trace."""
+    records = list(records)
     rows = [_flatten(where, trace) for where, trace in records]
     frame = pd.DataFrame(rows, columns=TRACE_COLUMNS)
     for column in TRACE_COLUMNS[3:10]:
@@ -99,7 +100,9 @@ def traces_frame(records: Iterable[tuple[str, dict]]) -> pd.DataFrame:
         frame[column] = frame[column].astype("float64")
     dup = frame["id"].duplicated()
     if dup.any():
-        raise InputError(f"trace id {frame['id'][dup].iloc[0]!r} appears more than once")
+        second = int(dup.to_numpy().argmax())
+        first = int((frame["id"] == frame["id"].iloc[second]).to_numpy().argmax())
+        raise InputError(f"{records[second][0]}: trace id {frame['id'].iloc[second]!r} is already at {records[first][0]}")
     return frame
 
 
