@@ -388,7 +388,7 @@ def _print_summary(summary: pd.DataFrame, title: str) -> None:
 @app.command()
 @user_errors
 def trace(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Traces file to append to (.jsonl).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Traces file to write (.jsonl), one line per question as it finishes.")],
     questions: Annotated[str, typer.Option(help="vicuna, wizardlm, lima, or a .csv (request column) / .jsonl (question field) file.")] = "vicuna",
     model: Annotated[Optional[str], typer.Option(help="A .gguf file or a local HF model directory (default: the embedded SmolLM2-135M-Instruct).")] = None,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N questions.")] = None,
