@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -114,3 +115,35 @@ def test_compare_gives_the_error_of_each_phase_and_batch_against_the_reference()
     assert decode[2]["median_signed_pct"] == pytest.approx(10.0) and decode[2]["p90_abs_pct"] == pytest.approx(10.0)
     with pytest.raises(InputError, match="no ok cell in common"):
         compare_summary(compare_tables(table, synthetic_table(batches=(5,))))
+
+
+def test_tables_list_finds_tables_in_folders_says_why_others_are_not_and_refuses_a_bad_file_named(tmp_path):
+    from typer.testing import CliRunner
+
+    from sotlat.cli import app
+    from sotlat.tables.listing import list_tables
+
+    (tmp_path / "gpu" / "nested").mkdir(parents=True)
+    save_table(synthetic_table(batches=(1, 2, 4), prefill=(1, 60, 20), decode_max=50), tmp_path / "gpu" / "a.parquet")
+    partial = synthetic_table(batches=(3,))
+    partial.attrs["sotlat"]["progress"] = {"complete": False, "elapsed_s": 1.0}
+    save_table(partial, tmp_path / "gpu" / "nested" / "b.parquet")
+    (tmp_path / "gpu" / "notes.parquet").write_bytes(b"x")
+    (tmp_path / "gpu" / "dir.parquet").mkdir()  # a folder named like a table: not a file, not listed
+    found, skipped = list_tables([tmp_path / "gpu"])
+    assert [Path(f).relative_to(tmp_path).as_posix() for f in found["file"]] == ["gpu/a.parquet", "gpu/nested/b.parquet"]
+    a = found.iloc[0].to_dict()
+    assert [a[k] for k in ("arch", "device", "dtype", "batches", "prefill_lengths", "decode_max", "cells", "complete")] == [
+        "synthetic", "test-device", "float16", "1,2,4", "1-41", 50, 3 * (3 + 50), True]
+    assert a["status"] == {"ok": 159} and a["median_cv"] == 0.0
+    assert not found.iloc[1]["complete"]
+    assert len(skipped) == 1 and skipped[0].startswith(f"{tmp_path / 'gpu' / 'notes.parquet'}: not a readable Parquet file")
+
+    result = CliRunner().invoke(app, ["tables", "list", str(tmp_path / "gpu"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["batches"] for line in result.output.splitlines()] == ["1,2,4", "3"]
+    result = CliRunner().invoke(app, ["tables", "list", str(tmp_path / "gpu")])
+    assert "2 latency tables" in result.output and "NO (resume it)" in result.output and "not a table: " in result.output
+    for bad, why in ((tmp_path / "gpu" / "notes.parquet", "not a readable Parquet file"), (tmp_path / "none", "no such file or folder")):
+        result = CliRunner().invoke(app, ["tables", "list", str(bad)])
+        assert result.exit_code == 2 and result.output.startswith(f"error: {bad}: {why}"), result.output

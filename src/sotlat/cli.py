@@ -54,7 +54,7 @@ def _one_line_usage_errors():
 
 app = typer.Typer(help="GPU latency profiler, Skeleton-of-Thought latency estimator and analytical GPU simulator (Ning et al., 2023, App. C.2).",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False, cls=_OneLineUsageErrors)
-tables_app = typer.Typer(help="Inspect, compare and merge latency tables.", no_args_is_help=True)
+tables_app = typer.Typer(help="List, inspect, compare and merge latency tables.", no_args_is_help=True)
 app.add_typer(tables_app, name="tables")
 
 OUT_SUFFIXES = (".jsonl", ".csv", ".parquet")
@@ -808,6 +808,32 @@ def tables_show(
         shown.add_row(r.phase, str(r.batch), str(r.length), _ms(r.latency_ms), str(len(r.runs_ms)),
                       "-" if pd.isna(r.peak_memory_bytes) else f"{int(r.peak_memory_bytes):,}", "-" if pd.isna(r.flops) else f"{r.flops:.4g}", r.status)
     console.print(shown)
+
+
+@tables_app.command("list")
+@user_errors
+def tables_list(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Table files, or folders searched for *.parquet (default: this folder).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per table.")] = False,
+):
+    """One line per table: architecture, device, dtype, grid, cells and whether it is complete."""
+    from sotlat.tables.listing import list_tables
+
+    found, skipped = list_tables(paths or [Path(".")])
+    if as_json:
+        for row in found.to_dict("records"):
+            print(json.dumps(row))
+        return
+    view = Table(title=f"{len(found)} latency table{'s' * (len(found) != 1)}")
+    for c in ("file", "arch", "device", "dtype", "batches", "prefill l", "decode k", "cells", "median CV", "complete", "created"):
+        view.add_column(c, justify="right" if c in ("decode k", "cells", "median CV") else "left", overflow="fold")
+    for r in found.itertuples():
+        view.add_row(r.file, r.arch, r.device + (" (simulated)" if r.simulated else ""), r.dtype, r.batches, r.prefill_lengths,
+                     f"1-{r.decode_max}" if r.decode_max else "-", _statuses(r.status), _num(r.median_cv, ".1%"),
+                     "yes" if r.complete else "NO (resume it)", r.created_at[:10])
+    console.print(view)
+    for why in skipped:
+        console.print(f"not a table: {why}", markup=False, highlight=False, soft_wrap=True)
 
 
 @tables_app.command("compare")
