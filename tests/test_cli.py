@@ -122,6 +122,7 @@ def test_out_of_range_is_one_line(tmp_path):
     (["estimate", "--table", "missing.parquet", "--traces", "x.jsonl"], ["missing.parquet: no such file"]),
     (["profile", "--arch", "tiny", "--device", "cpu", "--batches", "0-2", "--out", "o.parquet"], ["--batches"]),
     (["profile", "--arch", "tiny", "--device", "cuda", "--out", "o.parquet"], ["no CUDA device"]),
+    (["profile", "--arch", "tiny", "--device", "cuda1", "--out", "o.parquet"], ["--device: expected cuda, cuda:N or cpu, got 'cuda1'"]),
     (["profile", "--arch", "tiny", "--config", "c.json", "--out", "o.parquet"], ["exactly one of --arch and --config"]),
     (["profile", "--arch", "tiny", "--device", "cpu", "--prefill-runs", "2", "--prefill-warmup", "2", "--out", "o.parquet"], ["--prefill-warmup"]),
     (["flops", "--arch", "tiny", "--phase", "both", "--batch", "1", "--length", "3"], ["--phase"]),
@@ -265,3 +266,14 @@ def test_estimate_names_a_single_model_in_the_title_and_several_in_a_column(tmp_
     assert result.exit_code == 0, result.output
     assert "means per model x category - synthetic" in result.output and "┃ model" in result.output
     assert "│ model-b " in result.output
+
+
+def test_a_cuda_device_index_past_the_machines_is_refused_before_any_work(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert_user_error(invoke("profile", "--arch", "tiny", "--device", "cuda:2", "--out", "o.parquet"),
+                      "--device cuda:2: this machine has 2 CUDA device(s), cuda:0 to cuda:1")
+    assert not (tmp_path / "o.parquet").exists()

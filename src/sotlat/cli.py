@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -138,10 +139,13 @@ def _device(device: str | None) -> str:
     from sotlat.profiler.device import default_device
 
     device = device or default_device()
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device is available here (use --device cpu)")
-    if not device.startswith("cuda") and device != "cpu":
-        raise InputError(f"--device: expected cuda or cpu, got {device!r}")
+    cuda = re.fullmatch(r"cuda(?::(\d+))?", device)
+    if not cuda and device != "cpu":
+        raise InputError(f"--device: expected cuda, cuda:N or cpu, got {device!r}")
+    if cuda and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: no CUDA device is available here (use --device cpu)")
+    if cuda and cuda[1] and int(cuda[1]) >= torch.cuda.device_count():
+        raise InputError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     return device
 
 
