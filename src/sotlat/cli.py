@@ -65,7 +65,7 @@ BUSY_PCT = 25  # other work on the CPUs above this when a CPU profile starts: wa
 TableOut = Annotated[Path, typer.Option("--out", "-o", help="Table file to write (.parquet).")]
 Arch = Annotated[Optional[str], typer.Option(help="llama-7b, llama-13b, llama-33b, smollm2-135m, smollm2-360m or tiny (random weights).")]
 Config = Annotated[Optional[Path], typer.Option(help="An HF config.json of a causal LM, instead of --arch.")]
-Device = Annotated[Optional[str], typer.Option(help="cuda or cpu (default: cuda when available).")]
+Device = Annotated[Optional[str], typer.Option(help="cuda, cuda:N or cpu (default: cuda when available).")]
 Dtype = Annotated[Optional[str], typer.Option(help="Default float16 on GPU, float32 on CPU.")]
 GpuDtype = Annotated[str, typer.Option(help="Data type of weights, activations and KV cache.")]
 Batches = Annotated[str, typer.Option(help="Batch sizes B: inclusive range A-B or list A,B,C.")]
