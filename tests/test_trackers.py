@@ -17,7 +17,8 @@ class FakeEvent:
         assert enable_timing
         self.t = None
 
-    def record(self):
+    def record(self, stream):
+        assert stream == ("stream of", FakeEvent.device)
         FakeEvent.clock += 2.5
         self.t = FakeEvent.clock
 
@@ -28,10 +29,16 @@ class FakeEvent:
         return other.t - self.t
 
 
-def test_cuda_timer_reads_event_intervals_after_one_sync(monkeypatch):
+def fake_cuda_events(monkeypatch, device):
     monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
-    FakeEvent.syncs = 0
-    timer = timer_mod.timer_for("cuda")
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device: ("stream of", device))
+    FakeEvent.syncs, FakeEvent.device = 0, device
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_cuda_timer_reads_event_intervals_after_one_sync_on_the_devices_stream(monkeypatch, device):
+    fake_cuda_events(monkeypatch, device)  # cuda:1's work timed on cuda:1's stream, not the current device's
+    timer = timer_mod.timer_for(device)
     assert isinstance(timer, timer_mod.CudaTimer) and timer.name == "torch.cuda.Event"
     marks = [timer.mark() for _ in range(4)]
     assert timer.intervals_ms(marks) == [2.5, 2.5, 2.5]
@@ -41,8 +48,7 @@ def test_cuda_timer_reads_event_intervals_after_one_sync(monkeypatch):
 def test_sweep_with_cuda_events_syncs_once_per_sweep(monkeypatch):
     _, config = load_config("tiny")
     model = build_model(config, "cpu", torch.float32)  # first: on torch 2.4 its import of torch._dynamo rejects a fake Event
-    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
-    FakeEvent.syncs = 0
+    fake_cuda_events(monkeypatch, "cuda")
     times, peaks, oom_at = decode_sweep(model, "cpu", 256, 2, 20, timer_mod.CudaTimer(), memory_mod.RssPeakMemory())
     assert times == [2.5] * 20 and oom_at is None and len(peaks) == 20
     assert FakeEvent.syncs == 1  # no host sync inside the sweep

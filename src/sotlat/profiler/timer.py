@@ -14,11 +14,16 @@ import torch
 
 
 class CudaTimer:
+    """Events on the stream of the device the work runs on (cuda:1's, not the current device's)."""
+
     name = "torch.cuda.Event"
+
+    def __init__(self, device: str = "cuda"):
+        self.device = device
 
     def mark(self):
         event = torch.cuda.Event(enable_timing=True)
-        event.record()
+        event.record(torch.cuda.current_stream(self.device))
         return event
 
     def intervals_ms(self, marks: list) -> list[float]:
@@ -37,4 +42,4 @@ class CpuTimer:
 
 
 def timer_for(device: str) -> CudaTimer | CpuTimer:
-    return CudaTimer() if device.startswith("cuda") else CpuTimer()
+    return CudaTimer(device) if device.startswith("cuda") else CpuTimer()
