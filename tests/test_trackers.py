@@ -102,12 +102,18 @@ def test_cuda_device_description_from_fakes(monkeypatch):
     from sotlat.profiler import device as device_mod
 
     props = SimpleNamespace(name="NVIDIA H100 80GB HBM3", major=9, minor=0, total_memory=85_520_809_984, multi_processor_count=132,
-                            L2_cache_size=52_428_800, memory_bus_width=5120, memory_clock_rate=2_619_000)  # kHz
+                            L2_cache_size=52_428_800, memory_bus_width=5120, memory_clock_rate=2_619_000,  # kHz
+                            uuid="5a1d7d2c-0b3e-4c6f-9a8e-1f2d3c4b5a69")  # torch gives it bare
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: props)
     monkeypatch.setattr(device_mod.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
-    smi = "580.159.04, 1980 MHz, 2619 MHz, 1980 MHz, 2619 MHz, 700.00 W, P0"
-    monkeypatch.setattr(device_mod.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout=smi + "\n"))
+    smi, asked = "580.159.04, 1980 MHz, 2619 MHz, 1980 MHz, 2619 MHz, 700.00 W, P0", []
+    monkeypatch.setattr(device_mod.subprocess, "run",
+                        lambda args, **k: asked.append(args[1]) or subprocess.CompletedProcess(args, 0, stdout=smi + "\n"))
     info = device_mod.describe_device("cuda:0")
+    assert asked == ["--id=GPU-5a1d7d2c-0b3e-4c6f-9a8e-1f2d3c4b5a69"]  # by UUID: CUDA_VISIBLE_DEVICES renumbers torch's indices
+    del props.uuid
+    device_mod.describe_device("cuda:1")
+    assert asked[-1] == "--id=1"
     assert info["name"] == "NVIDIA H100 80GB HBM3" and info["compute_capability"] == "9.0" and info["multiprocessors"] == 132
     assert info["memory_bandwidth_bytes_per_s"] == 2 * 2_619_000e3 * 5120 / 8  # 3.35 TB/s, the H100 SXM's sheet figure
     assert info["driver"] == "580.159.04" and info["clocks"]["power.limit"] == "700.00 W"

@@ -54,17 +54,27 @@ def _describe_cuda(device: str) -> dict:
         "cudnn": torch.backends.cudnn.version(),
         "catalogue_id": entry,
     }
-    info.update(_nvidia_smi(index))
+    info.update(_nvidia_smi(_smi_id(props, index)))
     return info
 
 
-def _nvidia_smi(index: int) -> dict:
+def _smi_id(props, index: int) -> str:
+    """nvidia-smi's id of the GPU: its UUID, since torch's indices follow CUDA_VISIBLE_DEVICES and
+    nvidia-smi's do not (torch gives the UUID bare, nvidia-smi wants it as GPU-…)."""
+    uuid = getattr(props, "uuid", None)
+    if uuid is None:
+        return str(index)
+    text = str(uuid)
+    return text if text.startswith(("GPU-", "MIG-")) else f"GPU-{text}"
+
+
+def _nvidia_smi(gpu: str) -> dict:
     """Driver and clocks from nvidia-smi, when it is there."""
     if not shutil.which("nvidia-smi"):
         return {}
     try:
         out = subprocess.run(
-            ["nvidia-smi", f"--id={index}", f"--query-gpu={','.join(_SMI_FIELDS)}", "--format=csv,noheader"],
+            ["nvidia-smi", f"--id={gpu}", f"--query-gpu={','.join(_SMI_FIELDS)}", "--format=csv,noheader"],
             capture_output=True, text=True, timeout=20, check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
