@@ -237,8 +237,8 @@ def _run_profile(spec, out: str, resume: bool) -> pd.DataFrame:
     if spec.device == "cpu" and load.get("cpu_busy_pct", 0) > BUSY_PCT:
         console.print(f"[yellow]warning: the CPUs were {load['cpu_busy_pct']:.0f}% busy with other work when the profile "
                       "started: CPU timings can be many times too slow[/]")
-    console.print(f"[bold]{out}[/]: {s['cells']} cells ({_statuses(s['status'])}) in {time.monotonic() - started:,.0f} s, model build included "
-                  f"(measuring, over every run of this profile: {s['elapsed_s']:,.0f} s); median CV of the runs {_pct(s['median_cv'])}")
+    console.print(f"[bold]{out}[/]: {s['cells']:,} cells ({_statuses(s['status'])}) in {time.monotonic() - started:,.0f} s; "
+                  f"measuring, over all runs of this profile: {s['elapsed_s']:,.0f} s; median CV of the runs {_pct(s['median_cv'])}")
     _print_floor(s)
     return table
 
