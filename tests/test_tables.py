@@ -130,6 +130,10 @@ def test_tables_list_finds_tables_in_folders_says_why_others_are_not_and_refuses
     save_table(partial, tmp_path / "gpu" / "nested" / "b.parquet")
     (tmp_path / "gpu" / "notes.parquet").write_bytes(b"x")
     (tmp_path / "gpu" / "dir.parquet").mkdir()  # a folder named like a table: not a file, not listed
+    for hidden in (".git", "venv"):  # hidden folders and virtual environments (pyarrow ships Parquet test files) are not searched
+        (tmp_path / "gpu" / hidden).mkdir()
+        (tmp_path / "gpu" / hidden / "x.parquet").write_bytes(b"x")
+    (tmp_path / "gpu" / "venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
     found, skipped = list_tables([tmp_path / "gpu"])
     assert [Path(f).relative_to(tmp_path).as_posix() for f in found["file"]] == ["gpu/a.parquet", "gpu/nested/b.parquet"]
     a = found.iloc[0].to_dict()
@@ -143,7 +147,10 @@ def test_tables_list_finds_tables_in_folders_says_why_others_are_not_and_refuses
     assert result.exit_code == 0, result.output
     assert [json.loads(line)["batches"] for line in result.output.splitlines()] == ["1,2,4", "3"]
     result = CliRunner().invoke(app, ["tables", "list", str(tmp_path / "gpu")])
-    assert "2 latency tables" in result.output and "NO (resume it)" in result.output and "not a table: " in result.output
+    lines = result.output.splitlines()
+    assert lines[:2] == [str(tmp_path / "gpu" / "a.parquet"), "  synthetic · test-device · float16 · B 1,2,4, l 1-41, k 1-50 · "
+                                                                "cells ok 159 · median CV 0.0% · complete"]
+    assert lines[3].endswith("INCOMPLETE (resume it)") and lines[4] == "2 latency tables" and lines[5].startswith("not a table: ")
     for bad, why in ((tmp_path / "gpu" / "notes.parquet", "not a readable Parquet file"), (tmp_path / "none", "no such file or folder")):
         result = CliRunner().invoke(app, ["tables", "list", str(bad)])
         assert result.exit_code == 2 and result.output.startswith(f"error: {bad}: {why}"), result.output

@@ -828,14 +828,13 @@ def tables_list(
         for row in found.to_dict("records"):
             print(json.dumps(row))
         return
-    view = Table(title=f"{len(found)} latency table{'s' * (len(found) != 1)}")
-    for c in ("file", "arch", "device", "dtype", "batches", "prefill l", "decode k", "cells", "median CV", "complete", "created"):
-        view.add_column(c, justify="right" if c in ("decode k", "cells", "median CV") else "left", overflow="fold")
-    for r in found.itertuples():
-        view.add_row(r.file, r.arch, r.device + (" (simulated)" if r.simulated else ""), r.dtype, r.batches, r.prefill_lengths,
-                     f"1-{r.decode_max}" if r.decode_max else "-", _statuses(r.status), _num(r.median_cv, ".1%"),
-                     "yes" if r.complete else "NO (resume it)", r.created_at[:10])
-    console.print(view)
+    for r in found.itertuples():  # two plain lines a table: long paths stay whole at any width
+        grid = f"B {r.batches}, l {r.prefill_lengths or '-'}, k {f'1-{r.decode_max}' if r.decode_max else '-'}"
+        console.print(r.file, style="bold", soft_wrap=True, markup=False, highlight=False)
+        console.print(f"  {r.arch} · {r.device}{' (simulated)' if r.simulated else ''} · {r.dtype} · {grid} · cells {_statuses(r.status)} · "
+                      f"median CV {_num(r.median_cv, '.1%')} · {'complete' if r.complete else 'INCOMPLETE (resume it)'}",
+                      soft_wrap=True, markup=False, highlight=False)
+    console.print(f"{len(found)} latency table{'s' * (len(found) != 1)}")
     for why in skipped:
         console.print(f"not a table: {why}", markup=False, highlight=False, soft_wrap=True)
 

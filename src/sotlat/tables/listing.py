@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +22,7 @@ def list_tables(paths: list[Path]) -> tuple[pd.DataFrame, list[str]]:
     rows, skipped = [], []
     for path in paths:
         if path.is_dir():
-            for found in sorted(p for p in path.rglob("*.parquet") if p.is_file()):
+            for found in _parquet_files(path):
                 try:
                     rows.append(_row(found))
                 except InputError as exc:
@@ -31,6 +32,16 @@ def list_tables(paths: list[Path]) -> tuple[pd.DataFrame, list[str]]:
         else:
             raise InputError(f"{path}: no such file or folder")
     return pd.DataFrame(rows, columns=LIST_COLUMNS), skipped
+
+
+def _parquet_files(folder: Path) -> list[Path]:
+    """*.parquet files below `folder`, leaving out hidden folders (.git, .venv) and virtual
+    environments, whose packages ship Parquet test data."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (Path(root, d) / "pyvenv.cfg").exists())
+        found += [Path(root, f) for f in sorted(files) if f.endswith(".parquet")]
+    return found
 
 
 def _row(path: Path) -> dict:
