@@ -61,6 +61,13 @@ app.add_typer(tables_app, name="tables")
 OUT_SUFFIXES = (".jsonl", ".csv", ".parquet")
 BUSY_PCT = 25  # other work on the CPUs above this when a CPU profile starts: warn
 
+def _positive(value: float | None) -> float | None:
+    """A peak, bandwidth, budget or objective of 0 would divide by zero or read as 'not given'."""
+    if value is not None and value <= 0:
+        raise typer.BadParameter(f"must be greater than 0, got {value:g}")
+    return value
+
+
 # Options that several commands share: one definition and one help text each.
 TableOut = Annotated[Path, typer.Option("--out", "-o", help="Table file to write (.parquet).")]
 Arch = Annotated[Optional[str], typer.Option(help="llama-7b, llama-13b, llama-33b, smollm2-135m, smollm2-360m or tiny (random weights).")]
@@ -75,8 +82,8 @@ PrefillRuns = Annotated[int, typer.Option(min=1, help="Forward passes per prefil
 PrefillWarmup = Annotated[int, typer.Option(min=0, help="Leading prefill passes dropped as warm-up.")]
 DecodeRuns = Annotated[int, typer.Option(min=1, help="Decode sweeps: runs of every decode cell.")]
 Calibration = Annotated[str, typer.Option(help="default, hf-eager, or a file from sotlat calibrate.")]
-PeakTflops = Annotated[Optional[float], typer.Option(min=0, help="Compute peak in TFLOPS for the dtype (dense FP16/BF16 tensor, or FP32), instead of the catalogue's.")]
-Bandwidth = Annotated[Optional[float], typer.Option(min=0, help="Memory bandwidth in GB/s, instead of the catalogue's.")]
+PeakTflops = Annotated[Optional[float], typer.Option(callback=_positive, help="Compute peak in TFLOPS for the dtype (dense FP16/BF16 tensor, or FP32), instead of the catalogue's.")]
+Bandwidth = Annotated[Optional[float], typer.Option(callback=_positive, help="Memory bandwidth in GB/s, instead of the catalogue's.")]
 
 
 def _print_version(value: bool) -> None:
@@ -296,7 +303,7 @@ def estimate(
     traces: Annotated[list[Path], typer.Option(help="Trace file(s), JSONL; repeat for several.")],
     out: Annotated[Optional[Path], typer.Option(help="Per-trace estimates: .jsonl, .csv or .parquet.")] = None,
     extrapolate: Annotated[bool, typer.Option(help="Extend decode linearly in k past the table.")] = False,
-    peak_tflops: Annotated[Optional[float], typer.Option(min=0, help="Device peak, for utilization.")] = None,
+    peak_tflops: Annotated[Optional[float], typer.Option(callback=_positive, help="Device peak, for utilization.")] = None,
     decode_terms: Annotated[str, typer.Option(help="Eq. 1 decode terms: printed (l_o + 1) or loop (l_o - 1).")] = "printed",
     skip_unanswerable: Annotated[bool, typer.Option(help="Estimate the traces the table answers and list the others, instead of stopping.")] = False,
 ):
@@ -739,10 +746,10 @@ def report(
     table: Annotated[list[Path], typer.Option(help="Latency table(s); several are compared in every figure.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for index.html, report.md, figures and CSVs.")],
     traces: Annotated[Optional[list[Path]], typer.Option(help="Trace file(s) to estimate on each table.")] = None,
-    memory_budget_gb: Annotated[Optional[float], typer.Option(min=0, help="Memory budget (default: the device's memory).")] = None,
+    memory_budget_gb: Annotated[Optional[float], typer.Option(callback=_positive, help="Memory budget (default: the device's memory).")] = None,
     headroom: Annotated[float, typer.Option(min=0, max=0.9, help="Fraction of the budget kept free.")] = 0.1,
-    slo_tpot_ms: Annotated[Optional[float], typer.Option(min=0, help="Time per output token objective.")] = None,
-    slo_ttft_ms: Annotated[Optional[float], typer.Option(min=0, help="Time to first token objective.")] = None,
+    slo_tpot_ms: Annotated[Optional[float], typer.Option(callback=_positive, help="Time per output token objective.")] = None,
+    slo_ttft_ms: Annotated[Optional[float], typer.Option(callback=_positive, help="Time to first token objective.")] = None,
     context: Annotated[int, typer.Option(min=1, help="Context for throughput and TPOT.")] = 256,
     answer_tokens: Annotated[int, typer.Option(min=2, help="Normal answer length for the SoT what-if.")] = 400,
 ):
