@@ -131,6 +131,7 @@ def test_out_of_range_is_one_line(tmp_path):
     (["profile", "--config", "bad.json", "--device", "cpu", "--out", "o.parquet"], ["bad.json: not a readable JSON config"]),
     (["profile", "--config", "mamba.json", "--device", "cpu", "--out", "o.parquet"], ["config (mamba): transformers cannot build it", "scaled_dot_product_attention"]),
     (["simulate", "--gpu", "l4", "--config", "t5.json", "--out", "o.parquet"], ["config (t5): transformers cannot build it as a causal LM"]),
+    (["simulate", "--gpu", "l4", "--arch", "tiny", "--prefill-lengths", "a:b:c", "--out", "o.parquet"], ["got 'a:b:c'"]),  # not rich's emoji ':b:'
     # a zero peak, bandwidth or objective would divide by zero, or read as "not given" and fall back silently
     (["simulate", "--gpu", "l4", "--arch", "tiny", "--peak-tflops", "0", "--out", "o.parquet"], ["'--peak-tflops': must be greater than 0, got 0"]),
     (["calibrate", "--table", "t.parquet", "--peak-tflops", "1", "--bandwidth-gbps", "0", "--out", "o.parquet"], ["'--bandwidth-gbps': must be greater than 0"]),

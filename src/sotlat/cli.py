@@ -20,8 +20,9 @@ from rich.table import Table
 
 from sotlat.errors import InputError
 
-console = Console(width=None if sys.stdout.isatty() else 160)  # files and pipes get whole tables
-err = Console(stderr=True, soft_wrap=True, highlight=False)
+# No emoji codes: a user's '1:b:c' or a trace id 'q:smile:' is printed as written.
+console = Console(width=None if sys.stdout.isatty() else 160, emoji=False)  # files and pipes get whole tables
+err = Console(stderr=True, soft_wrap=True, highlight=False, emoji=False)
 
 
 # click's UsageError, whichever click typer runs on: its own copy (typer >= 0.2x) or the click package.
