@@ -283,3 +283,11 @@ def test_a_cuda_device_index_past_the_machines_is_refused_before_any_work(tmp_pa
     assert_user_error(invoke("profile", "--arch", "tiny", "--device", "cuda:2", "--out", "o.parquet"),
                       "--device cuda:2: this machine has 2 CUDA device(s), cuda:0 to cuda:1")
     assert not (tmp_path / "o.parquet").exists()
+
+
+def test_names_print_as_written_not_as_rich_markup(tmp_path):
+    path = tmp_path / "llama[gpu]:smile:.parquet"  # '[gpu]' is a markup tag to rich, ':smile:' an emoji code
+    save_table(synthetic_table(), path)
+    result = invoke("tables", "show", path)
+    assert result.exit_code == 0 and result.output.splitlines()[0].startswith(f"{path}  schema 1"), result.output
+    assert invoke("tables", "list", tmp_path).output.splitlines()[0] == str(path)

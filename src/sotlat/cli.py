@@ -16,13 +16,15 @@ import typer
 from typer.core import TyperGroup
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
 from rich.table import Table
 
 from sotlat.errors import InputError
 
-# No emoji codes: a user's '1:b:c' or a trace id 'q:smile:' is printed as written.
-console = Console(width=None if sys.stdout.isatty() else 160, emoji=False)  # files and pipes get whole tables
-err = Console(stderr=True, soft_wrap=True, highlight=False, emoji=False)
+# No markup or emoji codes: a file 't[gpu].parquet', a '1:b:c' or a trace id 'q:smile:' is printed as
+# written; colour comes from style= alone.
+console = Console(width=None if sys.stdout.isatty() else 160, markup=False, emoji=False)  # files and pipes get whole tables
+err = Console(stderr=True, soft_wrap=True, highlight=False, markup=False, emoji=False)
 
 
 # click's UsageError, whichever click typer runs on: its own copy (typer >= 0.2x) or the click package.
@@ -50,7 +52,7 @@ def _one_line_usage_errors():
         if type(exc).__name__ == "NoArgsIsHelpError":  # a bare `sotlat` or `sotlat tables`: the help, as asked
             raise
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
-        err.print(f"error: {' '.join(exc.format_message().split())}{hint}", markup=False)
+        err.print(f"error: {' '.join(exc.format_message().split())}{hint}")
         raise typer.Exit(2) from None
 
 
@@ -110,20 +112,20 @@ def user_errors(func):
         try:
             return func(*args, **kwargs)
         except InputError as exc:
-            err.print(f"error: {' '.join(str(exc).split())}", markup=False)  # one line, whatever a library's message holds
+            err.print(f"error: {' '.join(str(exc).split())}")  # one line, whatever a library's message holds
             raise typer.Exit(2) from None
         except Interrupted as exc:
-            err.print(str(exc), markup=False)
+            err.print(str(exc))
             raise typer.Exit(130) from None
         except KeyboardInterrupt:
-            err.print("interrupted", markup=False)
+            err.print("interrupted")
             raise typer.Exit(130) from None
 
     return wrapper
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TextColumn("forward passes"),
+    return Progress(TextColumn("{task.description:<24}", markup=False), BarColumn(), MofNCompleteColumn(), TextColumn("forward passes"),
                     TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False)
 
 
@@ -239,14 +241,15 @@ def _run_profile(spec, out: str, resume: bool) -> pd.DataFrame:
     s = summary(table)
     flops = table.attrs["sotlat"]["method"]["flops"]
     if not flops.get("exact", True):
-        console.print(f"[yellow]warning: this architecture's FLOPs are not the polynomial the profiler fills from counted cells "
-                      f"(held-out cells off by up to {flops['held_out_max_rel_error']:.1%}): the flops column and Eq. 4's TFLOPS are approximate[/]")
+        console.print(f"warning: this architecture's FLOPs are not the polynomial the profiler fills from counted cells "
+                      f"(held-out cells off by up to {flops['held_out_max_rel_error']:.1%}): the flops column and Eq. 4's TFLOPS are approximate",
+                      style="yellow")
     load = table.attrs["sotlat"].get("host_load", {})
     if spec.device == "cpu" and load.get("cpu_busy_pct", 0) > BUSY_PCT:
-        console.print(f"[yellow]warning: the CPUs were {load['cpu_busy_pct']:.0f}% busy with other work when the profile "
-                      "started: CPU timings can be many times too slow[/]")
-    console.print(f"[bold]{out}[/]: {s['cells']:,} cells ({_statuses(s['status'])}) in {time.monotonic() - started:,.0f} s; "
-                  f"measuring, over all runs of this profile: {s['elapsed_s']:,.0f} s; median CV of the runs {_pct(s['median_cv'])}")
+        console.print(f"warning: the CPUs were {load['cpu_busy_pct']:.0f}% busy with other work when the profile "
+                      "started: CPU timings can be many times too slow", style="yellow")
+    console.print(Text.assemble((out, "bold"), f": {s['cells']:,} cells ({_statuses(s['status'])}) in {time.monotonic() - started:,.0f} s; "
+                                f"measuring, over all runs of this profile: {s['elapsed_s']:,.0f} s; median CV of the runs {_pct(s['median_cv'])}"))
     _print_floor(s)
     return table
 
@@ -341,16 +344,16 @@ def _print_estimates(table: pd.DataFrame, estimates: pd.DataFrame, unanswered: p
     _print_summary(summarize(estimates), label(table))
     _print_performance(performance_summary(estimates), peak_tflops or table.attrs["sotlat"]["device"].get("peak_tflops"))
     if estimates["extrapolated"].any():
-        console.print(f"[yellow]{int(estimates['extrapolated'].sum())} traces use extrapolated decode latencies[/]")
+        console.print(f"{int(estimates['extrapolated'].sum())} traces use extrapolated decode latencies", style="yellow")
     if len(unanswered):
-        console.print(f"[yellow]{len(unanswered)} of {len(estimates) + len(unanswered)} traces are outside the table and not estimated:[/]")
+        console.print(f"{len(unanswered)} of {len(estimates) + len(unanswered)} traces are outside the table and not estimated:", style="yellow")
         for r in unanswered.head(10).itertuples():
-            console.print(f"  {r.id}: {r.reason}", markup=False, highlight=False)
+            console.print(f"  {r.id}: {r.reason}", highlight=False)
         if len(unanswered) > 10:
             console.print(f"  ... and {len(unanswered) - 10} more")
     if len(unanswered) and traces is not None:
         console.print(f"a table that answers all {len(traces)} (sotlat profile or simulate): {_answering_options(traces, table)}",
-                      markup=False, highlight=False, soft_wrap=True)
+                      highlight=False, soft_wrap=True)
 
 
 def _answering_options(traces: pd.DataFrame, table: pd.DataFrame) -> str:
@@ -374,7 +377,7 @@ def _print_performance(perf: pd.DataFrame, peak: float) -> None:
             util = f" = {shares} of {peak:g}"
         console.print(f"{r.model}, mean over {r.n} trace{'s' * (r.n != 1)}: decode performance (Eq. 4) {tflops} TFLOPS{util}; "
                       f"largest peak memory normal {_num(r.normal_peak_memory_bytes / 1e9, '.2f')} GB, SoT {_num(r.sot_peak_memory_bytes / 1e9, '.2f')} GB",
-                      markup=False, highlight=False, soft_wrap=True)
+                      highlight=False, soft_wrap=True)
 
 
 def _num(x, spec: str) -> str:
@@ -424,7 +427,7 @@ def trace(
     net, tokenizer, name = load_model(model, device)
     timer, eos, device_name = timer_for(device), eos_ids(net, tokenizer), describe_device(device)["name"]
     tokens, started = 0, time.monotonic()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("questions"),
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TextColumn("questions"),
                   TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console) as bar:
         task = bar.add_task("tracing", total=len(todo), rate="")
         with _resumable(out, "traces"):
@@ -492,7 +495,7 @@ def replay(
     model = build_model(cfg, device, torch_dtype(dtype))
     timer, device_name = timer_for(device), describe_device(device)["name"]
     replay_trace(model, cfg.vocab_size, {"normal": {"prompt_tokens": 8, "completion_tokens": 4}}, 1, timer)  # warm-up
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("traces"),
+    with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TextColumn("traces"),
                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console) as bar:
         task = bar.add_task("replaying", total=len(todo))
         with _resumable(out, "measured traces"):
@@ -535,7 +538,7 @@ def validate(
         devices.add(t.get("device"))
         rows.append({"id": t["id"], **{k: m.get(k) for k in ("normal_ms", "sot_ms", "speedup")}})
     if devices != {meta["device"]["name"]}:  # a simulated table against a real GPU is a fair question; say so
-        err.print(f"note: measured on {', '.join(sorted(map(str, devices)))}; the table is of {label(table_frame)}", markup=False)
+        err.print(f"note: measured on {', '.join(sorted(map(str, devices)))}; the table is of {label(table_frame)}")
     result = run(table_frame, traces, pd.DataFrame(rows), decode_terms)
     summary = result["summary"]
     if out is not None:
@@ -693,7 +696,7 @@ def plan(
         label = format_batches(group)
         total = seconds.loc[seconds["batch"].isin(group), "total_s"].sum()
         console.print(f"  {command} --batches {label} --out {name}__b{label.replace(',', '_')}.parquet --resume   # ~{_duration(total)}"
-                      + ("; over the limit: --resume continues it" if total > shard_minutes * 60 else ""), markup=False, highlight=False, soft_wrap=True)
+                      + ("; over the limit: --resume continues it" if total > shard_minutes * 60 else ""), highlight=False, soft_wrap=True)
 
 
 def _duration(seconds: float) -> str:
@@ -737,7 +740,7 @@ def calibrate(
         unknown = {"mfu": "no compute-bound cell", "mbu": "no memory-bound cell"}
         said = {k: f" ({unknown[k]}: {src}'s)" for k, src in e["unidentified"].items()}
         console.print(f"{phase:<8} MFU {p.mfu:.3f}{said.get('mfu', '')}  MBU {p.mbu:.3f}{said.get('mbu', '')}  overhead {p.layer_overhead_ms:.3f} ms/layer   "
-                      f"fit over {e['n']} cells: median |error| {e['median_abs_pct']:.1f}%, P90 {e['p90_abs_pct']:.1f}%", markup=False, highlight=False)
+                      f"fit over {e['n']} cells: median |error| {e['median_abs_pct']:.1f}%, P90 {e['p90_abs_pct']:.1f}%", highlight=False)
     console.print(f"{out}: workspace {cal.workspace_bytes / 1e6:,.0f} MB")
 
 
@@ -790,8 +793,8 @@ def tables_show(
         print(json.dumps({"file": str(file), "complete": is_complete(table), "metadata": meta, "coverage": coverage(table), "summary": s}))
         return
     method = meta["method"]
-    console.print(f"[bold]{file}[/]  schema {meta['schema_version']}, created {meta['created_at']}, "
-                  f"{'complete' if is_complete(table) else 'INCOMPLETE (resume it)'}")
+    console.print(Text.assemble((str(file), "bold"), f"  schema {meta['schema_version']}, created {meta['created_at']}, "
+                                f"{'complete' if is_complete(table) else 'INCOMPLETE (resume it)'}"))
     parameters = meta["arch"].get("parameters")
     console.print(f"arch   {meta['arch']['name']}" + (f" ({parameters:,} parameters)" if parameters else ""))
     device = meta["device"]
@@ -801,7 +804,7 @@ def tables_show(
     known = ", ".join(k for k in known if k)
     calibration = f"   calibration {method['calibration']['name']}" if method.get("simulated") else ""
     console.print(f"device {device['name']}{f' ({known})' if known else ''}   dtype {meta['dtype']}   timer {method.get('timer', '?')}{calibration}",
-                  markup=False, highlight=False)
+                  highlight=False)
     console.print(f"grid   {json.dumps(method['grid'])}")
     view = Table(title="coverage")
     for c in ("phase", "batches", "lengths", "cells", "statuses"):
@@ -838,13 +841,13 @@ def tables_list(
         return
     for r in found.itertuples():  # two plain lines a table: long paths stay whole at any width
         grid = f"B {r.batches}, l {r.prefill_lengths or '-'}, k {f'1-{r.decode_max}' if r.decode_max else '-'}"
-        console.print(r.file, style="bold", soft_wrap=True, markup=False, highlight=False)
+        console.print(r.file, style="bold", soft_wrap=True, highlight=False)
         console.print(f"  {r.arch} · {r.device}{' (simulated)' if r.simulated else ''} · {r.dtype} · {grid} · cells {_statuses(r.status)} · "
                       f"median CV {_num(r.median_cv, '.1%')} · {'complete' if r.complete else 'INCOMPLETE (resume it)'}",
-                      soft_wrap=True, markup=False, highlight=False)
+                      soft_wrap=True, highlight=False)
     console.print(f"{len(found)} latency table{'s' * (len(found) != 1)}")
     for why in skipped:
-        console.print(f"not a table: {why}", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"not a table: {why}", highlight=False, soft_wrap=True)
 
 
 @tables_app.command("compare")
@@ -869,7 +872,7 @@ def tables_compare(
         print(json.dumps({"table": str(table), "reference": str(reference), "cells": len(cells), **only, **summary}))
     else:
         console.print(f"{table} ({label(a)})\nagainst {reference} ({label(b)}):\n{len(cells)} cells ok in both; "
-                      f"{only['only_in_table']} ok only in the table, {only['only_in_reference']} only in the reference", markup=False)
+                      f"{only['only_in_table']} ok only in the table, {only['only_in_reference']} only in the reference")
         view = Table(title="% error of the table's latency against the reference's (positive: the table is slower)")
         for c in ("phase", "batch", "cells", "median |error|", "P90 |error|", "max |error|", "median signed"):
             view.add_column(c, justify="left" if c == "phase" else "right")
@@ -896,7 +899,7 @@ def tables_merge(files: list[Path], out: Annotated[Path, typer.Option("--out", "
     console.print(f"{out}: {len(merged)} cells from {len(files)} shards")
     for f, shard in zip(files, shards):
         if not is_complete(shard):
-            console.print(f"[yellow]warning: {f} is an unfinished profile: resume it and merge again (the merged table says INCOMPLETE)[/]")
+            console.print(f"warning: {f} is an unfinished profile: resume it and merge again (the merged table says INCOMPLETE)", style="yellow")
 
 
 @app.command()
