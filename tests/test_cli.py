@@ -123,6 +123,7 @@ def test_out_of_range_is_one_line(tmp_path):
     (["profile", "--arch", "tiny", "--device", "cpu", "--batches", "0-2", "--out", "o.parquet"], ["--batches"]),
     (["profile", "--arch", "tiny", "--device", "cuda", "--out", "o.parquet"], ["no CUDA device"]),
     (["profile", "--arch", "tiny", "--device", "cuda1", "--out", "o.parquet"], ["--device: expected cuda, cuda:N or cpu, got 'cuda1'"]),
+    (["profile", "--arch", "tiny", "--device", "cpu", "--attention", "flash", "--out", "o.parquet"], ["--attention: expected sdpa or eager, got 'flash'"]),
     (["profile", "--arch", "tiny", "--config", "c.json", "--out", "o.parquet"], ["exactly one of --arch and --config"]),
     (["profile", "--arch", "tiny", "--device", "cpu", "--prefill-runs", "2", "--prefill-warmup", "2", "--out", "o.parquet"], ["--prefill-warmup"]),
     (["flops", "--arch", "tiny", "--phase", "both", "--batch", "1", "--length", "3"], ["--phase"]),

@@ -83,3 +83,14 @@ def test_a_model_whose_forward_fails_on_the_meta_device_is_one_line_not_a_traceb
         count_flops(shapes, "decode", 1, 8)
     monkeypatch.undo()
     assert count_flops(shapes, "prefill", 1, 8) == fit_flops(shapes)("prefill", 1, 8)  # DeepSpeed's patches were undone
+
+
+def test_eager_attention_counts_the_flops_of_sdpa():
+    """The profiler counts FLOPs on the SDPA model; a profile with eager attention runs the same products."""
+    from transformers import AutoModelForCausalLM
+
+    _, config = load_config("tiny")
+    with torch.device("meta"):
+        eager = AutoModelForCausalLM.from_config(config, attn_implementation="eager").eval()
+    for phase, batch, length in (("prefill", 2, 37), ("decode", 3, 50)):
+        assert count_flops(eager, phase, batch, length) == count_flops(meta_model(config), phase, batch, length)

@@ -176,6 +176,21 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     other = ProfileSpec(**{**SPEC.__dict__, "dtype": "bfloat16"})
     with pytest.raises(InputError, match=r"cannot resume: .*(dtype|arch).* differs"):
         profile(other, str(out), resume=True)
+    other = ProfileSpec(**{**SPEC.__dict__, "attention": "eager"})
+    with pytest.raises(InputError, match=r"cannot resume: method.forward differs .*'transformers causal LM, sdpa attention"):
+        profile(other, str(out), resume=True)
+
+
+def test_eager_attention_is_profiled_and_recorded(tmp_path, monkeypatch):
+    built = []
+    real = run_mod.build_model
+    monkeypatch.setattr(run_mod, "build_model", lambda *a: built.append(a[-1]) or real(*a))
+    spec = ProfileSpec(**{**SPEC.__dict__, "batches": [1], "attention": "eager"})
+    table = profile(spec, str(tmp_path / "t.parquet"))
+    assert built == ["eager"] and table.attrs["sotlat"]["method"]["forward"].startswith("transformers causal LM, eager attention,")
+    assert (table.status == "ok").all()
+    with pytest.raises(InputError, match="--attention: expected sdpa or eager, got 'flash'"):
+        profile(ProfileSpec(**{**SPEC.__dict__, "attention": "flash"}), str(tmp_path / "f.parquet"))
 
 
 def test_resume_of_a_file_from_a_sotlat_that_recorded_less_of_the_arch(tmp_path):

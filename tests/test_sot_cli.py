@@ -168,6 +168,7 @@ def test_replay_only_traces_the_table_answers_sampled_by_category(tmp_path):
     table = tmp_path / "t.parquet"
     frame = synthetic_table(batches=(1, 2), prefill=(1, 100, 10), decode_max=120)
     frame.attrs["sotlat"]["arch"]["name"], frame.attrs["sotlat"]["dtype"] = "tiny", "float32"
+    frame.attrs["sotlat"]["method"]["forward"] = "transformers causal LM, sdpa attention, DynamicCache"
     save_table(frame, table)
     rows = [trace(f"x{i}", category="x", normal=(10, 20), skeleton=(30, 5), points=[(12, 6)] * 2) for i in range(4)]
     rows += [trace("y0", category="y", normal=(10, 20), skeleton=(30, 5), points=[(12, 6)] * 3),  # batch 3: not in the table
@@ -185,6 +186,7 @@ def test_replay_only_traces_the_table_answers_sampled_by_category(tmp_path):
     wide = write_jsonl(tmp_path / "w.jsonl", rows[4:5])
     for args, message in ((["--dtype", "bfloat16"], "dtype is 'float32', this replay's is 'bfloat16'"),
                           (["--arch", "smollm2-135m"], "arch is 'tiny', this replay's is 'smollm2-135m'"),
+                          (["--attention", "eager"], "attention is 'sdpa', this replay's is 'eager'"),
                           (["--traces", wide], "none of the 1 traces is within")):
         result = invoke("replay", "--arch", "tiny", "--device", "cpu", "--traces", traces, "--out", tmp_path / "r.jsonl", "--table", table, *args)
         assert result.exit_code == 2 and result.output.startswith(f"error: --table: {table}: ") and message in result.output, result.output

@@ -85,6 +85,8 @@ PrefillRuns = Annotated[int, typer.Option(min=1, help="Forward passes per prefil
 PrefillWarmup = Annotated[int, typer.Option(min=0, help="Leading prefill passes dropped as warm-up.")]
 DecodeRuns = Annotated[int, typer.Option(min=1, help="Decode sweeps: runs of every decode cell.")]
 Calibration = Annotated[str, typer.Option(help="default, hf-eager, or a file from sotlat calibrate.")]
+Attention = Annotated[str, typer.Option(help="sdpa (one fused kernel, transformers' default) or eager (matmul, softmax, matmul, "
+                                             "as the paper's transformers 4.28 computed attention).")]
 PeakTflops = Annotated[Optional[float], typer.Option(callback=_positive, help="Compute peak in TFLOPS for the dtype (dense FP16/BF16 tensor, or FP32), instead of the catalogue's.")]
 Bandwidth = Annotated[Optional[float], typer.Option(callback=_positive, help="Memory bandwidth in GB/s, instead of the catalogue's.")]
 
@@ -197,21 +199,24 @@ def profile(
     prefill_runs: PrefillRuns = 7,
     prefill_warmup: PrefillWarmup = 2,
     decode_runs: DecodeRuns = 3,
+    attention: Attention = "sdpa",
     resume: Annotated[bool, typer.Option(help="Continue an interrupted profile in --out.")] = False,
 ):
     """Measure prefill t^P_B(l) and decode t^D_B(k) latency, peak memory and FLOPs into a table."""
+    from sotlat.profiler.archs import check_attention
     from sotlat.profiler.run import ProfileSpec
     from sotlat.tables.grid import parse_batches, parse_range
 
     _check_out_suffix(out, (".parquet",))
     _arch_or_config(arch, config)
     _check_warmup(prefill_runs, prefill_warmup)
+    check_attention(attention)
     device = _device(device)
     spec = ProfileSpec(
         arch=arch, config_path=str(config) if config else None, device=device,
         dtype=dtype or ("float16" if device.startswith("cuda") else "float32"),
         batches=parse_batches(batches), prefill_lengths=parse_range(prefill_lengths), decode_max=decode_max,
-        prefill_runs=prefill_runs, prefill_warmup=prefill_warmup, decode_runs=decode_runs,
+        prefill_runs=prefill_runs, prefill_warmup=prefill_warmup, decode_runs=decode_runs, attention=attention,
     )
     _run_profile(spec, str(out), resume)
 
@@ -454,12 +459,13 @@ def replay(
     limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N traces.")] = None,
     table: Annotated[Optional[Path], typer.Option(help="Only traces this table answers (the one validate will use).")] = None,
     sample: Annotated[Optional[int], typer.Option(min=1, help="A sample of N traces stratified by category.")] = None,
+    attention: Attention = "sdpa",
     resume: Annotated[bool, typer.Option(help="Skip traces already in --out.")] = False,
 ):
     """Actual latency (App. C.4): replay recorded token counts with random weights, timed per stage."""
     from sotlat import jsonl
     from sotlat.estimator.traces import read_records, traces_frame
-    from sotlat.profiler.archs import build_model, load_config
+    from sotlat.profiler.archs import build_model, check_attention, load_config
     from sotlat.profiler.device import describe_device
     from sotlat.profiler.run import torch_dtype
     from sotlat.profiler.timer import timer_for
@@ -467,6 +473,7 @@ def replay(
 
     _check_out_suffix(out, (".jsonl",))
     _arch_or_config(arch, config)
+    check_attention(attention)
     records = read_records(traces)
     frame = traces_frame(records)  # checks every trace first
     device = _device(device)
@@ -478,10 +485,12 @@ def replay(
 
         table_frame = load_table(table)
         meta = table_frame.attrs["sotlat"]
-        for field, ours, theirs in (("arch", name, meta["arch"]["name"]), ("dtype", dtype, meta["dtype"])):
-            if ours != theirs:  # validate would refuse the replay after it ran
+        measured_with = re.search(r"(\w+) attention", meta["method"].get("forward", ""))  # a simulated table has none
+        for field, ours, theirs in (("arch", name, meta["arch"]["name"]), ("dtype", dtype, meta["dtype"]),
+                                    ("attention", attention, measured_with[1] if measured_with else attention)):
+            if ours != theirs:  # validate would refuse the replay after it ran, or compare unlike runs
                 raise InputError(f"--table: {table}: {field} is {theirs!r}, this replay's is {ours!r}: "
-                                 f"validate compares a replay with a table of the same architecture and dtype")
+                                 f"validate compares a replay with a table of the same architecture, dtype and attention")
         answered, failed = estimate_answerable(table_frame, frame)
         if answered.empty:
             raise InputError(f"--table: {table}: none of the {len(frame)} traces is within it (trace {failed['id'].iloc[0]}: "
@@ -492,7 +501,7 @@ def replay(
     done = jsonl.finished_ids(out, resume)
     todo = [t for _, t in records if t["id"] in chosen][:limit]
     todo = [t for t in todo if t["id"] not in done]
-    model = build_model(cfg, device, torch_dtype(dtype))
+    model = build_model(cfg, device, torch_dtype(dtype), attention)
     timer, device_name = timer_for(device), describe_device(device)["name"]
     replay_trace(model, cfg.vocab_size, {"normal": {"prompt_tokens": 8, "completion_tokens": 4}}, 1, timer)  # warm-up
     with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TextColumn("traces"),
@@ -501,7 +510,8 @@ def replay(
         with _resumable(out, "measured traces"):
             for t in todo:
                 measured = replay_trace(model, cfg.vocab_size, t, repeats, timer)
-                jsonl.append(out, measured_record(t, measured, arch=name, device=device_name, dtype=dtype, repeats=repeats, timer=timer.name))
+                jsonl.append(out, measured_record(t, measured, arch=name, device=device_name, dtype=dtype, attention=attention, repeats=repeats,
+                                                        timer=timer.name))
                 bar.update(task, advance=1, description=t["id"])
     console.print(f"{out}: {len(done) + len(todo)} traces measured ({len(done)} from before)")
 

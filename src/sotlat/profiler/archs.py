@@ -18,6 +18,10 @@ from sotlat.errors import InputError
 _LLAMA_V1 = dict(vocab_size=32000, max_position_embeddings=2048, rms_norm_eps=1e-6, rope_theta=10000.0)
 
 # hidden / layers / heads / intermediate as in the LLaMA paper; smollm2 as SmolLM2-135M/360M-Instruct.
+# transformers' attention implementations the profiler runs: SDPA (one fused kernel, transformers'
+# default) or eager (matmul, softmax, matmul: how the paper's transformers 4.28 computed it).
+ATTENTIONS = ("sdpa", "eager")
+
 ARCHS: dict[str, dict] = {
     "llama-7b": dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, intermediate_size=11008, **_LLAMA_V1),
     "llama-13b": dict(hidden_size=5120, num_hidden_layers=40, num_attention_heads=40, intermediate_size=13824, **_LLAMA_V1),
@@ -81,14 +85,14 @@ def arch_meta(name: str, config: PretrainedConfig, shapes: torch.nn.Module, dtyp
             "read_weight_bytes": (parameters - untied_embedding_parameters(config)) * size}
 
 
-def build_model(config: PretrainedConfig, device: str, dtype: torch.dtype) -> torch.nn.Module:
+def build_model(config: PretrainedConfig, device: str, dtype: torch.dtype, attention: str = "sdpa") -> torch.nn.Module:
     """An eval-mode causal LM with random N(0, 0.02) weights allocated directly on `device`.
 
     Parameters start on the meta device (no allocation, no init pass); buffers such as the
     rotary frequencies are computed for real, then everything moves to `device`.
     """
     with init_empty_weights(include_buffers=False):
-        model = causal_lm(config)
+        model = causal_lm(config, attention)
     with torch.no_grad():
         for name, param in list(model.named_parameters()):
             owner, _, attr = name.rpartition(".")
@@ -104,12 +108,18 @@ def meta_model(config: PretrainedConfig) -> torch.nn.Module:
         return causal_lm(config).eval()
 
 
-def causal_lm(config: PretrainedConfig) -> torch.nn.Module:
-    """transformers' causal LM of `config` with SDPA attention; a config it cannot build so (not a
-    causal LM, an architecture without SDPA such as Mamba, or values that contradict each other,
-    such as a pad token id past the vocabulary) is a user error."""
+def check_attention(attention: str) -> None:
+    if attention not in ATTENTIONS:
+        raise InputError(f"--attention: expected {' or '.join(ATTENTIONS)}, got {attention!r}")
+
+
+def causal_lm(config: PretrainedConfig, attention: str = "sdpa") -> torch.nn.Module:
+    """transformers' causal LM of `config` with `attention` (one of ATTENTIONS); a config it cannot
+    build so (not a causal LM, an architecture without SDPA such as Mamba, or values that contradict
+    each other, such as a pad token id past the vocabulary) is a user error."""
+    check_attention(attention)
     try:
-        return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")
+        return AutoModelForCausalLM.from_config(config, attn_implementation=attention)
     except (ValueError, AssertionError, TypeError) as exc:
         reason = str(exc).split(". ")[0].split("\n")[0]
-        raise InputError(f"config ({config.model_type}): transformers cannot build it as a causal LM with SDPA attention: {reason}") from None
+        raise InputError(f"config ({config.model_type}): transformers cannot build it as a causal LM with {attention} attention: {reason}") from None

@@ -55,6 +55,7 @@ class ProfileSpec:
     prefill_warmup: int = 2
     decode_runs: int = 3
     config_path: str | None = None
+    attention: str = "sdpa"
 
     def method(self, timer: str, memory: str, flops: dict) -> dict:
         return {
@@ -68,7 +69,7 @@ class ProfileSpec:
             "timer": timer,
             "memory": memory,
             "flops": flops,
-            "forward": "transformers causal LM, sdpa attention, DynamicCache, random token ids; prefill computes last-position logits only",
+            "forward": f"transformers causal LM, {self.attention} attention, DynamicCache, random token ids; prefill computes last-position logits only",
             "weights": "random normal(0, 0.02), no init pass",
             "software": _software(),
         }
@@ -166,7 +167,7 @@ def profile(spec: ProfileSpec, out: str, resume: bool = False, progress: Progres
     dtype = torch_dtype(spec.dtype)
     memory = memory_tracker_for(spec.device)  # before the model: the CPU baseline excludes nothing of it
     timer = timer_for(spec.device)
-    shapes = meta_model(config)
+    shapes = meta_model(config)  # SDPA: eager attention's matrix products count the same FLOPs (tested)
     fit = fit_flops(shapes)
     meta = {
         "schema_version": SCHEMA_VERSION,
@@ -191,7 +192,7 @@ def profile(spec: ProfileSpec, out: str, resume: bool = False, progress: Progres
     progress.total = _work(spec, state)
     progress.advance(0, "building the model")
     if model is None:
-        model = build_model(config, spec.device, dtype)
+        model = build_model(config, spec.device, dtype, spec.attention)
     started, last_save = time.monotonic(), time.monotonic()
     elapsed0 = meta["progress"]["elapsed_s"]
 
