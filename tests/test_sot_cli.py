@@ -86,10 +86,13 @@ def test_replay_then_validate_with_tiny(tmp_path):
     assert (tmp_path / "v.csv").read_text().startswith("id,category,normal_estimated")
     result = invoke("validate", "--table", table, "--measured", traces)
     assert result.exit_code == 2 and "measured is missing" in result.output
-    for field, value in (("arch", "llama-7b"), ("dtype", "float16")):  # estimates of another model or precision are no check
+    assert all(x["attention"] == "sdpa" for x in lines)
+    for field, value in (("arch", "llama-7b"), ("dtype", "float16"), ("attention", "eager")):  # estimates of another run are no check
         other = write_jsonl(tmp_path / "other.jsonl", [{**x, field: value} for x in lines])
         result = invoke("validate", "--table", table, "--measured", other)
         assert result.exit_code == 2 and f"other.jsonl:1: {field} is '{value}', the table's is" in result.output
+    older = write_jsonl(tmp_path / "older.jsonl", [{k: v for k, v in x.items() if k != "attention"} for x in lines])
+    assert invoke("validate", "--table", table, "--measured", older).exit_code == 0  # replays from before attention was recorded ran sdpa
     elsewhere = write_jsonl(tmp_path / "elsewhere.jsonl", [{**x, "device": "NVIDIA H100 80GB HBM3"} for x in lines])
     result = invoke("validate", "--table", table, "--measured", elsewhere, "--json")  # a simulated table against a GPU: fair, and said
     assert result.exit_code == 0 and "note: measured on NVIDIA H100 80GB HBM3; the table is of tiny" in result.stderr

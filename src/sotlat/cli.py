@@ -482,12 +482,12 @@ def replay(
     if table:
         from sotlat.estimator import estimate_answerable
         from sotlat.tables import load_table
+        from sotlat.tables.stats import measured_attention
 
         table_frame = load_table(table)
         meta = table_frame.attrs["sotlat"]
-        measured_with = re.search(r"(\w+) attention", meta["method"].get("forward", ""))  # a simulated table has none
         for field, ours, theirs in (("arch", name, meta["arch"]["name"]), ("dtype", dtype, meta["dtype"]),
-                                    ("attention", attention, measured_with[1] if measured_with else attention)):
+                                    ("attention", attention, measured_attention(meta) or attention)):
             if ours != theirs:  # validate would refuse the replay after it ran, or compare unlike runs
                 raise InputError(f"--table: {table}: {field} is {theirs!r}, this replay's is {ours!r}: "
                                  f"validate compares a replay with a table of the same architecture, dtype and attention")
@@ -529,22 +529,24 @@ def validate(
     from sotlat.estimator.traces import read_records, traces_frame
     from sotlat.sot.validate import QUANTITIES, validate as run
     from sotlat.tables import load_table
-    from sotlat.tables.stats import label
+    from sotlat.tables.stats import label, measured_attention
 
     _check_out_suffix(out)
     records = read_records(measured)
     traces = traces_frame(records)
     table_frame = load_table(table)
     meta = table_frame.attrs["sotlat"]
+    table_attention = measured_attention(meta)  # None: simulated, any replay compares
     rows, devices = [], set()
     for where, t in records:
         m = t.get("measured")
         if not isinstance(m, dict):
             raise InputError(f"{where}: measured is missing: not an output of sotlat replay")
-        for field, expected in (("arch", meta["arch"]["name"]), ("dtype", meta["dtype"])):
-            if t.get(field) != expected:
-                raise InputError(f"{where}: {field} is {t.get(field)!r}, the table's is {expected!r}: validate compares a replay "
-                                 f"with a table of the same architecture and dtype")
+        replayed = {"arch": t.get("arch"), "dtype": t.get("dtype"), "attention": t.get("attention", "sdpa")}  # older replays ran sdpa
+        for field, expected in (("arch", meta["arch"]["name"]), ("dtype", meta["dtype"]), ("attention", table_attention or replayed["attention"])):
+            if replayed[field] != expected:
+                raise InputError(f"{where}: {field} is {replayed[field]!r}, the table's is {expected!r}: validate compares a replay "
+                                 f"with a table of the same architecture, dtype and attention")
         devices.add(t.get("device"))
         rows.append({"id": t["id"], **{k: m.get(k) for k in ("normal_ms", "sot_ms", "speedup")}})
     if devices != {meta["device"]["name"]}:  # a simulated table against a real GPU is a fair question; say so

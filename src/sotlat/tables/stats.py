@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -35,6 +37,13 @@ def distinct_labels(tables: list[pd.DataFrame], files: list) -> None:
     for table, name, file in zip(tables, labels, files):
         if labels.count(name) > 1:
             table.attrs["label"] = f"{name} [{file}]"
+
+
+def measured_attention(meta: dict) -> str | None:
+    """The attention implementation a profile ran ('sdpa' or 'eager', from `method.forward`);
+    None for a simulated table, which models none."""
+    found = re.search(r"(\w+) attention", meta["method"].get("forward", ""))
+    return found[1] if found else None
 
 
 def decode_floor_ms(meta: dict) -> float | None:
