@@ -368,6 +368,11 @@ def _answering_options(traces: pd.DataFrame, table: pd.DataFrame) -> str:
     return " ".join(f"{k} {v}" for k, v in answering_grid(traces, table).items())
 
 
+def _count(n: int, noun: str) -> str:
+    """'1 trace', '80 traces'."""
+    return f"{n:,} {noun}{'s' * (n != 1)}"
+
+
 def _x(ratio) -> str:
     return "-" if pd.isna(ratio) else f"{ratio:.2f}x"
 
@@ -380,7 +385,7 @@ def _print_performance(perf: pd.DataFrame, peak: float) -> None:
         if hasattr(r, "points_decode_utilization"):
             shares = ", ".join(_num(u, ".2%") for u in (r.normal_decode_utilization, r.skeleton_decode_utilization, r.points_decode_utilization))
             util = f" = {shares} of {peak:g}"
-        console.print(f"{r.model}, mean over {r.n} trace{'s' * (r.n != 1)}: decode performance (Eq. 4) {tflops} TFLOPS{util}; "
+        console.print(f"{r.model}, mean over {_count(r.n, 'trace')}: decode performance (Eq. 4) {tflops} TFLOPS{util}; "
                       f"largest peak memory normal {_num(r.normal_peak_memory_bytes / 1e9, '.2f')} GB, SoT {_num(r.sot_peak_memory_bytes / 1e9, '.2f')} GB",
                       highlight=False, soft_wrap=True)
 
@@ -443,7 +448,7 @@ def trace(
                 tokens += t["normal"]["completion_tokens"] + sum(x["completion_tokens"] for x in t.get("sot", {}).get("points", []))
                 tokens += (t.get("sot") or t["sot_fallback"])["skeleton"]["completion_tokens"]
                 bar.update(task, advance=1, description=q["id"], rate=f"{tokens / (time.monotonic() - started):.1f} tokens/s")
-    console.print(f"{out}: {len(done) + len(todo)} traces ({len(done)} from before)")
+    console.print(f"{out}: {_count(len(done) + len(todo), 'trace')} ({len(done)} from before)")
 
 
 @app.command()
@@ -513,7 +518,7 @@ def replay(
                 jsonl.append(out, measured_record(t, measured, arch=name, device=device_name, dtype=dtype, attention=attention, repeats=repeats,
                                                         timer=timer.name))
                 bar.update(task, advance=1, description=t["id"])
-    console.print(f"{out}: {len(done) + len(todo)} traces measured ({len(done)} from before)")
+    console.print(f"{out}: {_count(len(done) + len(todo), 'trace')} measured ({len(done)} from before)")
 
 
 @app.command()
@@ -857,7 +862,7 @@ def tables_list(
         console.print(f"  {r.arch} · {r.device}{' (simulated)' if r.simulated else ''} · {r.dtype} · {grid} · cells {_statuses(r.status)} · "
                       f"median CV {_num(r.median_cv, '.1%')} · {'complete' if r.complete else 'INCOMPLETE (resume it)'}",
                       soft_wrap=True, highlight=False)
-    console.print(f"{len(found)} latency table{'s' * (len(found) != 1)}")
+    console.print(_count(len(found), "latency table"))
     for why in skipped:
         console.print(f"not a table: {why}", highlight=False, soft_wrap=True)
 
