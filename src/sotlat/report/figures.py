@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import matplotlib
 
 matplotlib.use("Agg")
+matplotlib.rcParams["text.parse_math"] = False  # a category 'cost $5 vs $6' is text, not TeX to render or fail on
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
