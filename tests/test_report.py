@@ -182,9 +182,11 @@ def test_tables_that_read_alike_stay_apart_by_file_and_one_file_twice_is_refused
     assert result.exit_code == 2 and result.output.splitlines() == ["error: --table: a table is given twice"]
 
 
-def test_trace_text_is_drawn_as_written_not_parsed_as_tex(tmp_path):
+def test_trace_text_is_shown_as_written_not_parsed_as_tex_or_a_markdown_cell_end(tmp_path):
     paths = _tables(tmp_path)
-    traces = write_jsonl(tmp_path / "t.jsonl", [trace("a", category=r"cost $\frac$ x", model="m$1$")])  # invalid TeX
+    traces = write_jsonl(tmp_path / "t.jsonl", [trace("a|b", category=r"cost $\frac$ x", model="m$1$", normal=(40, 900))])  # invalid TeX
     result = CliRunner().invoke(app, ["report", "--table", str(paths[0]), "--traces", traces, "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     assert pd.read_csv(tmp_path / "r" / "speedup_by_category.csv")["category"].tolist() == [r"cost $\frac$ x"]
+    md = (tmp_path / "r" / "report.md").read_text()  # extrapolated past k = 300: listed in a Markdown table, '|' escaped
+    assert "| a\\|b | cost $\\frac$ x |" in md

@@ -70,7 +70,7 @@ def _number(v: float) -> str:
 def _md_table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "_none_\n"
-    cells = frame.map(lambda v: _number(v) if isinstance(v, float) else str(v))
+    cells = frame.map(lambda v: _number(v) if isinstance(v, float) else str(v).replace("|", "\\|"))  # a '|' would end the cell
     lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
     lines += ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)]
     return "\n".join(lines) + "\n"
