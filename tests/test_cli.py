@@ -273,6 +273,8 @@ def test_estimate_names_a_single_model_in_the_title_and_several_in_a_column(tmp_
     assert result.exit_code == 0, result.output
     assert "means per model x category - synthetic" in result.output and "┃ model" in result.output
     assert "│ model-b " in result.output
+    unnamed = write_jsonl(tmp_path / "unnamed.jsonl", [trace("c")])  # no model recorded: no "traces of -"
+    assert "means per category - synthetic" in invoke("estimate", "--table", tmp_path / "t.parquet", "--traces", unnamed).output
 
 
 def test_a_cuda_device_index_past_the_machines_is_refused_before_any_work(tmp_path, monkeypatch):

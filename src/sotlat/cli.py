@@ -397,7 +397,7 @@ def _num(x, spec: str) -> str:
 def _print_summary(summary: pd.DataFrame, title: str) -> None:
     """One row per model x category; traces of one model name it in the title instead of a column."""
     one = summary["model"].nunique() == 1
-    heading = f"traces of {summary['model'].iloc[0]} on {title}" if one else title
+    heading = f"traces of {summary['model'].iloc[0]} on {title}" if one and summary["model"].iloc[0] != "-" else title  # '-': not recorded
     t = Table(title=f"SoT vs normal: means per {'' if one else 'model x '}category - {heading}")
     for name in ("model", "category", "n", "speed-up", "median", "SoT faster", "normal ms", "SoT ms", "skeleton prefill", "skeleton decode",
                  "points prefill", "points decode")[one:]:
