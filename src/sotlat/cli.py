@@ -385,7 +385,7 @@ def _print_performance(perf: pd.DataFrame, peak: float) -> None:
         if hasattr(r, "points_decode_utilization"):
             shares = ", ".join(_num(u, ".2%") for u in (r.normal_decode_utilization, r.skeleton_decode_utilization, r.points_decode_utilization))
             util = f" = {shares} of {peak:g}"
-        console.print(f"{r.model}, mean over {_count(r.n, 'trace')}: decode performance (Eq. 4) {tflops} TFLOPS{util}; "
+        console.print(f"{r.model if r.model != '-' else 'traces without a model name'}, mean over {_count(r.n, 'trace')}: decode performance (Eq. 4) {tflops} TFLOPS{util}; "
                       f"largest peak memory normal {_num(r.normal_peak_memory_bytes / 1e9, '.2f')} GB, SoT {_num(r.sot_peak_memory_bytes / 1e9, '.2f')} GB",
                       highlight=False, soft_wrap=True)
 
