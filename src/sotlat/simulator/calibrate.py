@@ -87,7 +87,7 @@ def calibrate(table: pd.DataFrame, peak_tflops: float, bandwidth_gbps: float, na
     for phase in ("prefill", "decode"):
         cells = ok[ok["phase"] == phase]
         if len(cells) < MIN_CELLS:
-            raise InputError(f"the table has {len(cells)} {phase} cells with a latency and FLOPs; calibrating needs at least {MIN_CELLS} per phase")
+            raise InputError(f"the table has {len(cells)} {phase} cell{'s' * (len(cells) != 1)} with a latency and FLOPs; calibrating needs at least {MIN_CELLS} per phase")
         params[phase], rel, bounds[phase] = fit_phase(cells, shapes, phase, peak_tflops, bandwidth_gbps)
         errors[phase] = error_stats(rel * 100)
     params, unidentified = _unidentified(params, bounds)
