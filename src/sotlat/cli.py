@@ -64,6 +64,7 @@ app.add_typer(tables_app, name="tables")
 OUT_SUFFIXES = (".jsonl", ".csv", ".parquet")
 BUSY_PCT = 25  # other work on the CPUs above this when a CPU profile starts: warn
 
+
 def _positive(value: float | None) -> float | None:
     """A peak, bandwidth, budget or objective of 0 would divide by zero or read as 'not given'."""
     if value is not None and value <= 0:
