@@ -184,6 +184,16 @@ def test_estimate_skip_unanswerable_estimates_the_rest_and_says_why(tmp_path):
     assert list(pd.read_csv(out)["id"]) == ["a", "b"]
     # batch 1 and the point counts; the skeleton's 30-token prompt on the table's grid; b's 30 + 40 tokens
     assert "a table that answers all 3 (sotlat profile or simulate): --batches 1,2,5 --prefill-lengths 1:32:10 --decode-max 70" in result.output
+    result = invoke("estimate", "--table", table, "--traces", traces, "--skip-unanswerable", "--json")  # the same, as data
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert (data["traces"], data["estimated"], data["extrapolated"]) == (3, 2, 0)
+    assert data["unanswered"] == [{"id": "wide", "reason": "points stage needs batch 5, but the table has batches 1-3"}]
+    assert data["answering_grid"] == {"--batches": "1,2,5", "--prefill-lengths": "1:32:10", "--decode-max": "70"}
+    per_trace = pd.read_csv(out)
+    assert data["summary"][-1]["category"] == "all" and data["summary"][-1]["n"] == 2
+    assert data["summary"][-1]["sot_ms"] == pytest.approx(per_trace["sot_ms"].mean())
+    assert data["performance"][0]["n"] == 2 and data["performance"][0]["sot_peak_memory_bytes"] == per_trace["sot_peak_memory_bytes"].max()
     # none answerable: an error, not an empty summary and a header-only file
     wide = write_jsonl(tmp_path / "w.jsonl", [trace("wide", points=[(15, 5)] * 5)])
     result = invoke("estimate", "--table", table, "--traces", wide, "--skip-unanswerable", "--out", tmp_path / "none.csv")

@@ -316,6 +316,7 @@ def estimate(
     peak_tflops: Annotated[Optional[float], typer.Option(callback=_positive, help="Device peak, for utilization.")] = None,
     decode_terms: Annotated[str, typer.Option(help="Eq. 1 decode terms: printed (l_o + 1) or loop (l_o - 1).")] = "printed",
     skip_unanswerable: Annotated[bool, typer.Option(help="Estimate the traces the table answers and list the others, instead of stopping.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summaries (and the traces outside the table) as JSON.")] = False,
 ):
     """Normal vs SoT latency and speed-up per trace (Eq. 1-4), summarised per model x category."""
     from sotlat.estimator import estimate_answerable
@@ -334,10 +335,27 @@ def estimate(
         which = "the one trace is not" if len(frame) == 1 else f"none of the {len(frame)} traces is"
         raise InputError(f"{which} inside the table (trace {first['id']}: {first['reason']}); "
                          f"a table that answers {'it' if len(frame) == 1 else 'them all'}: {_answering_options(frame, table_frame)}")
-    _print_estimates(table_frame, estimates, unanswered, frame, peak_tflops)
     if out is not None:
         write_frame(estimates, out)
+    if as_json:
+        print(json.dumps(_estimates_json(table_frame, estimates, unanswered, frame)))
+        return
+    _print_estimates(table_frame, estimates, unanswered, frame, peak_tflops)
+    if out is not None:
         console.print(f"per-trace estimates: {out}")
+
+
+def _estimates_json(table: pd.DataFrame, estimates: pd.DataFrame, unanswered: pd.DataFrame, traces: pd.DataFrame) -> dict:
+    """What `estimate` prints, as data: the summaries, what was extrapolated, and the traces outside the table."""
+    from sotlat.estimator import performance_summary, summarize
+    from sotlat.estimator.traces import answering_grid
+    from sotlat.tables.stats import label
+
+    records = lambda frame: json.loads(frame.to_json(orient="records"))  # noqa: E731  NaN as null
+    return {"table": label(table), "traces": len(traces), "estimated": len(estimates), "extrapolated": int(estimates["extrapolated"].sum()),
+            "summary": records(summarize(estimates)), "performance": records(performance_summary(estimates)),
+            "unanswered": records(unanswered[["id", "reason"]]),
+            "answering_grid": answering_grid(traces, table) if len(unanswered) else None}
 
 
 def _print_estimates(table: pd.DataFrame, estimates: pd.DataFrame, unanswered: pd.DataFrame, traces: pd.DataFrame | None = None,
