@@ -197,6 +197,12 @@ def test_plan_prints_the_simulated_cost_and_one_command_per_shard():
     assert len(groups) > 1 and [parse_batches(c.split("--batches ")[1].split()[0]) for c in commands] == groups
     assert all("--arch tiny --dtype float16 --prefill-lengths 1:50:10 --decode-max 1024" in c and c.split("#")[0].rstrip().endswith("--resume")
                for c in commands)
+    result = CliRunner().invoke(app, ["plan", *args, "--shard-minutes", "0.2", "--json"])  # the same plan, as data
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert plan["total_s"] == pytest.approx(seconds["total_s"].sum()) and [r["batch"] for r in plan["per_batch"]] == [1, 2, 3, 4]
+    assert [parse_batches(s["batches"]) for s in plan["shards"]] == groups
+    assert [s["command"] for s in plan["shards"]] == [c.split("#")[0].strip() for c in commands]
 
 
 def test_plan_of_a_model_the_gpu_cannot_hold_says_so_instead_of_a_zero_second_plan():

@@ -700,6 +700,7 @@ def plan(
     prefill_warmup: PrefillWarmup = 2,
     decode_runs: DecodeRuns = 3,
     shard_minutes: Annotated[float, typer.Option(min=0.1, help="Time limit of one command: group batches into shards within it.")] = 9.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan (per-batch seconds, shards and their commands) as JSON.")] = False,
     peak_tflops: PeakTflops = None,
     bandwidth_gbps: Bandwidth = None,
 ):
@@ -715,6 +716,19 @@ def plan(
                          f"{table['peak_memory_bytes'].min() / 1e9:.1f} GB, so every cell would be oom; nothing to plan")
     seconds = profile_seconds(table, prefill_runs, decode_runs)
     cal = table.attrs["sotlat"]["method"]["calibration"]["name"]
+    oom = int((table["status"] == "oom").sum())
+    command = (f"sotlat profile {f'--arch {arch}' if arch else f'--config {config}'} --dtype {dtype} --prefill-lengths {prefill_lengths} "
+               f"--decode-max {decode_max} --prefill-runs {prefill_runs} --prefill-warmup {prefill_warmup} --decode-runs {decode_runs}")
+    planned = []
+    for group in shards(seconds, shard_minutes * 60):
+        batches_text = format_batches(group)
+        planned.append({"batches": batches_text, "seconds": float(seconds.loc[seconds["batch"].isin(group), "total_s"].sum()),
+                        "command": f"{command} --batches {batches_text} --out {name}__b{batches_text.replace(',', '_')}.parquet --resume"})
+    if as_json:
+        print(json.dumps({"gpu": gpu, "arch": name, "dtype": dtype, "calibration": cal, "total_s": float(seconds["total_s"].sum()),
+                          "oom_cells": oom, "per_batch": json.loads(seconds.to_json(orient="records")), "shard_limit_s": shard_minutes * 60,
+                          "shards": planned}))
+        return
     console.print(f"profiling {name} ({dtype}) on {spec['name']}, simulated with the {cal} calibration:")
     view = Table()
     for col in ("batch", "prefill", "decode", "total"):
@@ -722,17 +736,12 @@ def plan(
     for row in seconds.itertuples():
         view.add_row(str(row.batch), _duration(row.prefill_s), _duration(row.decode_s), _duration(row.total_s))
     console.print(view)
-    oom = int((table["status"] == "oom").sum())
     console.print(f"total {_duration(seconds['total_s'].sum())} of forward passes (model build not included)"
                   + (f"; {oom} cells over the GPU's memory (oom)" if oom else ""))
-    command = (f"sotlat profile {f'--arch {arch}' if arch else f'--config {config}'} --dtype {dtype} --prefill-lengths {prefill_lengths} "
-               f"--decode-max {decode_max} --prefill-runs {prefill_runs} --prefill-warmup {prefill_warmup} --decode-runs {decode_runs}")
     console.print(f"shards of at most {_duration(shard_minutes * 60)}, one command each:")
-    for group in shards(seconds, shard_minutes * 60):
-        label = format_batches(group)
-        total = seconds.loc[seconds["batch"].isin(group), "total_s"].sum()
-        console.print(f"  {command} --batches {label} --out {name}__b{label.replace(',', '_')}.parquet --resume   # ~{_duration(total)}"
-                      + ("; over the limit: --resume continues it" if total > shard_minutes * 60 else ""), highlight=False, soft_wrap=True)
+    for shard in planned:
+        console.print(f"  {shard['command']}   # ~{_duration(shard['seconds'])}"
+                      + ("; over the limit: --resume continues it" if shard["seconds"] > shard_minutes * 60 else ""), highlight=False, soft_wrap=True)
 
 
 def _duration(seconds: float) -> str:
