@@ -822,7 +822,7 @@ def report(
 @user_errors
 def tables_show(
     file: Path,
-    cells: Annotated[int, typer.Option(help="Cells to show per phase.")] = 3,
+    cells: Annotated[int, typer.Option(min=0, help="Cells to show per phase (0: none).")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metadata, coverage and summary as JSON.")] = False,
 ):
     """Metadata, grid coverage and a few cells of a table."""
@@ -860,6 +860,8 @@ def tables_show(
     console.print(view)
     console.print(f"median CV of the runs {_pct(s['median_cv'])}")
     _print_floor(s)
+    if not cells:
+        return
     sample = pd.concat([part.head(cells) for _, part in table.groupby("phase")])
     shown = Table(title="cells")
     for c in ("phase", "batch", "length", "latency_ms", "runs", "peak_memory_bytes", "flops", "status"):
