@@ -64,6 +64,13 @@ def test_capacity_and_slo_arithmetic(tmp_path):
     assert cap.loc[4, "measured_max_context"] == 300 and cap.loc[1, "measured_max_context"] == 300
     per_token = 1 * 2 * 4 * 2  # layers x K,V x kv width x float16
     assert cap.loc[2, "arithmetic_max_context"] == (5000 - 1000) // (2 * per_token)
+    small = capacity(table, budget_gb=800 / 1e9, headroom=0.0)  # the weights alone exceed it: nothing fits, not a negative context
+    assert (small["arithmetic_max_context"] == 0).all() and small["measured_max_context"].isna().all()
+    from sotlat.report.figures import capacity as capacity_figure
+
+    figure = capacity_figure([table], 800 / 1e9, 0.0)
+    assert "Nothing fits for synthetic · test-device · float16 (0.0 GB usable): the weights alone need more." in figure.caption
+    assert figure.fig.axes[0].get_yscale() == "linear"  # nothing positive to draw on a log axis
     tp = throughput(table, context=100, prompt=50, slo_tpot_ms=1.25, slo_ttft_ms=36).set_index("batch")
     assert tp.loc[1, "tpot_ms"] == 1.0 + 0.1 + 0.1  # t^D_1(100)
     assert list(tp["meets_slo"]) == [True, False, False, False]  # B=1: TTFT t^P_1(51) = 35.5 ms; B=2: TPOT 1.3 ms > 1.25

@@ -82,7 +82,8 @@ def capacity(table: pd.DataFrame, budget_gb: float | None, headroom: float) -> p
         rows.append({"table": label(table), "batch": b, "usable_gb": usable / 1e9,
                      "measured_max_context": int(cells["length"].max()) if len(cells) else np.nan,
                      "profiled_max_context": int(d.loc[d["batch"] == b, "length"].max()) if (d["batch"] == b).any() else np.nan,
-                     "arithmetic_max_context": np.floor((usable - weights) / (b * per_token)) if total else np.nan})
+                     # weights beyond the budget: no context fits, not a negative one
+                     "arithmetic_max_context": max(np.floor((usable - weights) / (b * per_token)), 0.0) if total else np.nan})
     return pd.DataFrame(rows)
 
 

@@ -227,8 +227,13 @@ def capacity(tables, budget_gb, headroom) -> Figure:
         ax.plot(part["batch"], part["arithmetic_max_context"], ls="--", color=colors[name], label=f"{name}: weights + KV cache arithmetic")
     title = f"Largest context that fits ({headroom:.0%} headroom)"
     cap = "Measured: the longest profiled context whose peak memory fits (capped by the profiled range, see the CSV). Arithmetic: (budget - weights) / (B x KV bytes per token)."
-    ax.set_yscale("log")
-    return Figure("capacity_context", title, _finish(fig, ax, title, "batch size B", "max context (tokens, log)"), data, cap)
+    nothing = [f"{name} ({part['usable_gb'].iloc[0]:.1f} GB usable)" for name, part in data.groupby("table", sort=False)
+               if (part["arithmetic_max_context"] == 0).all()]
+    if nothing:
+        cap += f" Nothing fits for {', '.join(nothing)}: the weights alone need more."
+    if (data[["measured_max_context", "arithmetic_max_context"]].to_numpy(float) > 0).any():
+        ax.set_yscale("log")
+    return Figure("capacity_context", title, _finish(fig, ax, title, "batch size B", "max context (tokens)"), data, cap)
 
 
 def throughput(tables, context, prompt, slo_tpot, slo_ttft) -> Figure:
