@@ -197,3 +197,17 @@ def test_trace_text_is_shown_as_written_not_parsed_as_tex_or_a_markdown_cell_end
     assert pd.read_csv(tmp_path / "r" / "speedup_by_category.csv")["category"].tolist() == [r"cost $\frac$ x"]
     md = (tmp_path / "r" / "report.md").read_text()  # extrapolated past k = 300: listed in a Markdown table, '|' escaped
     assert "| a\\|b | cost $\\frac$ x |" in md
+
+
+def test_throughput_context_follows_the_shortest_decode_range_and_one_past_it_is_refused(tmp_path):
+    short = tmp_path / "short.parquet"
+    table = synthetic_table(prefill=(1, 300, 10), decode_max=100)
+    table.attrs["sotlat"]["arch"]["config"] = {"model_type": "llama", "num_attention_heads": 2, "hidden_size": 8, "num_hidden_layers": 1}
+    save_table(table, short)
+    result = CliRunner().invoke(app, ["report", "--table", str(short), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    throughput = pd.read_csv(tmp_path / "r" / "throughput_vs_batch.csv")
+    assert (throughput["context"] == 100).all() and throughput["tpot_ms"].notna().all()  # the default 256 would have drawn nothing
+    result = CliRunner().invoke(app, ["report", "--table", str(short), "--context", "101", "--out", str(tmp_path / "r2")])
+    assert result.exit_code == 2 and result.output.splitlines() == [f"error: --context 101: past {short}'s decode range (k up to 100)"]
+    assert not (tmp_path / "r2").exists()

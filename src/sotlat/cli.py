@@ -799,7 +799,7 @@ def report(
     headroom: Annotated[float, typer.Option(min=0, max=0.9, help="Fraction of the budget kept free.")] = 0.1,
     slo_tpot_ms: Annotated[Optional[float], typer.Option(callback=_positive, help="Time per output token objective.")] = None,
     slo_ttft_ms: Annotated[Optional[float], typer.Option(callback=_positive, help="Time to first token objective.")] = None,
-    context: Annotated[int, typer.Option(min=1, help="Context for throughput and TPOT.")] = 256,
+    context: Annotated[Optional[int], typer.Option(min=1, help="Context for throughput and TPOT (default: 256, or less where a table's decode ends sooner).")] = None,
     answer_tokens: Annotated[int, typer.Option(min=2, help="Normal answer length for the SoT what-if.")] = 400,
 ):
     """Write a self-contained HTML report (and report.md, figures, CSVs) from tables and traces."""
@@ -812,6 +812,12 @@ def report(
     if len(set(map(Path.resolve, table))) < len(table):
         raise InputError("--table: a table is given twice")
     frames = [load_table(t) for t in table]
+    decode_ends = {file: int(f.loc[f["phase"] == "decode", "length"].max()) if (f["phase"] == "decode").any() else 0 for file, f in zip(table, frames)}
+    if context is None:
+        context = max(min(256, *decode_ends.values()), 1)
+    for file, k_max in decode_ends.items():  # else the throughput figure is silently empty
+        if context > k_max:
+            raise InputError(f"--context {context}: past {file}'s decode range (k up to {k_max})")
     distinct_labels(frames, table)
     index = build_report(frames, list(traces or []), out, memory_budget_gb, headroom,
                          slo_tpot_ms, slo_ttft_ms, context, answer=answer_tokens)
