@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from sotlat.profiler.archs import build_model, load_config
-from sotlat.profiler.device import default_device, describe_device
+from sotlat.profiler.device import default_device, default_dtype, describe_device
 from sotlat.profiler.memory import memory_tracker_for
 from sotlat.profiler.run import decode_sweep, geomean, torch_dtype
 from sotlat.profiler.steps import decode_step, prefill
@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--isolated-warmup", type=int, default=1)
     args = parser.parse_args()
     device = args.device or default_device()
-    dtype = args.dtype or ("float16" if device.startswith("cuda") else "float32")
+    dtype = args.dtype or default_dtype(device)
     name, config = load_config(args.arch, args.config)
     model = build_model(config, device, torch_dtype(dtype))
     ks = parse_batches(args.ks, "--ks")

@@ -205,6 +205,7 @@ def profile(
 ):
     """Measure prefill t^P_B(l) and decode t^D_B(k) latency, peak memory and FLOPs into a table."""
     from sotlat.profiler.archs import check_attention
+    from sotlat.profiler.device import default_dtype
     from sotlat.profiler.run import ProfileSpec
     from sotlat.tables.grid import parse_batches, parse_range
 
@@ -215,7 +216,7 @@ def profile(
     device = _device(device)
     spec = ProfileSpec(
         arch=arch, config_path=str(config) if config else None, device=device,
-        dtype=dtype or ("float16" if device.startswith("cuda") else "float32"),
+        dtype=dtype or default_dtype(device),
         batches=parse_batches(batches), prefill_lengths=parse_range(prefill_lengths), decode_max=decode_max,
         prefill_runs=prefill_runs, prefill_warmup=prefill_warmup, decode_runs=decode_runs, attention=attention,
     )
@@ -490,7 +491,7 @@ def replay(
     from sotlat import jsonl
     from sotlat.estimator.traces import read_records, traces_frame
     from sotlat.profiler.archs import build_model, check_attention, load_config
-    from sotlat.profiler.device import describe_device
+    from sotlat.profiler.device import default_dtype, describe_device
     from sotlat.profiler.run import torch_dtype
     from sotlat.profiler.timer import timer_for
     from sotlat.sot.replay import measured_record, replay_trace, stratified_ids
@@ -502,7 +503,7 @@ def replay(
     frame = traces_frame(records)  # checks every trace first
     device = _device(device)
     name, cfg = load_config(arch, str(config) if config else None)
-    dtype = dtype or ("float16" if device.startswith("cuda") else "float32")
+    dtype = dtype or default_dtype(device)
     if table:
         from sotlat.estimator import estimate_answerable
         from sotlat.tables import load_table

@@ -18,6 +18,11 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def default_dtype(device: str) -> str:
+    """float16 on a GPU, as the paper profiled; float32 on a CPU, whose half-precision kernels are slow or missing."""
+    return "float16" if device.startswith("cuda") else "float32"
+
+
 def describe_device(device: str) -> dict:
     return _describe_cuda(device) if device.startswith("cuda") else _describe_cpu()
 
