@@ -506,16 +506,14 @@ def replay(
     dtype = dtype or default_dtype(device)
     if table:
         from sotlat.estimator import estimate_answerable
+        from sotlat.sot.validate import SAME, mismatch
         from sotlat.tables import load_table
-        from sotlat.tables.stats import measured_attention
 
         table_frame = load_table(table)
-        meta = table_frame.attrs["sotlat"]
-        for field, ours, theirs in (("arch", name, meta["arch"]["name"]), ("dtype", dtype, meta["dtype"]),
-                                    ("attention", attention, measured_attention(meta) or attention)):
-            if ours != theirs:  # validate would refuse the replay after it ran, or compare unlike runs
-                raise InputError(f"--table: {table}: {field} is {theirs!r}, this replay's is {ours!r}: "
-                                 f"validate compares a replay with a table of the same architecture, dtype and attention")
+        differs = mismatch(table_frame.attrs["sotlat"], name, dtype, attention)
+        if differs:  # validate would refuse the replay after it ran
+            field, theirs, ours = differs
+            raise InputError(f"--table: {table}: {field} is {theirs!r}, this replay's is {ours!r}: {SAME}")
         answered, failed = estimate_answerable(table_frame, frame)
         if answered.empty:
             raise InputError(f"--table: {table}: none of the {len(frame)} traces is within it (trace {failed['id'].iloc[0]}: "
@@ -552,26 +550,24 @@ def validate(
 ):
     """Estimated vs measured latency and speed-up: signed and absolute % errors."""
     from sotlat.estimator.traces import read_records, traces_frame
-    from sotlat.sot.validate import QUANTITIES, validate as run
+    from sotlat.sot.validate import QUANTITIES, SAME, mismatch, validate as run
     from sotlat.tables import load_table
-    from sotlat.tables.stats import label, measured_attention
+    from sotlat.tables.stats import label
 
     _check_out_suffix(out)
     records = read_records(measured)
     traces = traces_frame(records)
     table_frame = load_table(table)
     meta = table_frame.attrs["sotlat"]
-    table_attention = measured_attention(meta)  # None: simulated, any replay compares
     rows, devices = [], set()
     for where, t in records:
         m = t.get("measured")
         if not isinstance(m, dict):
             raise InputError(f"{where}: measured is missing: not an output of sotlat replay")
-        replayed = {"arch": t.get("arch"), "dtype": t.get("dtype"), "attention": t.get("attention", "sdpa")}  # older replays ran sdpa
-        for field, expected in (("arch", meta["arch"]["name"]), ("dtype", meta["dtype"]), ("attention", table_attention or replayed["attention"])):
-            if replayed[field] != expected:
-                raise InputError(f"{where}: {field} is {replayed[field]!r}, the table's is {expected!r}: validate compares a replay "
-                                 f"with a table of the same architecture, dtype and attention")
+        differs = mismatch(meta, t.get("arch"), t.get("dtype"), t.get("attention", "sdpa"))  # older replays ran sdpa
+        if differs:
+            field, theirs, ours = differs
+            raise InputError(f"{where}: {field} is {ours!r}, the table's is {theirs!r}: {SAME}")
         devices.add(t.get("device"))
         rows.append({"id": t["id"], **{k: m.get(k) for k in ("normal_ms", "sot_ms", "speedup")}})
     if devices != {meta["device"]["name"]}:  # a simulated table against a real GPU is a fair question; say so

@@ -9,8 +9,20 @@ from sotlat.estimator import estimate
 from sotlat.estimator.equations import DECODE_TERMS
 from sotlat.errors import InputError
 from sotlat.pct_errors import error_stats, relative_pct
+from sotlat.tables.stats import measured_attention
 
 QUANTITIES = ("normal", "sot", "speedup")
+SAME = "validate compares a replay with a table of the same architecture, dtype and attention"
+
+
+def mismatch(meta: dict, arch: str | None, dtype: str | None, attention: str) -> tuple[str, str, str | None] | None:
+    """(field, the table's value, the replay's) of the first of architecture, dtype and attention in
+    which a replay differs from a table; None if it may be compared. A simulated table models no attention."""
+    for field, table_value, replay_value in (("arch", meta["arch"]["name"], arch), ("dtype", meta["dtype"], dtype),
+                                             ("attention", measured_attention(meta) or attention, attention)):
+        if replay_value != table_value:
+            return field, table_value, replay_value
+    return None
 
 
 def compare(table: pd.DataFrame, traces: pd.DataFrame, measured: pd.DataFrame, decode_terms: str = "printed") -> pd.DataFrame:
