@@ -186,7 +186,10 @@ def test_tables_that_read_alike_stay_apart_by_file_and_one_file_twice_is_refused
     assert [c.rsplit(" [", 1)[1] for c in columns[1:]] == [f"{paths[0]}]", f"{twin}]"]
     assert set(pd.read_csv(out / "fig3a_latency_vs_batch.csv")["table"]) == set(columns[1:])
     result = CliRunner().invoke(app, ["report", "--table", str(paths[0]), "--table", str(paths[0]), "--out", str(tmp_path / "r2")])
-    assert result.exit_code == 2 and result.output.splitlines() == ["error: --table: a table is given twice"]
+    assert result.exit_code == 2 and result.output.splitlines() == [f"error: --table: {paths[0]} is given twice"]
+    result = CliRunner().invoke(app, ["report", "--table", str(paths[0]), "--traces", traces, "--traces", traces, "--out", str(tmp_path / "r2")])
+    assert result.exit_code == 2 and result.output.splitlines() == [f"error: --traces: {traces} is given twice"]
+    assert not (tmp_path / "r2").exists()
 
 
 def test_trace_text_is_shown_as_written_not_parsed_as_tex_or_a_markdown_cell_end(tmp_path):
@@ -211,3 +214,14 @@ def test_throughput_context_follows_the_shortest_decode_range_and_one_past_it_is
     result = CliRunner().invoke(app, ["report", "--table", str(short), "--context", "101", "--out", str(tmp_path / "r2")])
     assert result.exit_code == 2 and result.output.splitlines() == [f"error: --context 101: past {short}'s decode range (k up to 100)"]
     assert not (tmp_path / "r2").exists()
+
+
+def test_the_token_length_figure_keeps_models_apart(tmp_path):
+    paths = _tables(tmp_path)
+    a = write_jsonl(tmp_path / "a.jsonl", [trace("a", category="math", model="m1", normal=(40, 200))])
+    b = write_jsonl(tmp_path / "b.jsonl", [trace("b", category="math", model="m2", normal=(40, 20))])
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["report", "--table", str(paths[0]), "--traces", a, "--traces", b, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    lengths = pd.read_csv(out / "token_lengths.csv").set_index("model")
+    assert lengths.loc["m1", "normal_tokens"] == 200 and lengths.loc["m2", "normal_tokens"] == 20  # not one bar of 110

@@ -115,6 +115,25 @@ def test_stats_per_category(tmp_path):
     assert s.loc["all", "n"] == 2 and s.loc["all", "normal_tokens"] == 70
 
 
+def test_stats_keep_models_apart_as_fig_12s_columns(tmp_path):
+    a = write_jsonl(tmp_path / "a.jsonl", [trace("a1", category="x", model="m1", normal=(10, 100)),
+                                           trace("a2", category="x", model="m1", normal=(10, 300))])
+    b = write_jsonl(tmp_path / "b.jsonl", [trace("b1", category="x", model="m2", normal=(10, 20), points=[(5, 7)] * 4)])
+    result = invoke("stats", "--traces", a, "--traces", b, "--out", tmp_path / "s.csv")
+    assert result.exit_code == 0, result.output
+    import pandas as pd
+
+    s = pd.read_csv(tmp_path / "s.csv").set_index(["model", "category"])
+    assert list(s.index) == [("m1", "x"), ("m1", "all"), ("m2", "x"), ("m2", "all")]
+    assert s.loc[("m1", "all"), "normal_tokens"] == 200 and s.loc[("m2", "all"), "normal_tokens"] == 20  # not 140, the mean over both
+    assert s.loc[("m2", "x"), "points"] == 4 and s.loc[("m1", "x"), "points"] == 2
+    assert "m1" in result.output and "model x category" in result.output
+    result = invoke("stats", "--traces", a)
+    assert result.exit_code == 0 and f"{a} (m1): mean token lengths per category" in " ".join(result.output.split())
+    result = invoke("stats", "--traces", a, "--traces", a)
+    assert result.exit_code == 2 and result.output.splitlines() == [f"error: --traces: {a} is given twice"]
+
+
 @pytest.mark.parametrize("how", ["sigint", "sigterm"])
 def test_ctrl_c_or_sigterm_during_trace_keeps_finished_questions_and_resume_goes_on(tmp_path, monkeypatch, how):
     import os

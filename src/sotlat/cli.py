@@ -326,6 +326,7 @@ def estimate(
     from sotlat.tables import load_table
 
     _check_out_suffix(out)
+    _given_once(traces, "--traces")
     table_frame = load_table(table)
     frame = traces_frame([r for p in traces for r in read_records(p)])  # also refuses an id in two files
     estimates, unanswered = estimate_answerable(table_frame, frame, extrapolate, peak_tflops, decode_terms)
@@ -386,6 +387,15 @@ def _answering_options(traces: pd.DataFrame, table: pd.DataFrame) -> str:
     from sotlat.estimator.traces import answering_grid
 
     return " ".join(f"{k} {v}" for k, v in answering_grid(traces, table).items())
+
+
+def _given_once(paths: list[Path], option: str) -> None:
+    """Refuse one file named twice (its rows would count twice, or be refused as duplicate ids)."""
+    seen = set()
+    for path in paths:
+        if path.resolve() in seen:
+            raise InputError(f"{option}: {path} is given twice")
+        seen.add(path.resolve())
 
 
 def _count(n: int, noun: str) -> str:
@@ -598,25 +608,31 @@ def validate(
 @app.command()
 @user_errors
 def stats(
-    traces: Annotated[Path, typer.Option(help="Trace file (.jsonl).")],
-    out: Annotated[Optional[Path], typer.Option(help="The per-category table: .jsonl, .csv or .parquet.")] = None,
+    traces: Annotated[list[Path], typer.Option(help="Trace file(s), JSONL; repeat for several.")],
+    out: Annotated[Optional[Path], typer.Option(help="The per-model x category table: .jsonl, .csv or .parquet.")] = None,
 ):
-    """Token-length statistics of traces per category (the paper's Fig. 12)."""
+    """Token-length statistics of traces per model x category (the paper's Fig. 12)."""
     from sotlat.estimator.traces import read_records, traces_frame
     from sotlat.sot.stats import per_trace, summarize_lengths
 
     _check_out_suffix(out)
-    records = read_records(traces)
-    traces_frame(records)
+    _given_once(traces, "--traces")
+    records = [r for p in traces for r in read_records(p)]
+    traces_frame(records)  # checks every trace, and refuses an id in two files
     table = summarize_lengths(per_trace(records))
-    t = Table(title=f"{traces}: mean token lengths per category (completion tokens)")
-    for c in ("category", "n", "SoT fallbacks", "points", "skeleton", "skeleton at limit", "point", "longest point", "longest / mean",
-              "SoT answer", "normal", "normal at limit"):
-        t.add_column(c, justify="left" if c == "category" else "right")
+    one = table["model"].nunique() == 1
+    source = str(traces[0]) if len(traces) == 1 else _count(len(traces), "trace file")
+    model = table["model"].iloc[0]
+    heading = f"{source}{f' ({model})' if one and model != '-' else ''}: mean token lengths per {'category' if one else 'model x category'} (completion tokens)"
+    t = Table(title=heading)
+    for c in ("model",) * (not one) + ("category", "n", "SoT fallbacks", "points", "skeleton", "skeleton at limit", "point", "longest point",
+                                       "longest / mean", "SoT answer", "normal", "normal at limit"):
+        t.add_column(c, justify="left" if c in ("model", "category") else "right")
     for r in table.itertuples():
-        t.add_row(r.category, str(r.n), str(r.fallbacks), f"{r.points:.1f}", f"{r.skeleton_tokens:.0f}", str(r.skeleton_at_limit),
-                  f"{r.point_tokens:.0f}", f"{r.longest_point_tokens:.0f}", f"{r.point_imbalance:.2f}", f"{r.sot_answer_tokens:.0f}",
-                  f"{r.normal_tokens:.0f}", str(r.normal_at_limit), style="bold" if r.category == "all" else None)
+        t.add_row(*(r.model,) * (not one), r.category, str(r.n), str(r.fallbacks), f"{r.points:.1f}", f"{r.skeleton_tokens:.0f}",
+                  str(r.skeleton_at_limit), f"{r.point_tokens:.0f}", f"{r.longest_point_tokens:.0f}", f"{r.point_imbalance:.2f}",
+                  f"{r.sot_answer_tokens:.0f}", f"{r.normal_tokens:.0f}", str(r.normal_at_limit), style="bold" if r.category == "all" else None,
+                  end_section=r.category == "all" and not one)
     console.print(t)
     if out is not None:
         write_frame(table, out)
@@ -806,8 +822,8 @@ def report(
 
     if out.suffix.lower() in (".html", ".htm", ".md"):
         raise InputError(f"--out: {out}: give a folder; the report writes index.html, report.md, figures and CSVs in it")
-    if len(set(map(Path.resolve, table))) < len(table):
-        raise InputError("--table: a table is given twice")
+    _given_once(table, "--table")
+    _given_once(traces or [], "--traces")
     frames = [load_table(t) for t in table]
     decode_ends = {file: int(f.loc[f["phase"] == "decode", "length"].max()) if (f["phase"] == "decode").any() else 0 for file, f in zip(table, frames)}
     if context is None:

@@ -12,6 +12,7 @@ import os
 import torch
 from accelerate import init_empty_weights
 from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, PretrainedConfig
+from transformers.utils import logging as hf_logging
 
 from sotlat.errors import InputError
 
@@ -118,8 +119,12 @@ def causal_lm(config: PretrainedConfig, attention: str = "sdpa") -> torch.nn.Mod
     build so (not a causal LM, an architecture without SDPA such as Mamba, or values that contradict
     each other, such as a pad token id past the vocabulary) is a user error."""
     check_attention(attention)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its advice ("add is_decoder=True") would come before, and apart from, our one line
     try:
         return AutoModelForCausalLM.from_config(config, attn_implementation=attention)
     except (ValueError, AssertionError, TypeError) as exc:
         reason = str(exc).split(". ")[0].split("\n")[0]
         raise InputError(f"config ({config.model_type}): transformers cannot build it as a causal LM with {attention} attention: {reason}") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)

@@ -50,12 +50,17 @@ def count_flops(meta_model: torch.nn.Module, phase: str, batch: int, length: int
         profiler.start_profile()
         try:  # an exception inside would otherwise leave torch functions patched
             if phase == "prefill":
-                prefill(meta_model, ids)
+                cache = prefill(meta_model, ids)
             else:
                 decode_step(meta_model, ids[:, :1], cache)
             macs = profiler.get_total_macs()
         finally:
             profiler.end_profile()
+    if cache is None:  # e.g. BERT built as a causal LM without is_decoder: its "decode" would read no cache
+        from sotlat.errors import InputError
+
+        raise InputError(f"config ({meta_model.config.model_type}): the model keeps no KV cache, so it has no decode steps to "
+                         "profile: not a decoder (a BERT-like config needs is_decoder: true)")
     return 2.0 * macs
 
 

@@ -206,13 +206,20 @@ def breakdown(estimates: pd.DataFrame) -> Figure:
 
 
 def token_lengths(lengths: pd.DataFrame) -> Figure:
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    axes[0].hist(lengths["points"].dropna(), bins=np.arange(0.5, lengths["points"].max(skipna=True) + 1.5 if lengths["points"].notna().any() else 2.5), label="questions")
-    _finish(fig, axes[0], "points per question", "number of points", "questions")
+    """Points per question, then mean lengths per category in one panel per model (Fig. 12 has a
+    column per model): models are never averaged together."""
+    models = list(dict.fromkeys(lengths["model"]))
+    fig, axes = plt.subplots(1, 1 + len(models), figsize=(5.5 * (1 + len(models)), 3.8), squeeze=False)
+    top = lengths["points"].max(skipna=True) if lengths["points"].notna().any() else 1
+    axes[0, 0].hist([lengths.loc[lengths["model"] == m, "points"].dropna() for m in models], bins=np.arange(0.5, top + 1.5), label=models)
+    _finish(fig, axes[0, 0], "points per question", "number of points", "questions")
     cols = {"skeleton_tokens": "skeleton", "point_tokens": "point (mean)", "longest_point_tokens": "longest point", "normal_tokens": "normal answer"}
-    by = lengths.groupby("category")[list(cols)].mean()
-    by.rename(columns=cols).plot.bar(ax=axes[1], rot=30)
-    _finish(fig, axes[1], "mean completion tokens by category", "category", "tokens")
+    by = lengths.groupby(["model", "category"], sort=False)[list(cols)].mean()
+    for ax, model in zip(axes[0, 1:], models):
+        by.loc[model].sort_index().rename(columns=cols).plot.bar(ax=ax, rot=30)
+        _finish(fig, ax, f"mean completion tokens{f' of {model}' if model != '-' else ''} by category", "category", "tokens", legend=False)
+        ax.set_ylim(0, np.nanmax([by.max().max(), 1]) * 1.25)  # one scale for every model; room for the legend above the bars
+        ax.legend(fontsize=7, ncol=4, loc="upper left")
     fig.suptitle("Fig. 12: token lengths of the traces", y=1.02)
     fig.tight_layout()
     return Figure("token_lengths", "Fig. 12: token lengths of the traces", fig, by.reset_index())

@@ -1,13 +1,14 @@
 """Token-length statistics of traces, as the paper's Fig. 12: points per question (12a); lengths of
 the normal answer (12b), the longest and the mean point (12c, 12d), their balance (12e: longest /
-mean point) and the final SoT answer (12f: the points' answers together); the skeleton; per category."""
+mean point) and the final SoT answer (12f: the points' answers together); the skeleton; per model x category,
+as the figure has one column per model."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-STAT_COLUMNS = ["category", "n", "fallbacks", "points", "skeleton_tokens", "skeleton_at_limit", "point_tokens",
+STAT_COLUMNS = ["model", "category", "n", "fallbacks", "points", "skeleton_tokens", "skeleton_at_limit", "point_tokens",
                 "longest_point_tokens", "point_imbalance", "sot_answer_tokens", "normal_tokens", "normal_at_limit"]
 
 
@@ -18,7 +19,7 @@ def per_trace(records: list[tuple[str, dict]]) -> pd.DataFrame:
         skeleton = (t.get("sot") or t.get("sot_fallback") or {}).get("skeleton", {})
         normal = t.get("normal", {}).get("completion_tokens")
         limit = t.get("max_new_tokens")
-        rows.append({"id": t["id"], "category": t.get("category") or "-", "fallback": "sot" not in t,
+        rows.append({"id": t["id"], "model": t.get("model") or "-", "category": t.get("category") or "-", "fallback": "sot" not in t,
                      "points": len(points) or np.nan, "skeleton_tokens": skeleton.get("completion_tokens", np.nan),
                      "skeleton_at_limit": limit is not None and skeleton.get("completion_tokens") == limit,
                      "point_tokens": np.mean(points) if points else np.nan, "longest_point_tokens": max(points, default=np.nan),
@@ -30,12 +31,15 @@ def per_trace(records: list[tuple[str, dict]]) -> pd.DataFrame:
 
 
 def summarize_lengths(frame: pd.DataFrame) -> pd.DataFrame:
-    """Means per category (then 'all'); fallbacks and skeletons or answers cut at max-new-tokens are counts."""
+    """Means per model x category (then 'all' per model); fallbacks and skeletons or answers cut at
+    max-new-tokens are counts. Models are never averaged together."""
     counts = {"fallbacks": "fallback", "skeleton_at_limit": "skeleton_at_limit", "normal_at_limit": "normal_at_limit"}
 
-    def agg(group: pd.DataFrame, category: str) -> dict:
-        means = {c: float(group[c].mean()) for c in STAT_COLUMNS[2:] if c not in counts}
-        return {"category": category, "n": len(group), **means, **{c: int(group[src].sum()) for c, src in counts.items()}}
+    def agg(group: pd.DataFrame, model: str, category: str) -> dict:
+        means = {c: float(group[c].mean()) for c in STAT_COLUMNS[3:] if c not in counts}
+        return {"model": model, "category": category, "n": len(group), **means, **{c: int(group[src].sum()) for c, src in counts.items()}}
 
-    rows = [agg(g, c) for c, g in frame.groupby("category", sort=True)] + [agg(frame, "all")]
+    rows = []
+    for model, per_model in frame.groupby("model", sort=False):
+        rows += [agg(g, model, c) for c, g in per_model.groupby("category", sort=True)] + [agg(per_model, model, "all")]
     return pd.DataFrame(rows, columns=STAT_COLUMNS)
