@@ -169,6 +169,26 @@ def test_shipped_calibrations_and_cli(tmp_path):
     assert load_calibration(str(tmp_path / "c.json")).decode.mbu == pytest.approx(0.75, rel=1e-3)
 
 
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c.pop("name"), "name: missing"),
+    (lambda c: c["decode"].update(mbu=1.7), "decode.mbu: 1.7; expected a number above 0 and at most 1"),  # more than the peak
+    (lambda c: c["prefill"].update(mfu=0), "prefill.mfu: 0; expected a number above 0"),  # would divide by zero
+    (lambda c: c["prefill"].pop("layer_overhead_ms"), "prefill.layer_overhead_ms: missing"),
+    (lambda c: c["decode"].update(layer_overhead_ms="1"), "decode.layer_overhead_ms: '1'; expected a number at least 0"),
+    (lambda c: c["decode"].update(fixed_overhead_ms=float("nan")), "decode.fixed_overhead_ms: nan"),
+    (lambda c: c.update(workspace_bytes=-1), "workspace_bytes: -1; expected a number at least 0"),
+    (lambda c: c.pop("prefill"), "prefill: missing"),
+])
+def test_a_calibration_file_is_checked_field_by_field(tmp_path, edit, message):
+    cal = load_calibration("hf-eager").as_dict()
+    edit(cal)
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(cal))
+    with pytest.raises(InputError) as info:
+        load_calibration(str(path))
+    assert str(info.value).startswith(f"--calibration: {path}: {message}")
+
+
 @pytest.mark.parametrize("name", ["smollm2-135m", "smollm2-360m"])
 def test_profile_cost_matches_the_time_a_measured_profile_took(name):
     table = load_table(resources.files("sotlat") / "data" / "tables" / f"{name}__cpu-amd-epyc-2c.parquet")

@@ -959,6 +959,7 @@ def tables_merge(files: list[Path], out: Annotated[Path, typer.Option("--out", "
     from sotlat.tables.stats import is_complete
 
     _check_out_suffix(out, (".parquet",))
+    _given_once(files, "tables merge")
     shards = [load_table(f) for f in files]
     merged = merge_tables(shards, [str(f) for f in files])
     save_table(merged, out)

@@ -34,6 +34,7 @@ from sotlat.profiler.memory import memory_tracker_for
 from sotlat.profiler.steps import decode_step, prefill
 from sotlat.profiler.timer import timer_for
 from sotlat.simulator.catalogue import figure, peak_field
+from sotlat.tables.difference import first_difference, short
 from sotlat.tables.grid import PrefillGrid
 from sotlat.tables.io import empty_cells, load_table, save_table
 from sotlat.tables.schema import COLUMNS, SCHEMA_VERSION, arch_identity
@@ -231,25 +232,9 @@ def _check_resumable(out: str, old: dict, new: dict) -> None:
     checks = [("arch", arch_identity(old["arch"]), arch_identity(new["arch"])), ("device", old["device"].get("name"), new["device"]["name"]),
               ("dtype", old["dtype"], new["dtype"]), ("method", old["method"], new["method"])]
     for what, was, now in checks:
-        path, was, now = _first_difference(what, was, now)
+        path, was, now = first_difference(what, was, now)
         if path:
-            raise InputError(f"{out}: cannot resume: {path} differs from the file's ({_short(was)} in the file, {_short(now)} now)")
-
-
-def _first_difference(path: str, a, b):
-    """(dotted path, a's value, b's value) of the first leaf where a and b differ; ("", ...) if equal."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b), key=str):
-            found = _first_difference(f"{path}.{key}", a.get(key), b.get(key))
-            if found[0]:
-                return found
-        return "", a, b
-    return (path, a, b) if a != b else ("", a, b)
-
-
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) < 120 else text[:117] + "..."
+            raise InputError(f"{out}: cannot resume: {path} differs from the file's ({short(was)} in the file, {short(now)} now)")
 
 
 def _restore(state: _State, table: pd.DataFrame) -> None:

@@ -11,6 +11,7 @@ table, of which a pass gathers only a few rows).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -36,9 +37,34 @@ class Calibration:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Calibration":
-        return cls(name=d["name"], prefill=PhaseParams(**d["prefill"]), decode=PhaseParams(**d["decode"]),
-                   workspace_bytes=d.get("workspace_bytes", 0.0), about=d.get("about", ""))
+    def from_dict(cls, d) -> "Calibration":
+        """Checked field by field: a ValueError names the first wrong one (`decode.mbu: ...`)."""
+        if not isinstance(d, dict) or not isinstance(d.get("name"), str):
+            raise ValueError("name: missing; a calibration is an object with name, prefill and decode")
+        phases = {phase: _phase_params(d.get(phase), phase) for phase in ("prefill", "decode")}
+        return cls(name=d["name"], **phases, workspace_bytes=_number(d, "workspace_bytes", "workspace_bytes", default=0.0),
+                   about=str(d.get("about", "")))
+
+
+def _number(d: dict, key: str, path: str, *, above: float = 0.0, at_most: float | None = None, default: float | None = None,
+            strictly: bool = False) -> float:
+    """d[key] as a finite float >= `above` (> with `strictly`) and <= `at_most`; missing is `default`, else an error."""
+    value = d.get(key, default)
+    ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+          and (value > above if strictly else value >= above) and (at_most is None or value <= at_most))
+    if not ok:
+        bound = f"{'above' if strictly else 'at least'} {above:g}" + (f" and at most {at_most:g}" if at_most is not None else "")
+        raise ValueError(f"{path}: {'missing' if value is None else repr(value)}; expected a number {bound}")
+    return float(value)
+
+
+def _phase_params(d, phase: str) -> PhaseParams:
+    """MFU and MBU are fractions of a peak, in (0, 1]; the overheads are times, >= 0."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{phase}: missing; expected an object with mfu, mbu and layer_overhead_ms")
+    return PhaseParams(*(_number(d, key, f"{phase}.{key}", at_most=1.0, strictly=True) for key in ("mfu", "mbu")),
+                       _number(d, "layer_overhead_ms", f"{phase}.layer_overhead_ms"),
+                       _number(d, "fixed_overhead_ms", f"{phase}.fixed_overhead_ms", default=0.0))
 
 
 # Uncalibrated: a well-tuned engine (MBU 0.75, MFU 0.6, small per-layer overhead); see docs/simulator.md.
@@ -62,8 +88,12 @@ def load_calibration(spec: str) -> Calibration:
         return Calibration.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise InputError(f"--calibration: {spec}: not default, hf-eager or a calibration file") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise InputError(f"--calibration: {path}: not a calibration ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"--calibration: {path}: cannot read ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--calibration: {path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except ValueError as exc:
+        raise InputError(f"--calibration: {path}: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import copy
 import pandas as pd
 
 from sotlat.errors import InputError
+from sotlat.tables.difference import first_difference, short
 from sotlat.tables.schema import CELL_KEY, arch_identity
 from sotlat.tables.stats import is_complete
 
@@ -32,9 +33,9 @@ def merge_tables(tables: list[pd.DataFrame], names: list[str]) -> pd.DataFrame:
     first = _identity(tables[0].attrs["sotlat"])
     for table, name in zip(tables[1:], names[1:]):
         other = _identity(table.attrs["sotlat"])
-        if other != first:
-            diff = sorted(k for k in set(first) | set(other) if first.get(k) != other.get(k))
-            raise InputError(f"{name}: not a shard of the same profile as {names[0]} (differs in {', '.join(diff)})")
+        path, ours, theirs = first_difference("", first, other)
+        if path:
+            raise InputError(f"{name}: not a shard of the same profile as {names[0]}: {path} is {short(theirs)} there, {short(ours)} in {names[0]}")
     cells = pd.concat(tables, ignore_index=True)
     dup = cells.duplicated(CELL_KEY, keep=False)
     if dup.any():
