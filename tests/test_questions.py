@@ -44,3 +44,29 @@ def test_bad_csv_questions_are_one_located_error(tmp_path, text, message):
     (tmp_path / "q.csv").write_text(text)
     with pytest.raises(InputError, match=message):
         load_questions(str(tmp_path / "q.csv"))
+
+
+def test_a_csvs_id_and_category_columns_are_used(tmp_path):
+    (tmp_path / "q.csv").write_text('id,category,request\nm1,math,"What is 2+2?"\n,,"Name a colour."\n')
+    assert [(q["id"], q["category"]) for q in load_questions(str(tmp_path / "q.csv"))] == [("m1", "math"), ("q-002", None)]
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("q.jsonl", '{"id": "a", "question": "x"}\n{"id": "a", "question": "y"}\n', r"q.jsonl:2: id 'a' is already at \S*q.jsonl:1$"),
+    ("q.csv", "id,request\n7,x\n7,y\n", r"q.csv: row 2: id '7' is already at \S*q.csv: row 1$"),
+    ("q.jsonl", '{"id": 3, "question": "x"}\n{"id": "3", "question": "y"}\n', "q.jsonl:2: id '3' is already at"),  # both become trace id "3"
+    ("q.jsonl", '["x"]\n', "q.jsonl:1: expected an object with a question field"),
+    ("q.jsonl", '{"question": "x", "category": 5}\n', "q.jsonl:1: category must be a string"),
+    ("q.jsonl", '{"question": "x", "id": null}\n{"question": "y", "id": [1]}\n', "q.jsonl:2: id must be a non-empty string or an integer"),
+    ("q.txt", "Why?\n", "--questions: .*q.txt: expected a .csv .* or .jsonl"),
+])
+def test_bad_question_files_are_one_located_error(tmp_path, name, text, message):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(InputError, match=message):
+        load_questions(str(tmp_path / name))
+
+
+def test_a_binary_questions_file_is_a_user_error(tmp_path):
+    (tmp_path / "q.jsonl").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(InputError, match="q.jsonl: cannot read"):
+        load_questions(str(tmp_path / "q.jsonl"))

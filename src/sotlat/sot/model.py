@@ -9,6 +9,8 @@ ever downloaded.
 
 from __future__ import annotations
 
+import contextlib
+import io
 from importlib import metadata
 from pathlib import Path
 
@@ -42,9 +44,10 @@ def load_model(spec: str | None, device: str):
     else:
         raise InputError(f"--model: {path}: not a .gguf file or a model directory")
     name = DEFAULT_MODEL if spec is None else path.stem
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(**kwargs, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(**kwargs, local_files_only=True)
+    try:  # without transformers' two loading bars (GGUF de-quantizing, weights): the trace's own bar follows
+        with contextlib.redirect_stderr(io.StringIO()):
+            tokenizer = AutoTokenizer.from_pretrained(**kwargs, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(**kwargs, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise InputError(f"--model: {path}: cannot load ({exc})") from None
     return model.to(device=device, dtype=torch.float32).eval(), tokenizer, name

@@ -27,29 +27,54 @@ def load_questions(source: str) -> list[dict]:
     path = Path(source)
     if not path.exists():
         raise InputError(f"--questions: {source}: not one of {', '.join(BUILTIN)} and no such file")
-    questions = _csv_questions(path, source) if path.suffix == ".csv" else _jsonl_questions(path, source)
+    if path.suffix not in (".csv", ".jsonl"):
+        raise InputError(f"--questions: {source}: expected a .csv (request column) or .jsonl (question field) file")
+    try:
+        questions = _csv_questions(path, source) if path.suffix == ".csv" else _jsonl_questions(path, source)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{source}: cannot read ({exc})") from None
     if not questions:
         raise InputError(f"{source}: no questions in the file")
     return questions
 
 
-def _csv_questions(path: Path, source: str) -> list[dict]:
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (ValueError, UnicodeDecodeError) as exc:  # pandas' parser and empty-data errors are ValueErrors
-        raise InputError(f"{source}: not a readable CSV file ({exc})") from None
-    if "request" not in frame:
-        raise InputError(f"{source}: needs a 'request' column")
-    questions = []
-    for i, q in enumerate(frame["request"]):
-        if not q.strip():
-            raise InputError(f"{source}: row {i + 1}: request must be a non-empty string")
-        questions.append({"id": f"{path.stem}-{i + 1:03d}", "category": None, "question": q})
+def _question(where: str, ident, category, question, default_id: str, what: str) -> dict:
+    """One checked question: a non-empty text, an optional string or integer id, an optional string category."""
+    if not isinstance(question, str) or not question.strip():
+        raise InputError(f"{where}: {what} must be a non-empty string")
+    if ident is not None and (isinstance(ident, bool) or not isinstance(ident, (str, int)) or not str(ident).strip()):
+        raise InputError(f"{where}: id must be a non-empty string or an integer")
+    if category is not None and not isinstance(category, str):
+        raise InputError(f"{where}: category must be a string")
+    return {"id": str(ident) if ident is not None else default_id, "category": category or None, "question": question}
+
+
+def _unique(questions: list[dict], places: list[str]) -> list[dict]:
+    """Refuse an id used twice: its trace would be refused by estimate, and --resume would skip the second."""
+    first = {}
+    for q, where in zip(questions, places):
+        if q["id"] in first:
+            raise InputError(f"{where}: id {q['id']!r} is already at {first[q['id']]}")
+        first[q["id"]] = where
     return questions
 
 
+def _csv_questions(path: Path, source: str) -> list[dict]:
+    """A `request` column; `id` and `category` columns are used where present."""
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except ValueError as exc:  # pandas' parser and empty-data errors are ValueErrors
+        raise InputError(f"{source}: not a readable CSV file ({exc})") from None
+    if "request" not in frame:
+        raise InputError(f"{source}: needs a 'request' column")
+    places = [f"{source}: row {i + 1}" for i in range(len(frame))]
+    questions = [_question(where, row.get("id") or None, row.get("category") or None, row["request"], f"{path.stem}-{i + 1:03d}", "request")
+                 for i, (where, row) in enumerate(zip(places, frame.to_dict("records")))]
+    return _unique(questions, places)
+
+
 def _jsonl_questions(path: Path, source: str) -> list[dict]:
-    questions = []
+    questions, places = [], []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -57,7 +82,8 @@ def _jsonl_questions(path: Path, source: str) -> list[dict]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"{source}:{number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict) or not isinstance(obj.get("question"), str) or not obj["question"].strip():
-            raise InputError(f"{source}:{number}: question must be a non-empty string")
-        questions.append({"id": str(obj.get("id", f"{path.stem}-{number:03d}")), "category": obj.get("category"), "question": obj["question"]})
-    return questions
+        if not isinstance(obj, dict):
+            raise InputError(f"{source}:{number}: expected an object with a question field")
+        places.append(f"{source}:{number}")
+        questions.append(_question(places[-1], obj.get("id"), obj.get("category"), obj.get("question"), f"{path.stem}-{number:03d}", "question"))
+    return _unique(questions, places)
