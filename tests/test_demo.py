@@ -62,3 +62,13 @@ def test_the_gpu_demo_is_sized_to_minutes_by_the_simulated_plan():
                      spec.prefill_lengths, spec.decode_max)
     minutes = profile_seconds(table, spec.prefill_runs, spec.decode_runs)["total_s"].sum() / 60
     assert 3 < minutes < 8
+
+
+def test_demo_into_a_file_is_one_line_not_a_traceback(tmp_path):
+    from typer.testing import CliRunner
+
+    from sotlat.cli import app
+
+    (tmp_path / "afile").write_text("")
+    result = CliRunner().invoke(app, ["demo", "--out-dir", str(tmp_path / "afile")])
+    assert result.exit_code == 2 and result.output.splitlines() == [f"error: {tmp_path / 'afile'}: cannot write it here (File exists)"]

@@ -59,6 +59,11 @@ def test_finished_ids_cuts_a_torn_line(tmp_path):
     assert path.read_text() == '{"id": "a"}\n{"id": "b"}\n'
     with pytest.raises(InputError, match="already exists"):
         finished_ids(path, resume=False)
+    path.write_bytes('{"id": "a", "text": "é"}\n{"id": "b", "text": "é'.encode()[:-1])  # torn inside a two-byte character
+    assert finished_ids(path, resume=True) == {"a"}
+    path.write_bytes(b'\xff\xfe{"id": "a"}\n')
+    with pytest.raises(InputError, match="t.jsonl: cannot resume it: not a UTF-8 JSONL file"):
+        finished_ids(path, resume=True)
 
 
 def test_replay_then_validate_with_tiny(tmp_path):

@@ -72,6 +72,8 @@ def test_loader_rejects_duplicates_and_bad_phase(tmp_path, table):
 def test_loader_missing_and_corrupt_files(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         load_table(tmp_path / "none.parquet")
+    with pytest.raises(InputError, match=f"^{tmp_path}: a folder, not a table file"):
+        load_table(tmp_path)
     (tmp_path / "junk.parquet").write_text("not parquet")
     with pytest.raises(InputError, match="not a readable Parquet file"):
         load_table(tmp_path / "junk.parquet")

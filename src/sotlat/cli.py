@@ -976,6 +976,7 @@ def demo(
     resume: Annotated[bool, typer.Option(help="Reuse or continue the demo's table; --no-resume measures again.")] = True,
 ):
     """Profile this machine on a grid sized to a few minutes, then estimate the repo's real Vicuna-80 traces on it."""
+    from sotlat.atomic import writable
     from sotlat.demo import demo_spec, recorded_traces
     from sotlat.estimator import estimate_answerable, load_traces
     from sotlat.report.build import build_report
@@ -984,7 +985,8 @@ def demo(
     traces = recorded_traces()
     frame = load_traces(traces)
     spec = demo_spec(frame)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with writable(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
     table_path = out_dir / f"{spec.arch}__{spec.device}.parquet"
     console.print(f"profiling {spec.arch} on {spec.device} ({spec.dtype}): batches {spec.batches}, "
                   f"prefill {spec.prefill_lengths.lengths[0]}..{spec.prefill_lengths.lengths[-1]} step {spec.prefill_lengths.step}, decode k = 1..{spec.decode_max}")

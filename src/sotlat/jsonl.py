@@ -20,13 +20,18 @@ def finished_ids(path: Path, resume: bool) -> set[str]:
         return set()
     if not resume:
         raise InputError(f"{path}: already exists; continue it with --resume, or choose another --out")
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):  # interrupted mid-write: keep only whole lines
-        data = data[: data.rfind(b"\n") + 1]
-        with open(path, "r+b") as fh:
-            fh.truncate(len(data))
+    with writable(path):
+        data = path.read_bytes()
+    whole = data[: data.rfind(b"\n") + 1]  # interrupted mid-write (perhaps mid-character): keep only whole lines
+    try:
+        text = whole.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: cannot resume it: not a UTF-8 JSONL file ({exc})") from None
+    if len(whole) < len(data):
+        with writable(path), open(path, "r+b") as fh:
+            fh.truncate(len(whole))
     ids = set()
-    for number, line in enumerate(data.decode("utf-8").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         try:
             ids.add(json.loads(line)["id"])
         except (json.JSONDecodeError, KeyError, TypeError):

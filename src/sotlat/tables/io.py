@@ -42,6 +42,8 @@ def load_table(path: str | os.PathLike) -> pd.DataFrame:
     name = os.fspath(path)
     if not os.path.exists(name):
         raise InputError(f"{name}: no such file")
+    if os.path.isdir(name):
+        raise InputError(f"{name}: a folder, not a table file (`sotlat tables list {name}` lists the tables in it)")
     try:
         arrow = pq.read_table(name)
     except (pa.ArrowException, OSError) as exc:
