@@ -21,16 +21,20 @@ def test_other_arithmetic_grid_uses_floor_l_over_step():
 def test_parse_batches_range_and_list():
     assert parse_batches("1-4") == [1, 2, 3, 4]
     assert parse_batches("8,1,2,2") == [1, 2, 8]
+    assert parse_batches("1-8,12,16") == [*range(1, 9), 12, 16] and parse_batches(" 1 - 3 ,7") == [1, 2, 3, 7]
 
 
-@pytest.mark.parametrize("batches, text", [([1, 2, 3, 4], "1-4"), ([16], "16"), ([1, 2, 8], "1,2,8"), ([3, 5], "3,5")])
+@pytest.mark.parametrize("batches, text", [([1, 2, 3, 4], "1-4"), ([16], "16"), ([1, 2, 8], "1,2,8"), ([3, 5], "3,5"), ([3, 4], "3-4"),
+                                           ([1, 3, 5, 6, 7, 8, 14], "1,3,5-8,14"), ([1, 2, 4, 5, 6], "1,2,4-6")])
 def test_format_batches_is_what_parse_batches_reads(batches, text):
     assert format_batches(batches) == text and parse_batches(text) == batches
 
 
-@pytest.mark.parametrize("text", ["", "a-b", "0-3", "1;2"])
-def test_parse_batches_rejects(text):
-    with pytest.raises(InputError, match="--batches"):
+@pytest.mark.parametrize("text, message", [("", "expected sizes"), ("a-b", "expected sizes"), ("0-3", "positive"), ("1;2", "expected sizes"),
+                                           ("1-", "expected sizes"), ("1,,2", "expected sizes"), ("1-2-3", "expected sizes"),
+                                           ("16-1", "the range '16-1' runs backwards; write it 1-16")])
+def test_parse_batches_rejects(text, message):
+    with pytest.raises(InputError, match=f"--batches: .*{message}"):
         parse_batches(text)
 
 

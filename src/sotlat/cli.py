@@ -79,7 +79,7 @@ Config = Annotated[Optional[Path], typer.Option(help="An HF config.json of a cau
 Device = Annotated[Optional[str], typer.Option(help="cuda, cuda:N or cpu (default: cuda when available).")]
 Dtype = Annotated[Optional[str], typer.Option(help="Default float16 on GPU, float32 on CPU.")]
 GpuDtype = Annotated[str, typer.Option(help="Data type of weights, activations and KV cache.")]
-Batches = Annotated[str, typer.Option(help="Batch sizes B: inclusive range A-B or list A,B,C.")]
+Batches = Annotated[str, typer.Option(help="Batch sizes B: sizes and inclusive ranges, e.g. 1-16, 1,2,4 or 1-8,12,16.")]
 PrefillLengths = Annotated[str, typer.Option(help="Prompt lengths l: START:STOP:STEP as Python's range (the paper: 1:700:10).")]
 DecodeMax = Annotated[int, typer.Option(min=1, help="Decode cells k = 1..N (tokens in the cache before the step).")]
 PrefillRuns = Annotated[int, typer.Option(min=1, help="Forward passes per prefill cell, warm-ups included.")]

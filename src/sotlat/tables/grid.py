@@ -57,21 +57,32 @@ def parse_range(text: str, option: str = "--prefill-lengths") -> PrefillGrid:
 
 
 def parse_batches(text: str, option: str = "--batches") -> list[int]:
-    """An inclusive range 'A-B' or a comma list 'A,B,C' of positive batch sizes."""
-    try:
-        if "-" in text:
-            lo, hi = (int(x) for x in text.split("-"))
-            batches = list(range(lo, hi + 1))
-        else:
-            batches = sorted({int(x) for x in text.split(",")})
-    except ValueError:
-        raise InputError(f"{option}: expected a range like 1-16 or a list like 1,2,4, got {text!r}") from None
-    if not batches or batches[0] < 1:
-        raise InputError(f"{option}: batch sizes must be positive integers, got {text!r}")
-    return batches
+    """Positive batch sizes: a comma list of sizes and inclusive ranges, '1-16', '1,2,4', '1-8,12,16'."""
+    batches = set()
+    for item in text.split(","):
+        try:
+            lo, dash, hi = item.partition("-")
+            lo = int(lo)
+            hi = int(hi) if dash else lo
+        except ValueError:
+            raise InputError(f"{option}: expected sizes and ranges like 1-16, 1,2,4 or 1-8,12,16, got {text!r}") from None
+        if lo < 1:
+            raise InputError(f"{option}: batch sizes must be positive integers, got {text!r}")
+        if hi < lo:
+            raise InputError(f"{option}: the range {item.strip()!r} runs backwards; write it {hi}-{lo}")
+        batches.update(range(lo, hi + 1))
+    return sorted(batches)
 
 
 def format_batches(batches: list[int]) -> str:
-    """The --batches text of sorted batch sizes, as parse_batches reads it: 'A-B' when contiguous."""
-    contiguous = len(batches) > 1 and batches == list(range(batches[0], batches[-1] + 1))
-    return f"{batches[0]}-{batches[-1]}" if contiguous else ",".join(map(str, batches))
+    """The --batches text of sorted batch sizes, as parse_batches reads it: 'A-B' for a contiguous
+    list, and for any run of three or more within a list ('1,3,5-8,14')."""
+    runs = []
+    for b in batches:
+        if runs and b == runs[-1][-1] + 1:
+            runs[-1].append(b)
+        else:
+            runs.append([b])
+    if len(runs) == 1 and len(batches) > 1:
+        return f"{batches[0]}-{batches[-1]}"
+    return ",".join(f"{r[0]}-{r[-1]}" if len(r) >= 3 else ",".join(map(str, r)) for r in runs)
