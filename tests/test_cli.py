@@ -63,6 +63,8 @@ def test_tables_show(profiled):
     result = invoke("tables", "show", profiled)
     assert result.exit_code == 0, result.output
     assert "tiny" in result.output and "decode" in result.output and "prefill" in result.output and "1-90" in result.output
+    grid = next(line for line in result.output.splitlines() if line.startswith("grid "))  # as the options that made it
+    assert grid.split(None, 1)[1] == "--batches 1-3 --prefill-lengths 1:60:20 (l = 1..41, 3 lengths) --decode-max 90"
     assert "latency_ms" in result.output and "latency_ms" not in invoke("tables", "show", profiled, "--cells", "0").output  # no cells table
     assert invoke("tables", "show", profiled, "--cells", "-1").exit_code == 2
     shown = json.loads(invoke("tables", "show", profiled, "--json").output)  # for scripts: the same facts as data

@@ -846,7 +846,7 @@ def tables_show(
 ):
     """Metadata, grid coverage and a few cells of a table."""
     from sotlat.tables import load_table
-    from sotlat.tables.grid import format_batches
+    from sotlat.tables.grid import PrefillGrid, format_batches
     from sotlat.tables.stats import coverage, is_complete, summary
 
     table = load_table(file)
@@ -869,7 +869,9 @@ def tables_show(
     calibration = f"   calibration {method['calibration']['name']}" if method.get("simulated") else ""
     console.print(f"device {device['name']}{f' ({known})' if known else ''}   dtype {meta['dtype']}   timer {method.get('timer', '?')}{calibration}",
                   highlight=False)
-    console.print(f"grid   {json.dumps(method['grid'])}")
+    grid, prefill = method["grid"], PrefillGrid.from_dict(method["grid"]["prefill_lengths"])  # as profile's options
+    console.print(f"grid   --batches {format_batches(grid['batches'])} --prefill-lengths {prefill} "
+                  f"(l = {prefill.lengths[0]}..{prefill.lengths[-1]}, {len(prefill.lengths)} lengths) --decode-max {grid['decode_max']}", highlight=False)
     view = Table(title="coverage")
     for c in ("phase", "batches", "lengths", "cells", "statuses"):
         view.add_column(c)
