@@ -255,8 +255,10 @@ def _run_profile(spec, out: str, resume: bool) -> pd.DataFrame:
     if spec.device == "cpu" and load.get("cpu_busy_pct", 0) > BUSY_PCT:
         console.print(f"warning: the CPUs were {load['cpu_busy_pct']:.0f}% busy with other work when the profile "
                       "started: CPU timings can be many times too slow", style="yellow")
-    console.print(Text.assemble((out, "bold"), f": {s['cells']:,} cells ({_statuses(s['status'])}) in {time.monotonic() - started:,.0f} s; "
-                                f"measuring, over all runs of this profile: {s['elapsed_s']:,.0f} s; median CV of the runs {_pct(s['median_cv'])}"))
+    seconds = lambda x: f"{x:,.1f} s" if x < 10 else f"{x:,.0f} s"  # noqa: E731
+    measuring = f"{seconds(s['elapsed_s'])} measuring" + (" (every run of this profile together)" if resume else "")
+    console.print(Text.assemble((out, "bold"), f": {s['cells']:,} cells ({_statuses(s['status'])}) in {seconds(time.monotonic() - started)}, "
+                                f"{measuring}; median CV of the runs {_pct(s['median_cv'])}"))
     _print_floor(s)
     return table
 
