@@ -211,6 +211,11 @@ def test_version_is_the_installed_packages():
 
     result = invoke("--version")
     assert result.exit_code == 0 and result.output.strip() == f"sotlat {version('sotlat')}"
+    import subprocess
+    import sys
+
+    module = subprocess.run([sys.executable, "-m", "sotlat", "--version"], capture_output=True, text=True)  # python -m sotlat: the same
+    assert module.returncode == 0 and module.stdout.strip() == f"sotlat {version('sotlat')}"
 
 
 def test_tables_compare_prints_and_writes_the_errors(tmp_path):

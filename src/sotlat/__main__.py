@@ -1,0 +1,5 @@
+"""`python -m sotlat`: the same as the `sotlat` command."""
+
+from sotlat.cli import main
+
+main()
