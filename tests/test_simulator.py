@@ -167,6 +167,12 @@ def test_shipped_calibrations_and_cli(tmp_path):
     result = runner.invoke(app, ["calibrate", "--table", str(out), "--out", str(tmp_path / "c.json")])
     assert result.exit_code == 0 and "median |error|" in result.output
     assert load_calibration(str(tmp_path / "c.json")).decode.mbu == pytest.approx(0.75, rel=1e-3)
+    assert "warning" not in result.output and json.loads((tmp_path / "c.json").read_text())["fit_errors"]["decode"]["faster_than_bandwidth_cells"] == 0
+    # told 1 GB/s, the table's decode steps (tiny: its weights and overheads, on an H100) beat it: said, with how many
+    result = runner.invoke(app, ["calibrate", "--table", str(out), "--peak-tflops", "989", "--bandwidth-gbps", "1", "--out", str(tmp_path / "c.json")])
+    n = json.loads((tmp_path / "c.json").read_text())["fit_errors"]["decode"]["faster_than_bandwidth_cells"]
+    assert result.exit_code == 0 and n > 0
+    assert f"warning: {n} decode cells ran faster than the bandwidth 1 GB/s (--bandwidth-gbps) allows" in " ".join(result.output.split())
 
 
 @pytest.mark.parametrize("edit, message", [

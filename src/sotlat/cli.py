@@ -802,6 +802,12 @@ def calibrate(
         console.print(f"{phase:<8} MFU {p.mfu:.3f}{said.get('mfu', '')}  MBU {p.mbu:.3f}{said.get('mbu', '')}  overhead {p.layer_overhead_ms:.3f} ms/layer   "
                       f"fit over {e['n']} cells: median |error| {e['median_abs_pct']:.1f}%, P90 {e['p90_abs_pct']:.1f}%", highlight=False)
     console.print(f"{out}: workspace {cal.workspace_bytes / 1e6:,.0f} MB")
+    given = {"faster_than_peak_cells": f"peak {peak_tflops:g} TFLOPS (--peak-tflops)", "faster_than_bandwidth_cells": f"bandwidth {bandwidth_gbps:g} GB/s (--bandwidth-gbps)"}
+    for phase in ("prefill", "decode"):
+        for key, figure in given.items():
+            if errors[phase][key]:
+                console.print(f"warning: {_count(errors[phase][key], f'{phase} cell')} ran faster than the {figure} allows: "
+                              "that figure is too low for this device", style="yellow", highlight=False)
 
 
 @app.command()

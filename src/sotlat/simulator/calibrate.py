@@ -56,7 +56,11 @@ def fit_phase(cells: pd.DataFrame, shapes: Shapes, phase: str, peak_tflops: floa
     x = best.x
     p = PhaseParams(float(np.exp(x[0])), float(np.exp(x[1])), float(x[2]))
     compute_s, memory_s = flops / (p.mfu * peak_tflops * 1e12), nbytes / (p.mbu * bandwidth_gbps * 1e9)
+    seconds = measured / 1e3
     bound = {"compute_bound_cells": int((compute_s > memory_s).sum()), "memory_bound_cells": int((compute_s <= memory_s).sum()),
+             # passes faster than the whole peak or bandwidth allows: that figure is too low for the device
+             "faster_than_peak_cells": int((seconds < flops / (peak_tflops * 1e12)).sum()),
+             "faster_than_bandwidth_cells": int((seconds < nbytes / (bandwidth_gbps * 1e9)).sum()),
              "mfu_at_least": float(np.max(flops / (peak_tflops * 1e12 * memory_s))),
              "mbu_at_least": float(np.max(nbytes / (bandwidth_gbps * 1e9 * compute_s)))}
     return p, predict(x) / measured - 1, bound
@@ -92,7 +96,8 @@ def calibrate(table: pd.DataFrame, peak_tflops: float, bandwidth_gbps: float, na
         errors[phase] = error_stats(rel * 100)
     params, unidentified = _unidentified(params, bounds)
     for phase, chosen in unidentified.items():
-        errors[phase].update({k: bounds[phase][k] for k in ("compute_bound_cells", "memory_bound_cells")}, unidentified=chosen)
+        errors[phase].update({k: bounds[phase][k] for k in ("compute_bound_cells", "memory_bound_cells", "faster_than_peak_cells",
+                                                           "faster_than_bandwidth_cells")}, unidentified=chosen)
     mem = ok[ok["peak_memory_bytes"].notna()]
     workspace = 0.0
     if len(mem):
