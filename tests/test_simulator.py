@@ -47,8 +47,13 @@ def test_the_driver_reported_name_finds_its_catalogue_entry_and_no_other(reporte
 
 
 def test_unknown_gpu_and_missing_figure():
-    with pytest.raises(InputError, match="unknown GPU 'v100'"):
+    with pytest.raises(InputError, match="unknown GPU 'v100'; `sotlat gpus` lists all 13: a100-40gb-sxm, "):
         gpu_spec("v100", "float16")
+    with pytest.raises(InputError, match=r"unknown GPU 'h100'; did you mean h100-sxm or h100-pcie\?"):
+        gpu_spec("h100", "float16")
+    with pytest.raises(InputError, match=r"unknown GPU 'rtx4090'; did you mean rtx-4090"):
+        gpu_spec("rtx4090", "float16")
+    assert gpu_spec(" A100-80GB-SXM ", "float16")["id"] == "a100-80gb-sxm"  # ids are read case-insensitively
     with pytest.raises(InputError, match="a10g: fp16_dense_tflops is not known; give --peak-tflops"):
         gpu_spec("a10g", "float16")
     assert gpu_spec("a10g", "float16", peak_tflops=125)["peak_tflops"] == 125

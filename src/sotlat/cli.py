@@ -727,7 +727,7 @@ def plan(
     spec, table = _simulated(gpu, arch, config, dtype, calibration, batches, prefill_lengths, decode_max, peak_tflops, bandwidth_gbps)
     name = table.attrs["sotlat"]["arch"]["name"]
     if (table["status"] == "oom").all():
-        raise InputError(f"--gpu {gpu}: {name} does not fit in its {spec['memory_gb']:g} GB: the smallest cell needs "
+        raise InputError(f"--gpu {spec['id']}: {name} does not fit in its {spec['memory_gb']:g} GB: the smallest cell needs "
                          f"{table['peak_memory_bytes'].min() / 1e9:.1f} GB, so every cell would be oom; nothing to plan")
     seconds = profile_seconds(table, prefill_runs, decode_runs)
     cal = table.attrs["sotlat"]["method"]["calibration"]["name"]
@@ -740,7 +740,7 @@ def plan(
         planned.append({"batches": batches_text, "seconds": float(seconds.loc[seconds["batch"].isin(group), "total_s"].sum()),
                         "command": f"{command} --batches {batches_text} --out {name}__b{batches_text.replace(',', '_')}.parquet --resume"})
     if as_json:
-        print(json.dumps({"gpu": gpu, "arch": name, "dtype": dtype, "calibration": cal, "total_s": float(seconds["total_s"].sum()),
+        print(json.dumps({"gpu": spec["id"], "arch": name, "dtype": dtype, "calibration": cal, "total_s": float(seconds["total_s"].sum()),
                           "oom_cells": oom, "per_batch": json.loads(seconds.to_json(orient="records")), "shard_limit_s": shard_minutes * 60,
                           "shards": planned}))
         return
