@@ -132,7 +132,9 @@ def test_out_of_range_is_one_line(tmp_path):
     (["profile", "--arch", "tiny", "--device", "cpu", "--prefill-runs", "2", "--prefill-warmup", "2", "--out", "o.parquet"], ["--prefill-warmup"]),
     (["flops", "--arch", "tiny", "--phase", "both", "--batch", "1", "--length", "3"], ["--phase"]),
     # checked before the progress bar appears: the error is all the user sees
-    (["profile", "--arch", "llama-99b", "--device", "cpu", "--out", "o.parquet"], ["unknown architecture 'llama-99b'"]),
+    (["profile", "--arch", "llama-99b", "--device", "cpu", "--out", "o.parquet"], ["unknown architecture 'llama-99b'; did you mean llama-7b, llama-13b or"]),
+    (["profile", "--arch", "gpt-j", "--device", "cpu", "--out", "o.parquet"], ["unknown architecture 'gpt-j'; choose one of llama-7b,"]),
+    (["profile", "--arch", "llama", "--device", "cpu", "--out", "o.parquet"], ["unknown architecture 'llama'; did you mean llama-7b, llama-13b or llama-33b?"]),
     (["profile", "--config", "bad.json", "--device", "cpu", "--out", "o.parquet"], ["bad.json: not a readable JSON config"]),
     (["profile", "--config", "mamba.json", "--device", "cpu", "--out", "o.parquet"], ["config (mamba): transformers cannot build it", "scaled_dot_product_attention"]),
     (["simulate", "--gpu", "l4", "--config", "t5.json", "--out", "o.parquet"], ["config (t5): transformers cannot build it as a causal LM"]),
@@ -204,6 +206,11 @@ def test_estimate_skip_unanswerable_estimates_the_rest_and_says_why(tmp_path):
     assert_user_error(result, "the one trace is not inside the table (trace wide: points stage needs batch 5, but the table has "
                               "batches 1-3); a table that answers it: --batches 1,5")
     assert not (tmp_path / "none.csv").exists()
+
+
+def test_architecture_names_are_read_case_insensitively():
+    result = invoke("flops", "--arch", "LLaMA-7B", "--phase", "decode", "--batch", "1", "--length", "1", "--json")
+    assert result.exit_code == 0 and json.loads(result.output)["arch"] == "llama-7b"
 
 
 def test_version_is_the_installed_packages():

@@ -14,7 +14,7 @@ from accelerate import init_empty_weights
 from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, PretrainedConfig
 from transformers.utils import logging as hf_logging
 
-from sotlat.errors import InputError
+from sotlat.errors import InputError, did_you_mean
 
 _LLAMA_V1 = dict(vocab_size=32000, max_position_embeddings=2048, rms_norm_eps=1e-6, rope_theta=10000.0)
 
@@ -61,8 +61,9 @@ def load_config(arch: str | None, config_path: str | None = None) -> tuple[str, 
         except (ValueError, KeyError) as exc:
             raise InputError(f"{config_path}: model_type: {exc}") from None
         return arch or os.path.splitext(os.path.basename(config_path))[0], config
+    given, arch = arch, (arch or "").strip().lower()  # LLaMA-7B is llama-7b
     if arch not in ARCHS:
-        raise InputError(f"--arch: unknown architecture {arch!r}; choose one of {', '.join(ARCHS)} or give --config")
+        raise InputError(f"--arch: unknown architecture {given!r}; {did_you_mean(arch, ARCHS)}choose one of {', '.join(ARCHS)} or give --config")
     return arch, LlamaConfig(**ARCHS[arch])
 
 

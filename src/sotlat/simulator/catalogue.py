@@ -3,12 +3,11 @@ L2, each with its source and whether the sources confirm it."""
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from importlib import resources
 
-from sotlat.errors import InputError
+from sotlat.errors import InputError, did_you_mean
 
 FIELDS = ("memory_gb", "bandwidth_gbps", "fp16_dense_tflops", "fp32_tflops", "sms", "l2_mb")
 
@@ -31,9 +30,7 @@ def gpu_spec(gpu_id: str, dtype: str, peak_tflops: float | None = None, bandwidt
     catalogue = load_catalogue()
     given, gpu_id = gpu_id, gpu_id.strip().lower()  # ids are lower case: A100-80GB-SXM is a100-80gb-sxm
     if gpu_id not in catalogue:
-        close = [g for g in catalogue if g.startswith(gpu_id)] or difflib.get_close_matches(gpu_id, catalogue, n=3, cutoff=0.6)
-        hint = f"did you mean {' or '.join(close)}? " if close else ""
-        raise InputError(f"--gpu: unknown GPU {given!r}; {hint}`sotlat gpus` lists all {len(catalogue)}: {', '.join(catalogue)}")
+        raise InputError(f"--gpu: unknown GPU {given!r}; {did_you_mean(gpu_id, catalogue)}`sotlat gpus` lists all {len(catalogue)}: {', '.join(catalogue)}")
     entry, field = catalogue[gpu_id], peak_field(dtype)
     spec = {"id": gpu_id, "name": entry["name"], **{f: entry[f]["value"] for f in FIELDS}}
     spec["peak_tflops"] = peak_tflops or (spec[field] if field else None)
