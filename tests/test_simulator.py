@@ -61,9 +61,17 @@ def test_unknown_gpu_and_missing_figure():
         gpu_spec("a100-80gb-sxm", "float64")
 
 
-def test_a_dtype_typo_is_an_unknown_dtype_not_a_missing_peak():
-    result = CliRunner().invoke(app, ["simulate", "--gpu", "h100-sxm", "--arch", "tiny", "--dtype", "bf16", "--out", "t.parquet"])
-    assert result.exit_code == 2 and result.output.splitlines() == ["error: --dtype: unknown dtype 'bf16' (float16, bfloat16, float32)"]
+def test_dtype_aliases_are_recorded_by_their_canonical_name_and_others_refused(tmp_path):
+    out = tmp_path / "t.parquet"
+    grid = ["--gpu", "h100-sxm", "--arch", "tiny", "--batches", "1", "--prefill-lengths", "1:5:5", "--decode-max", "2", "--out", str(out)]
+    result = CliRunner().invoke(app, ["simulate", *grid, "--dtype", "BF16"])
+    assert result.exit_code == 0 and load_table(out).attrs["sotlat"]["dtype"] == "bfloat16"  # merges and resumes with a bfloat16 table
+    out.unlink()
+    for dtype in ("int8", "float64", "fp8"):  # no compute type of these models here: refused before any work, not a traceback
+        result = CliRunner().invoke(app, ["simulate", *grid, "--dtype", dtype])
+        assert result.exit_code == 2 and not out.exists()
+        assert result.output.splitlines() == [f"error: Invalid value for '--dtype': unknown dtype '{dtype}'; expected float16, bfloat16, float32 "
+                                              "(or fp16, half, bf16, fp32, float) (see 'root simulate --help')"]  # CliRunner's program name
 
 
 def test_only_doubted_figures_a_simulation_rests_on_are_flagged():

@@ -72,13 +72,25 @@ def _positive(value: float | None) -> float | None:
     return value
 
 
+def _dtype(value: str | None) -> str | None:
+    """The canonical name (fp16 and half are float16), checked before any work."""
+    from sotlat.profiler.run import canonical_dtype
+
+    if value is None:
+        return None
+    try:
+        return canonical_dtype(value)
+    except InputError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("--dtype: ")) from None
+
+
 # Options that several commands share: one definition and one help text each.
 TableOut = Annotated[Path, typer.Option("--out", "-o", help="Table file to write (.parquet).")]
 Arch = Annotated[Optional[str], typer.Option(help="llama-7b, llama-13b, llama-33b, smollm2-135m, smollm2-360m or tiny (random weights).")]
 Config = Annotated[Optional[Path], typer.Option(help="An HF config.json of a causal LM, instead of --arch.")]
 Device = Annotated[Optional[str], typer.Option(help="cuda, cuda:N or cpu (default: cuda when available).")]
-Dtype = Annotated[Optional[str], typer.Option(help="Default float16 on GPU, float32 on CPU.")]
-GpuDtype = Annotated[str, typer.Option(help="Data type of weights, activations and KV cache.")]
+Dtype = Annotated[Optional[str], typer.Option(callback=_dtype, help="float16, bfloat16 or float32 (default: float16 on GPU, float32 on CPU).")]
+GpuDtype = Annotated[str, typer.Option(callback=_dtype, help="Data type of weights, activations and KV cache: float16, bfloat16 or float32.")]
 Batches = Annotated[str, typer.Option(help="Batch sizes B: sizes and inclusive ranges, e.g. 1-16, 1,2,4 or 1-8,12,16.")]
 PrefillLengths = Annotated[str, typer.Option(help="Prompt lengths l: START:STOP:STEP as Python's range (the paper: 1:700:10).")]
 DecodeMax = Annotated[int, typer.Option(min=1, help="Decode cells k = 1..N (tokens in the cache before the step).")]
@@ -687,14 +699,12 @@ def simulate(
 
 def _simulated(gpu, arch, config, dtype, calibration, batches, prefill_lengths, decode_max, peak_tflops, bandwidth_gbps):
     """The catalogue entry and the simulated table of `simulate` and `plan`."""
-    from sotlat.profiler.run import torch_dtype
     from sotlat.simulator.catalogue import gpu_spec
     from sotlat.simulator.model import load_calibration
     from sotlat.simulator.simulate import simulate as run
     from sotlat.tables.grid import parse_batches, parse_range
 
     _arch_or_config(arch, config)
-    torch_dtype(dtype)  # a typo ('bf16') is an unknown dtype, not a GPU without a peak for it
     spec = gpu_spec(gpu, dtype, peak_tflops, bandwidth_gbps)
     return spec, run(arch, str(config) if config else None, spec, load_calibration(calibration), dtype,
                      parse_batches(batches), parse_range(prefill_lengths), decode_max)

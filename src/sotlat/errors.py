@@ -6,12 +6,12 @@ class InputError(Exception):
 
 
 def did_you_mean(given: str, choices) -> str:
-    """'did you mean a or b? ' for the choices `given` begins or nearly spells, else ''."""
+    """'did you mean a or b? ' for the choices `given` begins (in their order), else those it nearly
+    spells (closest first); '' for none."""
     import difflib
 
     choices = list(choices)
     close = [c for c in choices if given and c.startswith(given)] or difflib.get_close_matches(given, choices, n=3, cutoff=0.6)
-    close = sorted(close, key=choices.index)
     if not close or len(close) == len(choices):
         return ""
     return f"did you mean {', '.join(close[:-1])} or {close[-1]}? " if len(close) > 1 else f"did you mean {close[0]}? "

@@ -154,11 +154,21 @@ def geomean(values) -> float:
     return float(math.exp(np.mean(np.log(values))))
 
 
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+DTYPE_ALIASES = {"fp16": "float16", "half": "float16", "bf16": "bfloat16", "fp32": "float32", "float": "float32"}
+
+
+def canonical_dtype(name: str) -> str:
+    """The dtype's name as tables record it (fp16 and half are float16), so that tables of one dtype
+    compare, merge and resume as one; integer and complex types are no model's compute type here."""
+    canonical = DTYPE_ALIASES.get(name.strip().lower(), name.strip().lower())
+    if canonical not in DTYPES:
+        raise InputError(f"--dtype: unknown dtype {name!r}; expected {', '.join(DTYPES)} (or {', '.join(DTYPE_ALIASES)})")
+    return canonical
+
+
 def torch_dtype(name: str) -> torch.dtype:
-    value = getattr(torch, name, None)
-    if not isinstance(value, torch.dtype):
-        raise InputError(f"--dtype: unknown dtype {name!r} (float16, bfloat16, float32)")
-    return value
+    return DTYPES[canonical_dtype(name)]
 
 
 def profile(spec: ProfileSpec, out: str, resume: bool = False, progress: Progress | None = None, model=None) -> pd.DataFrame:
