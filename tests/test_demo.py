@@ -4,6 +4,7 @@ import pytest
 from conftest import synthetic_table
 from sotlat.demo import CPU, GPU, covered, demo_spec, recorded_traces
 from sotlat.estimator.traces import PROMPTS
+from sotlat.tables.grid import format_batches
 from sotlat.estimator import estimate_answerable, load_traces
 
 
@@ -41,6 +42,8 @@ def test_demo_end_to_end_with_the_tiny_architecture(tmp_path, monkeypatch):
     monkeypatch.setattr("sotlat.demo.CPU", tiny)
     result = CliRunner().invoke(app, ["demo", "--out-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
+    spec = demo_spec(load_traces(recorded_traces()), "cpu")
+    assert result.output.startswith(f"profiling tiny on cpu (float32): batches {format_batches(spec.batches)}, prefill 1..")
     traces = load_traces(recorded_traces())
     inside = covered(traces, tiny)
     estimates = pd.read_csv(tmp_path / "estimates.csv")

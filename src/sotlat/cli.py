@@ -998,6 +998,7 @@ def demo(
     """Profile this machine on a grid sized to a few minutes, then estimate the repo's real Vicuna-80 traces on it."""
     from sotlat.atomic import writable
     from sotlat.demo import demo_spec, recorded_traces
+    from sotlat.tables.grid import format_batches
     from sotlat.estimator import estimate_answerable, load_traces
     from sotlat.report.build import build_report
     from sotlat.tables import load_table
@@ -1008,7 +1009,7 @@ def demo(
     with writable(out_dir):
         out_dir.mkdir(parents=True, exist_ok=True)
     table_path = out_dir / f"{spec.arch}__{spec.device}.parquet"
-    console.print(f"profiling {spec.arch} on {spec.device} ({spec.dtype}): batches {spec.batches}, "
+    console.print(f"profiling {spec.arch} on {spec.device} ({spec.dtype}): batches {format_batches(spec.batches)}, "
                   f"prefill {spec.prefill_lengths.lengths[0]}..{spec.prefill_lengths.lengths[-1]} step {spec.prefill_lengths.step}, decode k = 1..{spec.decode_max}")
     if table_path.exists() and not resume:
         table_path.unlink()  # --no-resume: measure again from scratch
