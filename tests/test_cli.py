@@ -176,6 +176,19 @@ def test_estimate_rejects_unknown_out_suffix(tmp_path):
     assert_user_error(invoke("estimate", "--table", tmp_path / "t.parquet", "--traces", traces, "--out", tmp_path / "e.xlsx"), "--out")
 
 
+def test_each_reason_a_trace_is_outside_the_table_is_one_line_however_narrow_the_terminal(tmp_path, monkeypatch):
+    from sotlat import cli
+
+    monkeypatch.setattr(cli.console, "width", 60)  # a narrow terminal
+    table = tmp_path / "t.parquet"
+    save_table(synthetic_table(batches=(1, 2), decode_max=200), table)
+    traces = write_jsonl(tmp_path / "t.jsonl", [trace("a"), trace("long", normal=(30, 400))])
+    result = invoke("estimate", "--table", table, "--traces", traces, "--skip-unanswerable")
+    assert result.exit_code == 0, result.output
+    line = next(ln for ln in result.output.splitlines() if ln.startswith("  long: "))
+    assert line.endswith("(estimate --extrapolate extends it, to k=1600 at most)") and len(line) > 80
+
+
 def test_estimate_skip_unanswerable_estimates_the_rest_and_says_why(tmp_path):
     table = tmp_path / "t.parquet"
     save_table(synthetic_table(batches=(1, 2, 3), decode_max=200), table)

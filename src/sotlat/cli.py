@@ -388,7 +388,7 @@ def _print_estimates(table: pd.DataFrame, estimates: pd.DataFrame, unanswered: p
     if len(unanswered):
         console.print(f"{len(unanswered)} of {len(estimates) + len(unanswered)} traces are outside the table and not estimated:", style="yellow")
         for r in unanswered.head(10).itertuples():
-            console.print(f"  {r.id}: {r.reason}", highlight=False)
+            console.print(f"  {r.id}: {r.reason}", highlight=False, soft_wrap=True)  # one line each, as grep wants it
         if len(unanswered) > 10:
             console.print(f"  ... and {len(unanswered) - 10} more")
     if len(unanswered) and traces is not None:
