@@ -71,13 +71,15 @@ def test_replay_then_validate_with_tiny(tmp_path):
     grid = ["--arch", "tiny", "--device", "cpu", "--batches", "1-3", "--prefill-lengths", "1:80:10", "--decode-max", "100",
             "--prefill-runs", "3", "--prefill-warmup", "1", "--decode-runs", "2"]
     assert invoke("profile", *grid, "--out", table).exit_code == 0
-    traces = write_jsonl(tmp_path / "t.jsonl", [trace("a", category="x", normal=(30, 40), skeleton=(50, 10), points=[(20, 12), (25, 5), (22, 9)]),
+    traces = write_jsonl(tmp_path / "t.jsonl", [trace("a", category="x", normal=(30, 40), skeleton=(50, 10), points=[(20, 12), (25, 5), (22, 9)],
+                                                      max_new_tokens=40),
                                                 trace("b", category="y", normal=(10, 60), skeleton=(45, 6), points=[(15, 20), (18, 3)])])
     measured = tmp_path / "m.jsonl"
     result = invoke("replay", "--arch", "tiny", "--device", "cpu", "--traces", traces, "--repeats", "2", "--out", measured)
     assert result.exit_code == 0, result.output
     lines = [json.loads(x) for x in measured.read_text().splitlines()]
     assert [x["id"] for x in lines] == ["a", "b"] and lines[0]["sot"]["points"][1] == {"prompt_tokens": 25, "completion_tokens": 5}
+    assert lines[0]["max_new_tokens"] == 40 and "max_new_tokens" not in lines[1]  # kept where the trace has it, for stats
     m = lines[0]["measured"]
     assert len(m["runs"]["normal_ms"]) == 2 and m["sot_ms"] == pytest.approx(m["skeleton_ms"] + m["points_ms"], rel=0.5)
     assert m["speedup"] == pytest.approx(m["normal_ms"] / m["sot_ms"])
@@ -132,6 +134,7 @@ def test_stats_keep_models_apart_as_fig_12s_columns(tmp_path):
     assert list(s.index) == [("m1", "x"), ("m1", "all"), ("m2", "x"), ("m2", "all")]
     assert s.loc[("m1", "all"), "normal_tokens"] == 200 and s.loc[("m2", "all"), "normal_tokens"] == 20  # not 140, the mean over both
     assert s.loc[("m2", "x"), "points"] == 4 and s.loc[("m1", "x"), "points"] == 2
+    assert s["normal_at_limit"].isna().all()  # no trace records its max-new-tokens: unknown, not "none reached it"
     assert "m1" in result.output and "model x category" in result.output
     result = invoke("stats", "--traces", a)
     assert result.exit_code == 0 and f"{a} (m1): mean token lengths per category" in " ".join(result.output.split())

@@ -643,9 +643,9 @@ def stats(
                                        "longest / mean", "SoT answer", "normal", "normal at limit"):
         t.add_column(c, justify="left" if c in ("model", "category") else "right")
     for r in table.itertuples():
-        t.add_row(*(r.model,) * (not one), r.category, str(r.n), str(r.fallbacks), f"{r.points:.1f}", f"{r.skeleton_tokens:.0f}",
-                  str(r.skeleton_at_limit), f"{r.point_tokens:.0f}", f"{r.longest_point_tokens:.0f}", f"{r.point_imbalance:.2f}",
-                  f"{r.sot_answer_tokens:.0f}", f"{r.normal_tokens:.0f}", str(r.normal_at_limit), style="bold" if r.category == "all" else None,
+        t.add_row(*(r.model,) * (not one), r.category, str(r.n), str(r.fallbacks), _num(r.points, ".1f"), _num(r.skeleton_tokens, ".0f"),
+                  _num(r.skeleton_at_limit, "d"), _num(r.point_tokens, ".0f"), _num(r.longest_point_tokens, ".0f"), _num(r.point_imbalance, ".2f"),
+                  _num(r.sot_answer_tokens, ".0f"), _num(r.normal_tokens, ".0f"), _num(r.normal_at_limit, "d"), style="bold" if r.category == "all" else None,
                   end_section=r.category == "all" and not one)
     console.print(t)
     if out is not None:

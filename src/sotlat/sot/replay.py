@@ -63,6 +63,8 @@ def measured_record(trace: dict, measured: dict, **about) -> dict:
     """The output line: the trace's id, category and token counts, what was measured, and how."""
     lengths = lambda s: {"prompt_tokens": s["prompt_tokens"], "completion_tokens": s["completion_tokens"]}  # noqa: E731
     line = {"id": trace["id"], "category": trace.get("category"), "model": trace.get("model")}
+    if "max_new_tokens" in trace:  # what the recorded answers were cut at: stats counts the ones that reached it
+        line["max_new_tokens"] = trace["max_new_tokens"]
     if "normal" in trace:
         line["normal"] = lengths(trace["normal"])
     if "sot" in trace:

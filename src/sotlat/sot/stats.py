@@ -21,25 +21,27 @@ def per_trace(records: list[tuple[str, dict]]) -> pd.DataFrame:
         limit = t.get("max_new_tokens")
         rows.append({"id": t["id"], "model": t.get("model") or "-", "category": t.get("category") or "-", "fallback": "sot" not in t,
                      "points": len(points) or np.nan, "skeleton_tokens": skeleton.get("completion_tokens", np.nan),
-                     "skeleton_at_limit": limit is not None and skeleton.get("completion_tokens") == limit,
+                     "skeleton_at_limit": np.nan if limit is None else skeleton.get("completion_tokens") == limit,  # unknown limit: no count
                      "point_tokens": np.mean(points) if points else np.nan, "longest_point_tokens": max(points, default=np.nan),
                      "point_imbalance": max(points) / np.mean(points) if points and np.mean(points) else np.nan,
                      "sot_answer_tokens": sum(points) if points else np.nan,
                      "normal_tokens": normal if normal is not None else np.nan,
-                     "normal_at_limit": normal is not None and normal == limit})
+                     "normal_at_limit": np.nan if limit is None else normal == limit})
     return pd.DataFrame(rows)
 
 
 def summarize_lengths(frame: pd.DataFrame) -> pd.DataFrame:
     """Means per model x category (then 'all' per model); fallbacks and skeletons or answers cut at
-    max-new-tokens are counts. Models are never averaged together."""
+    max-new-tokens are counts, the latter NA where no trace records its limit (a replay of traces
+    that did not). Models are never averaged together."""
     counts = {"fallbacks": "fallback", "skeleton_at_limit": "skeleton_at_limit", "normal_at_limit": "normal_at_limit"}
 
     def agg(group: pd.DataFrame, model: str, category: str) -> dict:
         means = {c: float(group[c].mean()) for c in STAT_COLUMNS[3:] if c not in counts}
-        return {"model": model, "category": category, "n": len(group), **means, **{c: int(group[src].sum()) for c, src in counts.items()}}
+        cut = {c: group[src].astype(float).sum(min_count=1) for c, src in counts.items()}
+        return {"model": model, "category": category, "n": len(group), **means, **{c: pd.NA if pd.isna(v) else int(v) for c, v in cut.items()}}
 
     rows = []
     for model, per_model in frame.groupby("model", sort=False):
         rows += [agg(g, model, c) for c, g in per_model.groupby("category", sort=True)] + [agg(per_model, model, "all")]
-    return pd.DataFrame(rows, columns=STAT_COLUMNS)
+    return pd.DataFrame(rows, columns=STAT_COLUMNS).astype({c: "Int64" for c in counts})
