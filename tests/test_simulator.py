@@ -181,6 +181,8 @@ def test_shipped_calibrations_and_cli(tmp_path):
     assert result.exit_code == 0 and "median |error|" in result.output
     assert load_calibration(str(tmp_path / "c.json")).decode.mbu == pytest.approx(0.75, rel=1e-3)
     assert "warning" not in result.output and json.loads((tmp_path / "c.json").read_text())["fit_errors"]["decode"]["faster_than_bandwidth_cells"] == 0
+    result = runner.invoke(app, ["calibrate", "--table", str(out), "--gpu", "l4", "--out", str(tmp_path / "l4.json")])  # done, and said
+    assert result.exit_code == 0 and f"note: {out} is of NVIDIA H100 SXM 80GB, not NVIDIA L4 (--gpu l4)" in " ".join(result.stderr.split())
     # told 1 GB/s, the table's decode steps (tiny: its weights and overheads, on an H100) beat it: said, with how many
     result = runner.invoke(app, ["calibrate", "--table", str(out), "--peak-tflops", "989", "--bandwidth-gbps", "1", "--out", str(tmp_path / "c.json")])
     n = json.loads((tmp_path / "c.json").read_text())["fit_errors"]["decode"]["faster_than_bandwidth_cells"]

@@ -794,6 +794,9 @@ def calibrate(
     if gpu:
         spec = gpu_spec(gpu, measured.attrs["sotlat"]["dtype"], peak_tflops, bandwidth_gbps)
         peak_tflops, bandwidth_gbps = spec["peak_tflops"], spec["bandwidth_gbps"]
+        if device.get("catalogue_id") != spec["id"]:  # fitted against another device's figures: said, then done as asked
+            err.print(f"note: {table} is of {device.get('name', 'an unnamed device')}, not {spec['name']} (--gpu {spec['id']}): "
+                      "MFU and MBU are fractions of the figures given, not of that device's own")
     peak_tflops = peak_tflops or device.get("peak_tflops")
     bw = device.get("memory_bandwidth_bytes_per_s")
     bandwidth_gbps = bandwidth_gbps or (bw / 1e9 if bw else None)
