@@ -74,9 +74,12 @@ def test_loader_missing_and_corrupt_files(tmp_path):
         load_table(tmp_path / "none.parquet")
     with pytest.raises(InputError, match=f"^{tmp_path}: a folder, not a table file"):
         load_table(tmp_path)
-    (tmp_path / "junk.parquet").write_text("not parquet")
-    with pytest.raises(InputError, match="not a readable Parquet file"):
+    (tmp_path / "junk.parquet").write_text('{"id": "a trace"}\n')
+    with pytest.raises(InputError, match="junk.parquet: not a Parquet file, so not a latency table"):
         load_table(tmp_path / "junk.parquet")
+    (tmp_path / "torn.parquet").write_bytes(b"PAR1 cut short")  # a Parquet file, damaged
+    with pytest.raises(InputError, match="torn.parquet: not a readable Parquet file"):
+        load_table(tmp_path / "torn.parquet")
 
 
 def test_merge_joins_batch_shards_and_refuses_overlap_or_other_profiles():
@@ -143,7 +146,7 @@ def test_tables_list_finds_tables_in_folders_says_why_others_are_not_and_refuses
         "synthetic", "test-device", "float16", "1,2,4", "1-41", 50, 3 * (3 + 50), True]
     assert a["status"] == {"ok": 159} and a["median_cv"] == 0.0
     assert not found.iloc[1]["complete"]
-    assert len(skipped) == 1 and skipped[0].startswith(f"{tmp_path / 'gpu' / 'notes.parquet'}: not a readable Parquet file")
+    assert len(skipped) == 1 and skipped[0].startswith(f"{tmp_path / 'gpu' / 'notes.parquet'}: not a Parquet file")
 
     result = CliRunner().invoke(app, ["tables", "list", str(tmp_path / "gpu"), "--json"])
     assert result.exit_code == 0, result.output
@@ -153,6 +156,6 @@ def test_tables_list_finds_tables_in_folders_says_why_others_are_not_and_refuses
     assert lines[:2] == [str(tmp_path / "gpu" / "a.parquet"), "  synthetic · test-device · float16 · B 1,2,4, l 1-41, k 1-50 · "
                                                                 "cells ok 159 · median CV 0.0% · complete"]
     assert lines[3].endswith("INCOMPLETE (resume it)") and lines[4] == "2 latency tables" and lines[5].startswith("not a table: ")
-    for bad, why in ((tmp_path / "gpu" / "notes.parquet", "not a readable Parquet file"), (tmp_path / "none", "no such file or folder")):
+    for bad, why in ((tmp_path / "gpu" / "notes.parquet", "not a Parquet file"), (tmp_path / "none", "no such file or folder")):
         result = CliRunner().invoke(app, ["tables", "list", str(bad)])
         assert result.exit_code == 2 and result.output.startswith(f"error: {bad}: {why}"), result.output

@@ -45,6 +45,13 @@ def load_table(path: str | os.PathLike) -> pd.DataFrame:
     if os.path.isdir(name):
         raise InputError(f"{name}: a folder, not a table file (`sotlat tables list {name}` lists the tables in it)")
     try:
+        with open(name, "rb") as fh:
+            parquet = fh.read(4) == b"PAR1"
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    if not parquet:  # a trace, a calibration, a CSV given where a table goes
+        raise InputError(f"{name}: not a Parquet file, so not a latency table (docs/formats.md)")
+    try:
         arrow = pq.read_table(name)
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"{name}: not a readable Parquet file ({exc})") from None
