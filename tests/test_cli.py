@@ -189,6 +189,24 @@ def test_each_reason_a_trace_is_outside_the_table_is_one_line_however_narrow_the
     assert line.endswith("(estimate --extrapolate extends it, to k=1600 at most)") and len(line) > 80
 
 
+def test_where_the_grid_already_covers_the_traces_no_grid_is_suggested_only_the_missing_cells_said(tmp_path):
+    table = tmp_path / "t.parquet"  # batch 3 is oom from k = 100 on: no other grid mends that on this device
+    frame = synthetic_table(batches=(1, 2, 3), decode_max=200, status=lambda phase, b, k: "oom" if b == 3 and k >= 100 else "ok")
+    frame.attrs["sotlat"]["arch"].update(weight_bytes=100, config={"model_type": "llama", "num_attention_heads": 2, "hidden_size": 8,
+                                                                  "num_hidden_layers": 1, "num_key_value_heads": 1})  # for the report's capacity
+    save_table(frame, table)
+    traces = write_jsonl(tmp_path / "t.jsonl", [trace("a"), trace("long", points=[(60, 80)] * 3)])
+    result = invoke("estimate", "--table", table, "--traces", traces, "--skip-unanswerable")
+    assert result.exit_code == 0, result.output
+    assert "  long: points stage needs t^D_3(100), which is oom in the table" in result.output
+    assert "the table's grid already covers all 2; what is missing are cells with no latency in it" in " ".join(result.output.split())
+    assert "a table that answers" not in result.output
+    data = json.loads(invoke("estimate", "--table", table, "--traces", traces, "--skip-unanswerable", "--json").output)
+    assert data["unanswered"][0]["id"] == "long" and data["answering_grid"] is None
+    result = invoke("report", "--table", table, "--traces", traces, "--out", tmp_path / "r")
+    assert result.exit_code == 0 and "Grid of a table that answers" not in (tmp_path / "r" / "report.md").read_text()
+
+
 def test_estimate_skip_unanswerable_estimates_the_rest_and_says_why(tmp_path):
     table = tmp_path / "t.parquet"
     save_table(synthetic_table(batches=(1, 2, 3), decode_max=200), table)
@@ -217,7 +235,7 @@ def test_estimate_skip_unanswerable_estimates_the_rest_and_says_why(tmp_path):
     wide = write_jsonl(tmp_path / "w.jsonl", [trace("wide", points=[(15, 5)] * 5)])
     result = invoke("estimate", "--table", table, "--traces", wide, "--skip-unanswerable", "--out", tmp_path / "none.csv")
     assert_user_error(result, "the one trace is not inside the table (trace wide: points stage needs batch 5, but the table has "
-                              "batches 1-3); a table that answers it: --batches 1,5")
+                              "batches 1-3); a table that answers it (sotlat profile or simulate): --batches 1,5")
     assert not (tmp_path / "none.csv").exists()
 
 

@@ -350,7 +350,7 @@ def estimate(
         first = unanswered.iloc[0]
         which = "the one trace is not" if len(frame) == 1 else f"none of the {len(frame)} traces is"
         raise InputError(f"{which} inside the table (trace {first['id']}: {first['reason']}); "
-                         f"a table that answers {'it' if len(frame) == 1 else 'them all'}: {_answering_options(frame, table_frame)}")
+                         f"{_answering_options(frame, table_frame, 'it' if len(frame) == 1 else 'them all')}")
     if out is not None:
         write_frame(estimates, out)
     if as_json:
@@ -392,15 +392,19 @@ def _print_estimates(table: pd.DataFrame, estimates: pd.DataFrame, unanswered: p
         if len(unanswered) > 10:
             console.print(f"  ... and {len(unanswered) - 10} more")
     if len(unanswered) and traces is not None:
-        console.print(f"a table that answers all {len(traces)} (sotlat profile or simulate): {_answering_options(traces, table)}",
-                      highlight=False, soft_wrap=True)
+        console.print(_answering_options(traces, table, f"all {len(traces)}"), highlight=False, soft_wrap=True)
 
 
-def _answering_options(traces: pd.DataFrame, table: pd.DataFrame) -> str:
-    """The grid options of `profile` or `simulate` for a table that answers every trace."""
+def _answering_options(traces: pd.DataFrame, table: pd.DataFrame, which: str) -> str:
+    """What would answer every trace: the grid options of `profile` or `simulate` for such a table,
+    or, where the table's grid already holds them, that only the missing cells stand in the way."""
     from sotlat.estimator.traces import answering_grid
 
-    return " ".join(f"{k} {v}" for k, v in answering_grid(traces, table).items())
+    grid = answering_grid(traces, table)
+    if grid is None:
+        return (f"the table's grid already covers {which}; what is missing are cells with no latency in it "
+                "(oom on its device, or not measured yet), which no other grid mends")
+    return f"a table that answers {which} (sotlat profile or simulate): " + " ".join(f"{k} {v}" for k, v in grid.items())
 
 
 def _given_once(paths: list[Path], option: str) -> None:

@@ -38,9 +38,9 @@ def build_report(tables: list[pd.DataFrame], trace_paths: list[Path], out_dir: P
         slower = estimates[estimates["speedup"] < 1][["table", "id", "category", "normal_ms", "sot_ms", "speedup"]]
         tables_md["Questions SoT slows down"] = slower
         tables_md["Traces a table cannot answer"] = failed
-        if len(failed):  # what to profile or simulate next
-            tables_md["Grid of a table that answers every trace (sotlat profile or simulate options)"] = pd.DataFrame(
-                [{"table": label(t), **answering_grid(frame, t)} for t in tables])
+        grids = [{"table": label(t), **grid} for t in tables if (grid := answering_grid(frame, t))]  # none where only cells are missing
+        if len(failed) and grids:  # what to profile or simulate next
+            tables_md["Grid of a table that answers every trace (sotlat profile or simulate options)"] = pd.DataFrame(grids)
         if estimates["extrapolated"].any():
             tables_md["Estimates using extrapolated decode latency"] = estimates[estimates["extrapolated"]][["table", "id", "category"]]
     figures += [F.capacity(tables, budget_gb, headroom), F.throughput(tables, context, prompt, slo_tpot_ms, slo_ttft_ms),
