@@ -154,6 +154,9 @@ def test_load_traces_carries_optional_fields(tmp_path):
     assert list(frame["id"]) == ["a", "b"]
     assert frame.loc[0, "category"] == "math" and pd.isna(frame.loc[1, "category"])
     assert frame.loc[0, "points_prompt"] == 15 and frame.loc[0, "points_completion"] == 8
+    bom = tmp_path / "bom.jsonl"  # as some Windows editors save it: a byte-order mark before the first line
+    bom.write_bytes(b"\xef\xbb\xbf" + (tmp_path / "t.jsonl").read_bytes())
+    assert list(load_traces(bom)["id"]) == ["a", "b"]
 
 
 def test_summary_means_per_model_and_category(table):

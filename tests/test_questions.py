@@ -46,6 +46,11 @@ def test_bad_csv_questions_are_one_located_error(tmp_path, text, message):
         load_questions(str(tmp_path / "q.csv"))
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path):
+    (tmp_path / "q.jsonl").write_bytes(b'\xef\xbb\xbf{"id": "a", "question": "Why?"}\n')
+    assert [q["id"] for q in load_questions(str(tmp_path / "q.jsonl"))] == ["a"]
+
+
 def test_a_csvs_id_and_category_columns_are_used(tmp_path):
     (tmp_path / "q.csv").write_text('id,category,request\nm1,math,"What is 2+2?"\n,,"Name a colour."\n')
     assert [(q["id"], q["category"]) for q in load_questions(str(tmp_path / "q.csv"))] == [("m1", "math"), ("q-002", None)]

@@ -75,7 +75,7 @@ def read_records(path: str | os.PathLike) -> list[tuple[str, dict]]:
     """('file:line', parsed JSON) for every non-blank line."""
     name = os.fspath(path)
     try:
-        with open(name, encoding="utf-8") as fh:
+        with open(name, encoding="utf-8-sig") as fh:
             lines = fh.read().splitlines()
     except FileNotFoundError:
         raise InputError(f"{name}: no such file") from None

@@ -48,7 +48,7 @@ def load_config(arch: str | None, config_path: str | None = None) -> tuple[str, 
     """(name, HF config) for a named architecture or an HF config.json of a causal LM."""
     if config_path:
         try:
-            with open(config_path, encoding="utf-8") as fh:
+            with open(config_path, encoding="utf-8-sig") as fh:
                 raw = json.load(fh)
         except FileNotFoundError:
             raise InputError(f"{config_path}: no such file") from None

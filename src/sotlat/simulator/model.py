@@ -85,7 +85,7 @@ def load_calibration(spec: str) -> Calibration:
     shipped = Path(str(resources.files("sotlat") / "data" / "calibrations" / f"{spec}.json"))
     path = shipped if shipped.exists() else Path(spec)
     try:
-        return Calibration.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        return Calibration.from_dict(json.loads(path.read_text(encoding="utf-8-sig")))
     except FileNotFoundError:
         raise InputError(f"--calibration: {spec}: not default, hf-eager or a calibration file") from None
     except (OSError, UnicodeDecodeError) as exc:

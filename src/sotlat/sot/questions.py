@@ -75,7 +75,7 @@ def _csv_questions(path: Path, source: str) -> list[dict]:
 
 def _jsonl_questions(path: Path, source: str) -> list[dict]:
     questions, places = [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
         if not line.strip():
             continue
         try:
