@@ -59,6 +59,14 @@ def test_profile_warns_when_other_work_keeps_the_cpus_busy(tmp_path, monkeypatch
     assert ("80% busy with other work" in result.output) == warned
 
 
+def test_profiles_closing_line_sums_measuring_time_over_runs_only_when_it_continued_one(tmp_path):
+    out = tmp_path / "t.parquet"
+    first = invoke("profile", *GRID, "--batches", "1", "--decode-max", "5", "--out", out, "--resume")  # nothing to continue yet
+    again = invoke("profile", *GRID, "--batches", "1", "--decode-max", "5", "--out", out, "--resume")
+    assert first.exit_code == again.exit_code == 0
+    assert " s measuring; " in first.output and "(every run of this profile together)" in again.output
+
+
 def test_tables_show(profiled):
     result = invoke("tables", "show", profiled)
     assert result.exit_code == 0, result.output

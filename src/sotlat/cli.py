@@ -246,6 +246,7 @@ def _run_profile(spec, out: str, resume: bool) -> pd.DataFrame:
     from sotlat.tables.stats import summary
 
     started, bar = time.monotonic(), _progress()
+    continued = resume and Path(out).exists()  # measuring time then spans the earlier runs too
     task = bar.add_task("profiling", total=None)
 
     def update(done: int, total: int, what: str) -> None:  # the bar appears once the inputs have been checked
@@ -268,7 +269,7 @@ def _run_profile(spec, out: str, resume: bool) -> pd.DataFrame:
         console.print(f"warning: the CPUs were {load['cpu_busy_pct']:.0f}% busy with other work when the profile "
                       "started: CPU timings can be many times too slow", style="yellow")
     seconds = lambda x: f"{x:,.1f} s" if x < 10 else f"{x:,.0f} s"  # noqa: E731
-    measuring = f"{seconds(s['elapsed_s'])} measuring" + (" (every run of this profile together)" if resume else "")
+    measuring = f"{seconds(s['elapsed_s'])} measuring" + (" (every run of this profile together)" if continued else "")
     console.print(Text.assemble((out, "bold"), f": {s['cells']:,} cells ({_statuses(s['status'])}) in {seconds(time.monotonic() - started)}, "
                                 f"{measuring}; median CV of the runs {_pct(s['median_cv'])}"))
     _print_floor(s)
