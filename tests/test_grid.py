@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from sotlat.errors import InputError
-from sotlat.tables.grid import PrefillGrid, format_batches, parse_batches, parse_range
+from sotlat.tables.grid import MAX_CELLS, PrefillGrid, check_grid, format_batches, parse_batches, parse_range
 
 
 def test_paper_prefill_lookup_is_floor_l_over_10_times_10_plus_1():
@@ -32,10 +32,20 @@ def test_format_batches_is_what_parse_batches_reads(batches, text):
 
 @pytest.mark.parametrize("text, message", [("", "expected sizes"), ("a-b", "expected sizes"), ("0-3", "positive"), ("1;2", "expected sizes"),
                                            ("1-", "expected sizes"), ("1,,2", "expected sizes"), ("1-2-3", "expected sizes"),
-                                           ("16-1", "the range '16-1' runs backwards; write it 1-16")])
+                                           ("16-1", "the range '16-1' runs backwards; write it 1-16"),
+                                           ("1-1000000000", "batch sizes go up to 65,536, got 1,000,000,000")])
 def test_parse_batches_rejects(text, message):
     with pytest.raises(InputError, match=f"--batches: .*{message}"):
         parse_batches(text)
+
+
+def test_a_grid_past_the_cell_limit_is_refused_before_anything_is_built():
+    check_grid(list(range(1, 17)), PrefillGrid(1, 700, 10), 1024)  # the paper's grid
+    check_grid([1], PrefillGrid(1, 2, 1), MAX_CELLS - 1)  # exactly at the limit
+    with pytest.raises(InputError, match=r"give 1,000,001 cells \(1 batch x \(1 prefill lengths \+ 1,000,000 decode steps\)\)"):
+        check_grid([1], PrefillGrid(1, 2, 1), MAX_CELLS)
+    with pytest.raises(InputError, match="16,000,016,368 cells"):  # a range never listed (it would not fit in memory)
+        check_grid(list(range(1, 17)), PrefillGrid(1, 10**9, 1), 1024)
 
 
 @pytest.mark.parametrize("text", ["1:700", "0:700:10", "1:700:0", "10:5:1", "x:y:z"])

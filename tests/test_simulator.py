@@ -74,6 +74,15 @@ def test_dtype_aliases_are_recorded_by_their_canonical_name_and_others_refused(t
                                               "(or fp16, half, bf16, fp32, float) (see 'root simulate --help')"]  # CliRunner's program name
 
 
+def test_a_grid_too_large_to_hold_is_refused_in_a_line_by_simulate_plan_and_profile(tmp_path):
+    out = tmp_path / "t.parquet"
+    for command in (["simulate", "--gpu", "h100-sxm"], ["plan", "--gpu", "h100-sxm"], ["profile", "--device", "cpu"]):
+        result = CliRunner().invoke(app, [*command, "--arch", "tiny", "--decode-max", "1000000000", *(["--out", str(out)] * (command[0] != "plan"))])
+        assert result.exit_code == 2 and not out.exists()
+        assert result.output.splitlines() == ["error: --batches, --prefill-lengths and --decode-max give 16,000,001,120 cells (16 batches x "
+                                              "(70 prefill lengths + 1,000,000,000 decode steps)); a table holds at most 1,000,000 (the paper's grid: 17,504)"]
+
+
 def test_only_doubted_figures_a_simulation_rests_on_are_flagged():
     assert gpu_spec("l4", "float16")["unconfirmed"] == []  # its SMs and L2 are doubted, but the model uses neither
     assert gpu_spec("b200", "float16")["unconfirmed"] == ["memory_gb"]  # 192 GB, or 180 usable: decides what is oom

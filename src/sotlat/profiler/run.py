@@ -35,7 +35,7 @@ from sotlat.profiler.steps import decode_step, prefill
 from sotlat.profiler.timer import timer_for
 from sotlat.simulator.catalogue import figure, peak_field
 from sotlat.tables.difference import first_difference, short
-from sotlat.tables.grid import PrefillGrid
+from sotlat.tables.grid import PrefillGrid, check_grid
 from sotlat.tables.io import empty_cells, load_table, save_table
 from sotlat.tables.schema import COLUMNS, SCHEMA_VERSION, arch_identity
 
@@ -57,6 +57,9 @@ class ProfileSpec:
     decode_runs: int = 3
     config_path: str | None = None
     attention: str = "sdpa"
+
+    def __post_init__(self):
+        check_grid(self.batches, self.prefill_lengths, self.decode_max)
 
     def method(self, timer: str, memory: str, flops: dict) -> dict:
         return {

@@ -11,7 +11,7 @@ from sotlat.profiler.archs import arch_meta, load_config, meta_model
 from sotlat.profiler.flops import FlopsFit, fit_flops
 from sotlat.profiler.run import torch_dtype as torch_dtype_of
 from sotlat.simulator.model import Calibration, Shapes, forward_ms, pass_bytes, peak_memory
-from sotlat.tables.grid import PrefillGrid
+from sotlat.tables.grid import PrefillGrid, check_grid
 from sotlat.tables.schema import COLUMNS, SCHEMA_VERSION
 
 
@@ -33,6 +33,9 @@ def shapes_and_flops(name: str, config, dtype: str) -> tuple[Shapes, FlopsFit, d
 
 def simulate(arch: str | None, config_path: str | None, gpu: dict, cal: Calibration, dtype: str,
              batches: list[int], prefill_lengths: PrefillGrid, decode_max: int) -> pd.DataFrame:
+    """The table `profile` would write for this model on `gpu` over the grid, every cell from the
+    analytical model; cells whose peak memory exceeds the GPU's are oom, as the profiler marks them."""
+    check_grid(batches, prefill_lengths, decode_max)
     shapes, fit, meta_arch = shapes_and_flops(*load_config(arch, config_path), dtype)
     parts = []
     for phase, lengths in (("prefill", prefill_lengths.lengths), ("decode", range(1, decode_max + 1))):

@@ -8,6 +8,11 @@ import numpy as np
 
 from sotlat.errors import InputError
 
+MAX_BATCH = 65_536  # past any batch a GPU holds; larger sizes are typos
+# 57 times the paper's 17,504 cells: a bigger grid is a typo ('1:700000:1'), not a plan, and would
+# take days to profile and more memory than this machine has to simulate.
+MAX_CELLS = 1_000_000
+
 
 @dataclass(frozen=True)
 class PrefillGrid:
@@ -70,8 +75,20 @@ def parse_batches(text: str, option: str = "--batches") -> list[int]:
             raise InputError(f"{option}: batch sizes must be positive integers, got {text!r}")
         if hi < lo:
             raise InputError(f"{option}: the range {item.strip()!r} runs backwards; write it {hi}-{lo}")
+        if hi > MAX_BATCH:
+            raise InputError(f"{option}: batch sizes go up to {MAX_BATCH:,}, got {hi:,} in {text!r}")
         batches.update(range(lo, hi + 1))
     return sorted(batches)
+
+
+def check_grid(batches: list[int], prefill_lengths: PrefillGrid, decode_max: int) -> None:
+    """Refuse a grid of more than MAX_CELLS cells before anything is built, measured or simulated."""
+    n_prefill = len(range(prefill_lengths.start, prefill_lengths.stop, prefill_lengths.step))
+    cells = len(batches) * (n_prefill + decode_max)
+    if cells > MAX_CELLS:
+        raise InputError(f"--batches, --prefill-lengths and --decode-max give {cells:,} cells ({len(batches):,} batch{'es' * (len(batches) != 1)} x "
+                         f"({n_prefill:,} prefill lengths + {decode_max:,} decode steps)); a table holds at most {MAX_CELLS:,} "
+                         "(the paper's grid: 17,504)")
 
 
 def format_batches(batches: list[int]) -> str:
