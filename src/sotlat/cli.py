@@ -461,6 +461,52 @@ def _print_summary(summary: pd.DataFrame, title: str) -> None:
 
 @app.command()
 @user_errors
+def latency(
+    table: Annotated[Path, typer.Option(help="Latency table (.parquet), profiled or simulated.")],
+    prompt: Annotated[int, typer.Option(min=1, help="Prompt tokens l_i.")],
+    output: Annotated[int, typer.Option(min=1, help="Generated tokens l_o per sequence.")],
+    batches: Annotated[Optional[str], typer.Option(help="Batch sizes B, e.g. 1-16 or 1,4,16 (default: the table's).")] = None,
+    extrapolate: Annotated[bool, typer.Option(help="Extend decode linearly in k past the table.")] = False,
+    peak_tflops: Annotated[Optional[float], typer.Option(callback=_positive, help="Device peak, for utilization.")] = None,
+    decode_terms: Annotated[str, typer.Option(help="Eq. 1 decode terms: printed (l_o + 1) or loop (l_o - 1).")] = "printed",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+):
+    """What-if for one request shape: T(l_i, l_o, B) per batch (Eq. 1), tokens/s, TFLOPS (Eq. 4), memory."""
+    from sotlat.estimator.equations import DECODE_TERMS
+    from sotlat.estimator.request import request_latency
+    from sotlat.tables import load_table
+    from sotlat.tables.grid import parse_batches
+    from sotlat.tables.stats import label
+
+    table_frame = load_table(table)
+    rows = request_latency(table_frame, prompt, output, parse_batches(batches) if batches else None, extrapolate, decode_terms, peak_tflops)
+    missing = rows[rows["missing"].notna()]
+    if len(missing) == len(rows):
+        more = f" (the other {len(rows) - 1} batches lack cells too)" if len(rows) > 1 else ""
+        raise InputError(f"{table}: B={missing['batch'].iloc[0]} needs {missing['missing'].iloc[0]}{more}")
+    if as_json:
+        print(json.dumps({"table": label(table_frame), "decode_terms": decode_terms, "rows": json.loads(rows.to_json(orient="records"))}))
+        return
+    last = prompt + output + DECODE_TERMS[decode_terms]
+    t = Table(title=f"T(l_i={prompt}, l_o={output}, B) (Eq. 1: t~^P_B({prompt}) + t^D_B(k), k = {prompt}..{last}) on {label(table_frame)}")
+    util = "decode_utilization" in rows
+    for c in ("B", "prefill ms", "decode ms", "total ms", "tokens/s", "decode TFLOPS") + ("of peak",) * util + ("peak memory GB",):
+        t.add_column(c, justify="right")
+    shown = rows[rows["missing"].isna()]
+    for r in shown.itertuples():
+        t.add_row(str(r.batch) + "*" * r.extrapolated, _ms(r.prefill_ms), _ms(r.decode_ms), _ms(r.latency_ms), _num(r.tokens_per_s, ",.1f"),
+                  _num(r.decode_tflops, ".3g"), *(_num(r.decode_utilization, ".2%"),) * util, _num(r.peak_memory_bytes / 1e9, ".2f"))
+    console.print(t)
+    if shown["extrapolated"].any():
+        console.print("* decode extrapolated past the table", style="yellow")
+    for r in missing.head(10).itertuples():
+        console.print(f"B={r.batch} needs {r.missing}", style="yellow", highlight=False, soft_wrap=True)
+    if len(missing) > 10:
+        console.print(f"  ... and {len(missing) - 10} more batches")
+
+
+@app.command()
+@user_errors
 def trace(
     out: Annotated[Path, typer.Option("--out", "-o", help="Traces file to write (.jsonl), one line per question as it finishes.")],
     questions: Annotated[str, typer.Option(help="vicuna, wizardlm, lima, or a .csv (request column; id, category optional) / .jsonl (question field; id, category optional) file.")] = "vicuna",

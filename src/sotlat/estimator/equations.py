@@ -147,23 +147,25 @@ def _problem(traces, stages, lk: Lookup, num_points, row: int) -> str:
     name = next(name for name, st in stages.items() if st["problem"][row] != OK)
     st = stages[name]
     l_in = int(traces[STAGE_COLUMNS[name][0]].iloc[row])
-    hi = int(st["hi"][row])
     batch = int(num_points[row]) if name == "points" else 1
-    code = int(st["problem"][row])
+    return f"{name} stage needs {missing_cells(lk, int(st['problem'][row]), l_in, int(st['hi'][row]), batch)}"
+
+
+def missing_cells(lk: Lookup, code: int, l_in: int, hi: int, batch: int) -> str:
+    """What a stage (prompt `l_in`, decode up to k = `hi`, at `batch`) needs that the table lacks,
+    for a `problem` code of `stage`."""
     j = int(lk.grid.index(l_in))
     cell = lk.grid.start + j * lk.grid.step
     if code == NO_BATCH:
-        what = f"batch {batch}, but the table has batches {format_batches(lk.batches)}"
-    elif code == PREFILL_RANGE:
-        what = f"t^P_{batch}({cell}) for a {l_in}-token prompt, but the prefill grid ends at {lk.grid.lengths[-1]}"
-    elif code == PREFILL_CELL:
+        return f"batch {batch}, but the table has batches {format_batches(lk.batches)}"
+    if code == PREFILL_RANGE:
+        return f"t^P_{batch}({cell}) for a {l_in}-token prompt, but the prefill grid ends at {lk.grid.lengths[-1]}"
+    if code == PREFILL_CELL:
         status = lk.prefill_status[batch, j] or "not measured"
-        what = f"t^P_{batch}({cell}) for a {l_in}-token prompt, which is {status} in the table"
-    elif code == DECODE_RANGE:
+        return f"t^P_{batch}({cell}) for a {l_in}-token prompt, which is {status} in the table"
+    if code == DECODE_RANGE:
         reach = EXTRAPOLATION_REACH * int(lk.decode_last.max())
-        what = (f"t^D_{batch}(k) up to k={hi}, but the table's decode for batch {batch} ends at k={int(lk.decode_last[batch])} "
-                f"(estimate --extrapolate extends it, to k={reach} at most)")
-    else:
-        k = next(k for k in range(l_in, hi + 1) if (batch, k) in lk.decode_status or k > lk.decode_last[batch])
-        what = f"t^D_{batch}({k}), which is {lk.decode_status.get((batch, k), 'not measured')} in the table"
-    return f"{name} stage needs {what}"
+        return (f"t^D_{batch}(k) up to k={hi}, but the table's decode for batch {batch} ends at k={int(lk.decode_last[batch])} "
+                f"(--extrapolate extends it, to k={reach} at most)")
+    k = next(k for k in range(l_in, hi + 1) if (batch, k) in lk.decode_status or k > lk.decode_last[batch])
+    return f"t^D_{batch}({k}), which is {lk.decode_status.get((batch, k), 'not measured')} in the table"
