@@ -98,8 +98,33 @@ def test_latency_axes_start_at_zero_unless_tables_differ_twentyfold():
     assert [ax.get_yscale() for ax in fig3a.axes] == ["linear", "linear"] and all(ax.get_ylim()[0] == 0 for ax in fig3a.axes)
     far = synthetic_table(prefill=(1, 300, 10), decode_max=300, t_decode=lambda b, k: 4000.0)
     far.attrs["sotlat"]["device"] = {"name": "slow-device"}
-    assert [ax.get_yscale() for ax in fig3([flat, far])[0].fig.axes] == ["linear", "log"]  # prefill alike, decode 100x apart
+    fig = fig3([flat, far])[0].fig
+    assert [ax.get_yscale() for ax in fig.axes] == ["linear", "log"]  # prefill alike, decode 100x apart
+    fig.canvas.draw()
+    ticks = [t.get_text() for t in fig.axes[1].get_yticklabels() if t.get_text()]
+    assert ticks and not any("$" in t or "mathdefault" in t for t in ticks)  # plain numbers, not unrendered TeX
     plt.close("all")
+
+
+def test_a_table_without_any_latency_is_left_out_of_the_latency_figures_and_alone_is_refused(tmp_path):
+    paths = _tables(tmp_path)
+    none = synthetic_table(prefill=(1, 300, 10), decode_max=300, status=lambda phase, b, l: "oom")
+    none.attrs["sotlat"]["device"] = {"name": "small-gpu", "total_memory_bytes": 50}
+    none.attrs["sotlat"]["arch"] = {
+        "name": "synthetic", "weight_bytes": 100, "config": {"model_type": "llama", "num_attention_heads": 2, "hidden_size": 8,
+                                                             "num_hidden_layers": 1, "num_key_value_heads": 1}}
+    save_table(none, tmp_path / "none.parquet")
+    out = tmp_path / "report"
+    alone = CliRunner().invoke(app, ["report", "--table", str(tmp_path / "none.parquet"), "--out", str(out)])
+    assert alone.exit_code == 2 and not out.exists()
+    assert alone.output.splitlines() == [f"error: {tmp_path / 'none.parquet'}: no cell has a latency (1,320 oom): no latency to report"]
+    both = CliRunner().invoke(app, ["report", "--table", str(tmp_path / "none.parquet"), "--table", str(paths[0]), "--out", str(out)])
+    assert both.exit_code == 0, both.output
+    assert f"note: {tmp_path / 'none.parquet'}: no cell has a latency (1,320 oom): it is left out of the latency figures" in both.output
+    md = (out / "report.md").read_text()
+    assert "Left out of the latency figures: synthetic · small-gpu · float16: no cell has a latency (1,320 oom)." in md
+    assert "small-gpu" not in pd.read_csv(out / "fig3a_latency_vs_batch.csv")["table"].str.cat()
+    assert "small-gpu" in pd.read_csv(out / "capacity_context.csv")["table"].str.cat()  # where it has something to say
 
 
 def test_a_legend_of_many_long_labels_goes_under_the_axes_and_a_short_one_stays_inside():

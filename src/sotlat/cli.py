@@ -888,7 +888,7 @@ def report(
     answer_tokens: Annotated[int, typer.Option(min=2, help="Normal answer length for the SoT what-if.")] = 400,
 ):
     """Write a self-contained HTML report (and report.md, figures, CSVs) from tables and traces."""
-    from sotlat.report.build import build_report
+    from sotlat.report.build import build_report, untimed
     from sotlat.tables import load_table
     from sotlat.tables.stats import distinct_labels
 
@@ -904,8 +904,13 @@ def report(
         if context > k_max:
             raise InputError(f"--context {context}: past {file}'s decode range (k up to {k_max})")
     distinct_labels(frames, table)
+    left_out = untimed(frames, table)
+    if len(left_out) == len(frames):
+        raise InputError("; ".join(left_out) + ": no latency to report")
     index = build_report(frames, list(traces or []), out, memory_budget_gb, headroom,
                          slo_tpot_ms, slo_ttft_ms, context, answer=answer_tokens)
+    for line in left_out:
+        err.print(f"note: {line}: it is left out of the latency figures")
     console.print(f"report: {index}")
 
 

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from sotlat.atomic import atomic_dir
+from sotlat.errors import InputError
 from sotlat.estimator.traces import answering_grid, read_records, traces_frame
 from sotlat.report import analysis as an
 from sotlat.report import figures as F
@@ -21,9 +22,17 @@ from sotlat.tables.stats import label
 def build_report(tables: list[pd.DataFrame], trace_paths: list[Path], out_dir: Path, budget_gb: float | None = None,
                  headroom: float = 0.1, slo_tpot_ms: float | None = None, slo_ttft_ms: float | None = None,
                  context: int = 256, prompt: int = 128, answer: int = 400) -> Path:
-    """Write the report into `out_dir` (replaced whole, never half-written); returns index.html."""
-    figures = [*F.fig3(tables), F.decode_heatmaps(tables), F.prefill_lines(tables), F.floor(tables)]
-    quality, flagged = F.quality(tables)
+    """Write the report into `out_dir` (replaced whole, never half-written); returns index.html.
+
+    A table without a single latency (a model whose weights do not fit the GPU) is left out of the
+    latency figures, said at the top, and kept where it has something to say: capacity, and the
+    traces it cannot answer."""
+    timed = [t for t in tables if t["latency_ms"].notna().any()]
+    left_out = untimed(tables)
+    if not timed:
+        raise InputError("; ".join(left_out) + ": no latency to report")
+    figures = [*F.fig3(timed), F.decode_heatmaps(timed), F.prefill_lines(timed), F.floor(timed)]
+    quality, flagged = F.quality(timed)
     figures.append(quality)
     tables_md = {"Flagged cells (high CV, oom)": flagged.head(30)}
     if trace_paths:
@@ -43,8 +52,8 @@ def build_report(tables: list[pd.DataFrame], trace_paths: list[Path], out_dir: P
             tables_md["Grid of a table that answers every trace (sotlat profile or simulate options)"] = pd.DataFrame(grids)
         if estimates["extrapolated"].any():
             tables_md["Estimates using extrapolated decode latency"] = estimates[estimates["extrapolated"]][["table", "id", "category"]]
-    figures += [F.capacity(tables, budget_gb, headroom), F.throughput(tables, context, prompt, slo_tpot_ms, slo_ttft_ms),
-                F.sot_whatif(tables, answer)]
+    figures += [F.capacity(tables, budget_gb, headroom), F.throughput(timed, context, prompt, slo_tpot_ms, slo_ttft_ms),
+                F.sot_whatif(timed, answer)]
 
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
@@ -57,9 +66,16 @@ def build_report(tables: list[pd.DataFrame], trace_paths: list[Path], out_dir: P
             f.data.to_csv(tmp / f"{f.slug}.csv", index=False)
             sections.append((f, base64.b64encode(png.getvalue()).decode()))
         sources = [label(t) for t in tables]
-        (tmp / "report.md").write_text(_markdown(sections, tables_md, sources, trace_paths), encoding="utf-8")
-        (tmp / "index.html").write_text(_html(sections, tables_md, sources, trace_paths), encoding="utf-8")
+        (tmp / "report.md").write_text(_markdown(sections, tables_md, sources, trace_paths, left_out), encoding="utf-8")
+        (tmp / "index.html").write_text(_html(sections, tables_md, sources, trace_paths, left_out), encoding="utf-8")
     return out_dir / "index.html"
+
+
+def untimed(tables: list[pd.DataFrame], names: list | None = None) -> list[str]:
+    """A line for each table (named by `names`, else its label) without a single latency: a model
+    larger than the GPU's memory."""
+    return [f"{name}: no cell has a latency ({', '.join(f'{n:,} {s}' for s, n in t['status'].value_counts().items())})"
+            for t, name in zip(tables, names or [label(t) for t in tables]) if not t["latency_ms"].notna().any()]
 
 
 def _number(v: float) -> str:
@@ -76,8 +92,9 @@ def _md_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _markdown(sections, tables_md, sources, traces) -> str:
+def _markdown(sections, tables_md, sources, traces, left_out) -> str:
     out = ["# sotlat report", "", "Tables: " + "; ".join(sources), ""]
+    out += [f"Left out of the latency figures: {line}.\n" for line in left_out]
     if traces:
         out += ["Traces: " + ", ".join(str(Path(t).name) for t in traces), ""]
     for f, _ in sections:
@@ -87,9 +104,10 @@ def _markdown(sections, tables_md, sources, traces) -> str:
     return "\n".join(out)
 
 
-def _html(sections, tables_md, sources, traces) -> str:
+def _html(sections, tables_md, sources, traces, left_out) -> str:
     esc = html.escape
     body = [f"<h1>sotlat report</h1><p>Tables: {esc('; '.join(sources))}</p>"]
+    body += [f"<p>Left out of the latency figures: {esc(line)}.</p>" for line in left_out]
     if traces:
         body.append(f"<p>Traces: {esc(', '.join(Path(t).name for t in traces))}</p>")
     for f, b64 in sections:

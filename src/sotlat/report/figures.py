@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 matplotlib.rcParams["text.parse_math"] = False  # a category 'cost $5 vs $6' is text, not TeX to render or fail on
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import LogFormatter  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from sotlat.report import analysis as an  # noqa: E402
@@ -35,13 +36,29 @@ def _lines(ax, frame: pd.DataFrame, x: str, y: str, colors: dict[str, str]):
         ax.plot(part[x], part[y], marker="o", ms=3, label=name, color=colors[name])
 
 
+class _PlainLog(LogFormatter):
+    """The ticks matplotlib's log formatter labels, written as plain numbers ('10,000', '0.5'): its
+    own labels are TeX, which the parse_math setting above leaves unrendered."""
+
+    def __call__(self, x, pos=None):
+        if not super().__call__(x, pos):
+            return ""
+        return f"{x:,.0f}" if x >= 1 else f"{x:.3g}"
+
+
+def _log_y(ax) -> None:
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(_PlainLog())
+    ax.yaxis.set_minor_formatter(_PlainLog(labelOnlyBase=False))
+
+
 def _y_axis(ax, values) -> None:
     """Log scale when the compared tables differ by more than 20x, so that every one stays visible;
     else linear from zero, so that a 1% rise with batch size looks like 1%, not like the whole axis."""
     v = np.asarray(values, float)
     v = v[np.isfinite(v) & (v > 0)]
     if len(v) and v.max() / v.min() > 20:
-        ax.set_yscale("log")
+        _log_y(ax)
     else:
         ax.set_ylim(bottom=0)
 
@@ -239,7 +256,7 @@ def capacity(tables, budget_gb, headroom) -> Figure:
     if nothing:
         cap += f" Nothing fits for {', '.join(nothing)}: the weights alone need more."
     if (data[["measured_max_context", "arithmetic_max_context"]].to_numpy(float) > 0).any():
-        ax.set_yscale("log")
+        _log_y(ax)
     return Figure("capacity_context", title, _finish(fig, ax, title, "batch size B", "max context (tokens)"), data, cap)
 
 
