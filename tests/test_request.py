@@ -56,6 +56,9 @@ def test_cli_prints_every_batch_with_figures_and_names_the_others(tmp_path, tabl
     assert f"{pre:,.1f}" in row and f"{dec:,.1f}" in row and f"{pre + dec:,.1f}" in row
     assert "k = 37..101" in lines[0] + lines[1] and "of peak" in result.output
     assert lines[-1] == "B=9 needs batch 9, but the table has batches 1-4"
+    no_peak = _invoke(tmp_path, table, "--prompt", "37", "--output", "64")  # a device of unknown peak: no utilization column
+    assert no_peak.exit_code == 0, no_peak.output
+    assert "of peak" not in no_peak.output and len([line for line in no_peak.output.splitlines() if line.startswith("│ ")]) == 4
     data = json.loads(_invoke(tmp_path, table, "--prompt", "37", "--output", "64", "--json").output)
     assert [r["batch"] for r in data["rows"]] == [1, 2, 3, 4] and data["decode_terms"] == "printed"
     assert data["rows"][0]["latency_ms"] == pytest.approx(sum(eq1(37, 64, 1)))

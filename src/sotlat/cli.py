@@ -495,7 +495,7 @@ def latency(
     shown = rows[rows["missing"].isna()]
     for r in shown.itertuples():
         t.add_row(str(r.batch) + "*" * r.extrapolated, _ms(r.prefill_ms), _ms(r.decode_ms), _ms(r.latency_ms), _num(r.tokens_per_s, ",.1f"),
-                  _num(r.decode_tflops, ".3g"), *(_num(r.decode_utilization, ".2%"),) * util, _num(r.peak_memory_bytes / 1e9, ".2f"))
+                  _num(r.decode_tflops, ".3g"), *([_num(r.decode_utilization, ".2%")] if util else []), _num(r.peak_memory_bytes / 1e9, ".2f"))
     console.print(t)
     if shown["extrapolated"].any():
         console.print("* decode extrapolated past the table", style="yellow")
