@@ -102,6 +102,9 @@ Attention = Annotated[str, typer.Option(help="sdpa (one fused kernel, transforme
                                              "as the paper's transformers 4.28 computed attention).")]
 PeakTflops = Annotated[Optional[float], typer.Option(callback=_positive, help="Compute peak in TFLOPS for the dtype (dense FP16/BF16 tensor, or FP32), instead of the catalogue's.")]
 Bandwidth = Annotated[Optional[float], typer.Option(callback=_positive, help="Memory bandwidth in GB/s, instead of the catalogue's.")]
+Extrapolate = Annotated[bool, typer.Option(help="Extend decode linearly in k past the table.")]
+UtilizationPeak = Annotated[Optional[float], typer.Option(callback=_positive, help="Device peak TFLOPS, for utilization (default: the table's).")]
+DecodeTerms = Annotated[str, typer.Option(help="Eq. 1 decode terms: printed (l_o + 1) or loop (l_o - 1).")]
 
 
 def _print_version(value: bool) -> None:
@@ -328,9 +331,9 @@ def estimate(
     table: Annotated[Path, typer.Option(help="Latency table (.parquet).")],
     traces: Annotated[list[Path], typer.Option(help="Trace file(s), JSONL; repeat for several.")],
     out: Annotated[Optional[Path], typer.Option(help="Per-trace estimates: .jsonl, .csv or .parquet.")] = None,
-    extrapolate: Annotated[bool, typer.Option(help="Extend decode linearly in k past the table.")] = False,
-    peak_tflops: Annotated[Optional[float], typer.Option(callback=_positive, help="Device peak, for utilization.")] = None,
-    decode_terms: Annotated[str, typer.Option(help="Eq. 1 decode terms: printed (l_o + 1) or loop (l_o - 1).")] = "printed",
+    extrapolate: Extrapolate = False,
+    peak_tflops: UtilizationPeak = None,
+    decode_terms: DecodeTerms = "printed",
     skip_unanswerable: Annotated[bool, typer.Option(help="Estimate the traces the table answers and list the others, instead of stopping.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summaries (and the traces outside the table) as JSON.")] = False,
 ):
@@ -466,9 +469,9 @@ def latency(
     prompt: Annotated[int, typer.Option(min=1, help="Prompt tokens l_i.")],
     output: Annotated[int, typer.Option(min=1, help="Generated tokens l_o per sequence.")],
     batches: Annotated[Optional[str], typer.Option(help="Batch sizes B, e.g. 1-16 or 1,4,16 (default: the table's).")] = None,
-    extrapolate: Annotated[bool, typer.Option(help="Extend decode linearly in k past the table.")] = False,
-    peak_tflops: Annotated[Optional[float], typer.Option(callback=_positive, help="Device peak, for utilization.")] = None,
-    decode_terms: Annotated[str, typer.Option(help="Eq. 1 decode terms: printed (l_o + 1) or loop (l_o - 1).")] = "printed",
+    extrapolate: Extrapolate = False,
+    peak_tflops: UtilizationPeak = None,
+    decode_terms: DecodeTerms = "printed",
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
 ):
     """What-if for one request shape: T(l_i, l_o, B) per batch (Eq. 1), tokens/s, TFLOPS (Eq. 4), memory."""
@@ -619,7 +622,7 @@ def replay(
 def validate(
     table: Annotated[Path, typer.Option(help="Latency table of the replayed architecture and device.")],
     measured: Annotated[Path, typer.Option(help="The output of sotlat replay.")],
-    decode_terms: Annotated[str, typer.Option(help="Eq. 1 decode terms for the estimates: printed or loop.")] = "printed",
+    decode_terms: DecodeTerms = "printed",
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     out: Annotated[Optional[Path], typer.Option(help="Per-trace comparison: .jsonl, .csv or .parquet.")] = None,
 ):
