@@ -361,3 +361,14 @@ def test_names_print_as_written_not_as_rich_markup(tmp_path):
     result = invoke("tables", "show", path)
     assert result.exit_code == 0 and result.output.splitlines()[0].startswith(f"{path}  schema 1"), result.output
     assert invoke("tables", "list", tmp_path).output.splitlines()[0] == str(path)
+
+
+def test_a_system_error_such_as_a_full_disk_is_one_line_and_exit_1(monkeypatch):
+    import sotlat.cli as cli
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cli.json, "dumps", full)  # what printing --json to a full disk (/dev/full) raises
+    result = invoke("gpus", "--json")
+    assert result.exit_code == 1 and result.output.splitlines() == ["error: No space left on device"]

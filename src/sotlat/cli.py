@@ -121,7 +121,8 @@ def _options(version: Annotated[bool, typer.Option("--version", callback=_print_
 
 
 def user_errors(func):
-    """Turn InputError into one line on stderr and exit code 2; Ctrl-C into exit 130."""
+    """Turn InputError into one line on stderr and exit code 2; Ctrl-C into exit 130; an OSError
+    (a full disk) into one line and exit code 1."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -138,6 +139,9 @@ def user_errors(func):
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(130) from None
+        except OSError as exc:  # the system's, not the input's: stdout on a full disk, a file system gone read-only
+            err.print(f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+            raise typer.Exit(1) from None
 
     return wrapper
 
