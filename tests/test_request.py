@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from conftest import synthetic_table
 from sotlat.cli import app
-from sotlat.estimator.request import request_latency
+from sotlat.estimator import request_latency
 from sotlat.tables import save_table
 from test_estimator import F_D, T_D, eq1
 
