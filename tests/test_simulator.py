@@ -186,6 +186,7 @@ def test_shipped_calibrations_and_cli(tmp_path):
     assert result.exit_code == 0, result.output
     shown = runner.invoke(app, ["tables", "show", str(out)]).output
     assert "timer none (simulated)   calibration default" in shown  # which model made the table
+    assert "median CV" not in shown  # no runs to vary
     result = runner.invoke(app, ["calibrate", "--table", str(out), "--out", str(tmp_path / "c.json")])
     assert result.exit_code == 0 and "median |error|" in result.output
     assert load_calibration(str(tmp_path / "c.json")).decode.mbu == pytest.approx(0.75, rel=1e-3)

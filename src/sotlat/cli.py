@@ -963,7 +963,8 @@ def tables_show(
         view.add_row(c["phase"], f"{format_batches(c['batches'])} ({len(c['batches'])})", f"{c['length_min']}-{c['length_max']} ({c['lengths']})",
                      f"{c['cells']:,}", _statuses(c["status"]))
     console.print(view)
-    console.print(f"median CV of the runs {_pct(s['median_cv'])}")
+    if not method.get("simulated"):  # a simulated table has no runs to vary
+        console.print(f"median CV of the runs {_pct(s['median_cv'])}")
     _print_floor(s)
     if not cells:
         return
