@@ -250,3 +250,18 @@ def test_the_token_length_figure_keeps_models_apart(tmp_path):
     assert result.exit_code == 0, result.output
     lengths = pd.read_csv(out / "token_lengths.csv").set_index("model")
     assert lengths.loc["m1", "normal_tokens"] == 200 and lengths.loc["m2", "normal_tokens"] == 20  # not one bar of 110
+
+
+def test_a_figure_a_table_cannot_draw_says_why_in_its_caption():
+    from sotlat.report.figures import fig3, sot_whatif
+
+    short = synthetic_table(batches=(1,), prefill=(1, 100, 10), decode_max=300)  # prompts up to 91: no t^P(121) for Fig. 3's 128
+    full = synthetic_table(prefill=(1, 300, 10), decode_max=300)
+    full.attrs["sotlat"]["device"] = {"name": "other-device"}
+    fig3a, fig3b, _ = fig3([short, full])
+    why = "Nothing to draw for synthetic · test-device · float16: B=1 needs t^P_1(121) for a 128-token prompt, but the prefill grid ends at 91."
+    assert fig3a.caption.endswith(why) and fig3b.caption == why and "other-device" not in fig3a.caption
+    assert fig3a.data.set_index("table")["missing"].loc["synthetic · test-device · float16"].startswith("t^P_1(121)")
+    whatif = sot_whatif([short, full], 400)
+    assert whatif.caption.endswith("Nothing to draw for synthetic · test-device · float16: it has no batch of 2 or more, the points of a SoT answer.")
+    assert whatif.data["speedup"].notna().any()  # the other table draws

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sotlat.estimator import estimate_answerable, traces_frame
+from sotlat.estimator import estimate_answerable, request_latency, traces_frame
 from sotlat.estimator.lookup import build_lookup
 from sotlat.estimator.equations import stage
 from sotlat.tables.stats import decode_floor_ms, label, run_cv
@@ -22,14 +22,13 @@ def batches(table: pd.DataFrame) -> np.ndarray:
 
 
 def fig3(table: pd.DataFrame, prompt: int = 128, decoded: int = 64) -> pd.DataFrame:
-    """The paper's Fig. 3 per batch: T(128, 64, B) split into prefill and decode, P^D (Eq. 4), peak memory."""
-    b = batches(table)
-    st = stage(build_lookup(table), np.full(len(b), prompt), np.full(len(b), decoded), b, np.ones(len(b), bool))
-    peak = table.attrs["sotlat"]["device"].get("peak_tflops")
-    return pd.DataFrame({"table": label(table), "batch": b, "prefill_ms": st["prefill_ms"], "decode_ms": st["decode_ms"],
-                         "total_ms": st["prefill_ms"] + st["decode_ms"], "decode_tflops": st["decode_tflops"],
-                         "decode_utilization": st["decode_tflops"] / peak if peak else np.nan,
-                         "peak_memory_gb": st["peak_memory_bytes"] / 1e9})
+    """The paper's Fig. 3 per batch: T(128, 64, B) split into prefill and decode, P^D (Eq. 4), peak
+    memory, as `sotlat latency` computes them; `missing` names the cells a batch lacks."""
+    r = request_latency(table, prompt, decoded)
+    return pd.DataFrame({"table": label(table), "batch": r["batch"], "prefill_ms": r["prefill_ms"], "decode_ms": r["decode_ms"],
+                         "total_ms": r["latency_ms"], "decode_tflops": r["decode_tflops"],
+                         "decode_utilization": r["decode_utilization"] if "decode_utilization" in r else np.nan,
+                         "peak_memory_gb": r["peak_memory_bytes"] / 1e9, "missing": r["missing"]})
 
 
 def decode_grid(table: pd.DataFrame) -> pd.DataFrame:

@@ -79,8 +79,15 @@ def _finish(fig, ax, title, xlabel, ylabel, legend=True, grid=True):
     return fig
 
 
+def _nothing_drawn(data: pd.DataFrame, column: str, why) -> str:
+    """A caption sentence for each table with no value of `column` to draw, saying why (`why(part)`)."""
+    return "".join(f" Nothing to draw for {name}: {why(part)}." for name, part in data.groupby("table", sort=False)
+                   if not part[column].notna().any())
+
+
 def fig3(tables) -> list[Figure]:
     data = pd.concat([an.fig3(t) for t in tables], ignore_index=True)
+    lacks = _nothing_drawn(data, "total_ms", lambda part: f"B={part['batch'].iloc[0]} needs {part['missing'].iloc[0]}")
     colors, out = _colors(tables), []
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, column, name in ((axes[0], "prefill_ms", "prefill of 128 tokens"), (axes[1], "decode_ms", "decoding 64 tokens (Eq. 1, context 128)")):
@@ -88,8 +95,8 @@ def fig3(tables) -> list[Figure]:
         _y_axis(ax, data[column])
         _finish(fig, ax, name, "batch size B", "latency (ms)")
     fig.suptitle("Fig. 3a: latency vs batch size", y=1.02)
-    out.append(Figure("fig3a_latency_vs_batch", "Fig. 3a: latency vs batch size", fig, data[["table", "batch", "prefill_ms", "decode_ms", "total_ms"]],
-                      "Decode latency that stays nearly flat with batch size is what SoT's batched point expansion relies on."))
+    out.append(Figure("fig3a_latency_vs_batch", "Fig. 3a: latency vs batch size", fig, data[["table", "batch", "prefill_ms", "decode_ms", "total_ms", "missing"]],
+                      "Decode latency that stays nearly flat with batch size is what SoT's batched point expansion relies on." + lacks))
     fig, ax = plt.subplots(figsize=(6, 3.8))
     _lines(ax, data, "batch", "decode_tflops", colors)
     _y_axis(ax, data["decode_tflops"])
@@ -101,13 +108,13 @@ def fig3(tables) -> list[Figure]:
         util.set_ylabel("utilization of peak (%)")
         util.set_ylim(bottom=0)
     out.append(Figure("fig3b_decode_tflops", title, _finish(fig, ax, title, "batch size B", "TFLOPS"),
-                      data[["table", "batch", "decode_tflops", "decode_utilization"]]))
+                      data[["table", "batch", "decode_tflops", "decode_utilization"]], lacks.strip()))
     fig, ax = plt.subplots(figsize=(6, 3.8))
     _lines(ax, data, "batch", "peak_memory_gb", colors)
     _y_axis(ax, data["peak_memory_gb"])
     title = "Fig. 3c: peak memory of prefill 128 + decode 64"
     out.append(Figure("fig3c_peak_memory", title, _finish(fig, ax, title, "batch size B", "peak memory (GB)"),
-                      data[["table", "batch", "peak_memory_gb"]]))
+                      data[["table", "batch", "peak_memory_gb"]], lacks.strip()))
     return out
 
 
@@ -288,4 +295,10 @@ def sot_whatif(tables, answer) -> Figure:
     ax.axhline(1, color="black", lw=0.8)
     title = f"SoT what-if: speed-up for a {answer}-token answer split into n points"
     cap = "Synthetic traces (prompt lengths in the CSV; skeleton 8 tokens per point); decode past the table is extrapolated (flagged in the CSV)."
+    for t in tables:  # a table that draws no line says why
+        part = data[data["table"] == label(t)]
+        if part.empty:
+            cap += f" Nothing to draw for {label(t)}: it has no batch of 2 or more, the points of a SoT answer."
+        elif not part["speedup"].notna().any():
+            cap += f" Nothing to draw for {label(t)}: the cells these requests need are missing (oom or not measured)."
     return Figure("sot_whatif", title, _finish(fig, ax, title, "number of points n (= batch)", "speed-up (normal / SoT)"), data, cap)
