@@ -262,6 +262,16 @@ def test_plan_of_a_model_the_gpu_cannot_hold_says_so_instead_of_a_zero_second_pl
     assert result.output.startswith("error: --gpu rtx-4090: llama-33b does not fit in its 24 GB: the smallest cell needs 65.")
 
 
+def test_simulating_a_model_the_gpu_cannot_hold_writes_the_all_oom_table_and_warns(tmp_path):
+    out = tmp_path / "t.parquet"
+    result = CliRunner().invoke(app, ["simulate", "--gpu", "rtx-4090", "--arch", "llama-33b", "--batches", "1", "--decode-max", "4",
+                                      "--prefill-lengths", "1:20:10", "--out", str(out)])
+    assert result.exit_code == 0, result.output  # an answer, not an error: the report's capacity figure says nothing fits
+    assert (load_table(out)["status"] == "oom").all()
+    assert result.output.splitlines()[-1].startswith("warning: --gpu rtx-4090: llama-33b does not fit in its 24 GB: the smallest cell "
+                                                     "needs 65.") and result.output.rstrip().endswith("so every cell is oom")
+
+
 def test_plan_names_shard_files_the_device_tool_can_bring_back():
     args = ["--gpu", "a100-80gb-sxm", "--arch", "tiny", "--batches", "1,3", "--prefill-lengths", "1:50:10", "--decode-max", "64"]
     result = CliRunner().invoke(app, ["plan", *args])

@@ -753,6 +753,16 @@ def simulate(
     console.print(f"{out}: {len(table)} simulated cells for {table.attrs['sotlat']['arch']['name']} on {spec['name']}"
                   + (f" ({oom} over the GPU's memory: oom)" if oom else "")
                   + (f"; it rests on unconfirmed catalogue figures: {', '.join(spec['unconfirmed'])}" if spec["unconfirmed"] else ""))
+    if too_big := _does_not_fit(spec, table):
+        console.print(f"warning: {too_big}", style="yellow", highlight=False)
+
+
+def _does_not_fit(spec: dict, table: pd.DataFrame) -> str | None:
+    """Why a simulated table has no latency at all, when its model does not fit the GPU."""
+    if not (table["status"] == "oom").all():
+        return None
+    return (f"--gpu {spec['id']}: {table.attrs['sotlat']['arch']['name']} does not fit in its {spec['memory_gb']:g} GB: the smallest cell "
+            f"needs {table['peak_memory_bytes'].min() / 1e9:.1f} GB, so every cell is oom")
 
 
 def _simulated(gpu, arch, config, dtype, calibration, batches, prefill_lengths, decode_max, peak_tflops, bandwidth_gbps):
@@ -794,9 +804,8 @@ def plan(
     _check_warmup(prefill_runs, prefill_warmup)
     spec, table = _simulated(gpu, arch, config, dtype, calibration, batches, prefill_lengths, decode_max, peak_tflops, bandwidth_gbps)
     name = table.attrs["sotlat"]["arch"]["name"]
-    if (table["status"] == "oom").all():
-        raise InputError(f"--gpu {spec['id']}: {name} does not fit in its {spec['memory_gb']:g} GB: the smallest cell needs "
-                         f"{table['peak_memory_bytes'].min() / 1e9:.1f} GB, so every cell would be oom; nothing to plan")
+    if too_big := _does_not_fit(spec, table):
+        raise InputError(f"{too_big}; nothing to plan")
     seconds = profile_seconds(table, prefill_runs, decode_runs)
     cal = table.attrs["sotlat"]["method"]["calibration"]["name"]
     oom = int((table["status"] == "oom").sum())
