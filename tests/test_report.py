@@ -196,6 +196,10 @@ def test_each_table_keeps_one_colour_in_every_figure_in_the_order_given(tmp_path
     bars = [to_hex(c.patches[0].get_facecolor()) for c in by_category.fig.axes[0].containers]
     lines = [to_hex(line.get_color()) for line in fig3([z, a])[0].fig.axes[1].get_lines()]
     assert bars == lines == ["#1f77b4", "#ff7f0e"]  # C0, C1: the first table given, the second
+    none = synthetic_table(status=lambda phase, b, l: "oom")
+    none.attrs["sotlat"]["device"] = {"name": "small-device"}
+    lines = [to_hex(line.get_color()) for line in fig3([none, z, a])[0].fig.axes[1].get_lines()]
+    assert lines == ["#ff7f0e", "#2ca02c"]  # a table with no latency draws nothing and keeps its colour: the others keep theirs
     plt.close("all")
 
 

@@ -25,14 +25,13 @@ def build_report(tables: list[pd.DataFrame], trace_paths: list[Path], out_dir: P
     """Write the report into `out_dir` (replaced whole, never half-written); returns index.html.
 
     A table without a single latency (a model whose weights do not fit the GPU) is left out of the
-    latency figures, said at the top, and kept where it has something to say: capacity, and the
-    traces it cannot answer."""
-    timed = [t for t in tables if t["latency_ms"].notna().any()]
+    latency figures (keeping every other table's colour), said at the top, and kept where it has
+    something to say: capacity, and the traces it cannot answer."""
     left_out = untimed(tables)
-    if not timed:
+    if len(left_out) == len(tables):
         raise InputError("; ".join(left_out) + ": no latency to report")
-    figures = [*F.fig3(timed), F.decode_heatmaps(timed), F.prefill_lines(timed), F.floor(timed)]
-    quality, flagged = F.quality(timed)
+    figures = [*F.fig3(tables), F.decode_heatmaps(tables), F.prefill_lines(tables), F.floor(tables)]
+    quality, flagged = F.quality(tables)
     figures.append(quality)
     tables_md = {"Flagged cells (high CV, oom)": flagged.head(30)}
     if trace_paths:
@@ -52,8 +51,8 @@ def build_report(tables: list[pd.DataFrame], trace_paths: list[Path], out_dir: P
             tables_md["Grid of a table that answers every trace (sotlat profile or simulate options)"] = pd.DataFrame(grids)
         if estimates["extrapolated"].any():
             tables_md["Estimates using extrapolated decode latency"] = estimates[estimates["extrapolated"]][["table", "id", "category"]]
-    figures += [F.capacity(tables, budget_gb, headroom), F.throughput(timed, context, prompt, slo_tpot_ms, slo_ttft_ms),
-                F.sot_whatif(timed, answer)]
+    figures += [F.capacity(tables, budget_gb, headroom), F.throughput(tables, context, prompt, slo_tpot_ms, slo_ttft_ms),
+                F.sot_whatif(tables, answer)]
 
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
@@ -75,7 +74,7 @@ def untimed(tables: list[pd.DataFrame], names: list | None = None) -> list[str]:
     """A line for each table (named by `names`, else its label) without a single latency: a model
     larger than the GPU's memory."""
     return [f"{name}: no cell has a latency ({', '.join(f'{n:,} {s}' for s, n in t['status'].value_counts().items())})"
-            for t, name in zip(tables, names or [label(t) for t in tables]) if not t["latency_ms"].notna().any()]
+            for t, name in zip(tables, names or [label(t) for t in tables]) if not F.has_latency(t)]
 
 
 def _number(v: float) -> str:

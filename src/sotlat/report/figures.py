@@ -26,6 +26,12 @@ class Figure:
     caption: str = ""
 
 
+def has_latency(table: pd.DataFrame) -> bool:
+    """Whether a table has anything for a latency figure to draw: one with only oom cells (a model
+    larger than the GPU) has not."""
+    return bool(table["latency_ms"].notna().any())
+
+
 def _colors(tables) -> dict[str, str]:
     """One colour per table, the same in every figure: matplotlib's cycle in the order given."""
     return {label(t): f"C{i % 10}" for i, t in enumerate(tables)}
@@ -86,7 +92,7 @@ def _nothing_drawn(data: pd.DataFrame, column: str, why) -> str:
 
 
 def fig3(tables) -> list[Figure]:
-    data = pd.concat([an.fig3(t) for t in tables], ignore_index=True)
+    data = pd.concat([an.fig3(t) for t in tables if has_latency(t)], ignore_index=True)
     lacks = _nothing_drawn(data, "total_ms", lambda part: f"B={part['batch'].iloc[0]} needs {part['missing'].iloc[0]}")
     colors, out = _colors(tables), []
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -119,6 +125,7 @@ def fig3(tables) -> list[Figure]:
 
 
 def decode_heatmaps(tables) -> Figure:
+    tables = [t for t in tables if has_latency(t)]
     fig, axes = plt.subplots(1, len(tables), figsize=(5.5 * len(tables), 3.8), squeeze=False)
     frames = []
     for ax, t in zip(axes[0], tables):
@@ -137,6 +144,7 @@ def decode_heatmaps(tables) -> Figure:
 
 
 def prefill_lines(tables) -> Figure:
+    tables = [t for t in tables if has_latency(t)]
     fig, axes = plt.subplots(1, len(tables), figsize=(5.5 * len(tables), 3.8), squeeze=False)
     frames, notes = [], []
     for ax, t in zip(axes[0], tables):
@@ -155,7 +163,7 @@ def prefill_lines(tables) -> Figure:
 def floor(tables) -> Figure:
     fig, ax = plt.subplots(figsize=(7, 3.8))
     frames, colors = [], _colors(tables)
-    for t in tables:
+    for t in filter(has_latency, tables):
         curve, floor_ms = an.floor_curve(t)
         ax.plot(curve["length"], curve["latency_ms"], color=colors[label(t)], label=f"{label(t)}: t^D_1(k)")
         if floor_ms:
@@ -171,8 +179,9 @@ def floor(tables) -> Figure:
 
 def quality(tables) -> tuple[Figure, pd.DataFrame]:
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    cvs, flags = zip(*(an.quality(t) for t in tables))
     colors = _colors(tables)
+    tables = [t for t in tables if has_latency(t)]
+    cvs, flags = zip(*(an.quality(t) for t in tables))
     for t, frame in zip(tables, cvs):
         values = frame["cv"].dropna() * 100
         if len(values):
@@ -268,7 +277,7 @@ def capacity(tables, budget_gb, headroom) -> Figure:
 
 
 def throughput(tables, context, prompt, slo_tpot, slo_ttft) -> Figure:
-    data = pd.concat([an.throughput(t, context, prompt, slo_tpot, slo_ttft) for t in tables], ignore_index=True)
+    data = pd.concat([an.throughput(t, context, prompt, slo_tpot, slo_ttft) for t in tables if has_latency(t)], ignore_index=True)
     fig, ax = plt.subplots(figsize=(7, 3.8))
     colors = _colors(tables)
     for name, part in data.groupby("table", sort=False):
@@ -285,7 +294,7 @@ def throughput(tables, context, prompt, slo_tpot, slo_ttft) -> Figure:
 
 
 def sot_whatif(tables, answer) -> Figure:
-    data = pd.concat([an.sot_whatif(t, answer) for t in tables], ignore_index=True)
+    data = pd.concat([an.sot_whatif(t, answer) for t in tables if has_latency(t)], ignore_index=True)
     fig, ax = plt.subplots(figsize=(7, 3.8))
     colors = _colors(tables)
     styles = dict(zip(sorted(data["imbalance"].unique()), ["-", "--", ":", "-."] * 3))
@@ -295,7 +304,7 @@ def sot_whatif(tables, answer) -> Figure:
     ax.axhline(1, color="black", lw=0.8)
     title = f"SoT what-if: speed-up for a {answer}-token answer split into n points"
     cap = "Synthetic traces (prompt lengths in the CSV; skeleton 8 tokens per point); decode past the table is extrapolated (flagged in the CSV)."
-    for t in tables:  # a table that draws no line says why
+    for t in filter(has_latency, tables):  # a table that draws no line says why
         part = data[data["table"] == label(t)]
         if part.empty:
             cap += f" Nothing to draw for {label(t)}: it has no batch of 2 or more, the points of a SoT answer."
