@@ -108,7 +108,9 @@ def test_extrapolation_reaches_eight_times_the_profiled_decode_and_no_further(ta
     est, failed = estimate_answerable(table, [inside, beyond], extrapolate=True)
     assert list(est["id"]) == ["in"] and est.loc[0, "extrapolated"]
     assert list(failed["reason"]) == [f"normal stage needs t^D_1(k) up to k={reach + 1}, but the table's decode for batch 1 ends at k=200 "
-                                      f"(--extrapolate extends it, to k={reach} at most)"]
+                                      f"(extrapolated, it reaches k={reach} at most)"]  # already extrapolating: no advice to
+    _, failed = estimate_answerable(table, [beyond])
+    assert failed["reason"].iloc[0].endswith(f"ends at k=200 (--extrapolate extends it, to k={reach} at most)")
 
 
 def test_recorded_latencies_are_reported():

@@ -269,3 +269,6 @@ def test_a_figure_a_table_cannot_draw_says_why_in_its_caption():
     whatif = sot_whatif([short, full], 400)
     assert whatif.caption.endswith("Nothing to draw for synthetic · test-device · float16: it has no batch of 2 or more, the points of a SoT answer.")
     assert whatif.data["speedup"].notna().any()  # the other table draws
+    far = sot_whatif([full], 100_000)  # past the 8x reach of extrapolated decode
+    assert far.caption.endswith("at n = 2, the normal stage needs t^D_1(k) up to k=100050, but the table's decode for batch 1 ends at k=300 "
+                                "(extrapolated, it reaches k=2400 at most).")

@@ -128,6 +128,8 @@ def sot_whatif(table: pd.DataFrame, answer: int, normal_prompt: int = 50, skelet
                          "normal_prompt": normal_prompt, "skeleton_prompt": skeleton_prompt, "point_prompt": point_prompt})
     frame = pd.DataFrame(rows, columns=["table", "answer_tokens", "points", "imbalance", "longest_point",
                                         "normal_prompt", "skeleton_prompt", "point_prompt"])
-    est, _ = estimate_all(table, traces_frame((t["id"], t) for t in traces))
-    est = est.set_index("id").reindex([t["id"] for t in traces])  # what the table cannot answer stays NaN
-    return frame.assign(speedup=est["speedup"].to_numpy(), extrapolated=est["extrapolated"].to_numpy())
+    est, failed = estimate_all(table, traces_frame((t["id"], t) for t in traces))
+    ids = [t["id"] for t in traces]
+    est = est.set_index("id").reindex(ids)  # what the table cannot answer stays NaN, and says why in `missing`
+    return frame.assign(speedup=est["speedup"].to_numpy(), extrapolated=est["extrapolated"].to_numpy(),
+                        missing=failed.set_index("id")["reason"].reindex(ids).to_numpy())

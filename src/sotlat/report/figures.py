@@ -309,5 +309,6 @@ def sot_whatif(tables, answer) -> Figure:
         if part.empty:
             cap += f" Nothing to draw for {label(t)}: it has no batch of 2 or more, the points of a SoT answer."
         elif not part["speedup"].notna().any():
-            cap += f" Nothing to draw for {label(t)}: the cells these requests need are missing (oom or not measured)."
+            first = part.iloc[0]
+            cap += f" Nothing to draw for {label(t)}: at n = {first['points']}, the {first['missing']}."
     return Figure("sot_whatif", title, _finish(fig, ax, title, "number of points n (= batch)", "speed-up (normal / SoT)"), data, cap)
