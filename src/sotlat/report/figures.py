@@ -304,11 +304,7 @@ def sot_whatif(tables, answer) -> Figure:
     ax.axhline(1, color="black", lw=0.8)
     title = f"SoT what-if: speed-up for a {answer}-token answer split into n points"
     cap = "Synthetic traces (prompt lengths in the CSV; skeleton 8 tokens per point); decode past the table is extrapolated (flagged in the CSV)."
-    for t in filter(has_latency, tables):  # a table that draws no line says why
-        part = data[data["table"] == label(t)]
-        if part.empty:
-            cap += f" Nothing to draw for {label(t)}: it has no batch of 2 or more, the points of a SoT answer."
-        elif not part["speedup"].notna().any():
-            first = part.iloc[0]
-            cap += f" Nothing to draw for {label(t)}: at n = {first['points']}, the {first['missing']}."
+    cap += "".join(f" Nothing to draw for {label(t)}: it has no batch of 2 or more, the points of a SoT answer."
+                   for t in tables if has_latency(t) and label(t) not in set(data["table"]))
+    cap += _nothing_drawn(data, "speedup", lambda part: f"at n = {part['points'].iloc[0]}, the {part['missing'].iloc[0]}")
     return Figure("sot_whatif", title, _finish(fig, ax, title, "number of points n (= batch)", "speed-up (normal / SoT)"), data, cap)
