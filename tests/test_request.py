@@ -69,6 +69,8 @@ def test_cli_with_no_batch_answered_is_one_line_and_exit_2(tmp_path, table):
     assert result.exit_code == 2
     assert result.output.splitlines() == [f"error: {tmp_path / 't.parquet'}: B=1 needs t^P_1(151) for a 150-token prompt, but the "
                                           "prefill grid ends at 91 (the other 3 batches lack cells too)"]
+    two = _invoke(tmp_path, table, "--prompt", "150", "--output", "10", "--batches", "1,2")
+    assert two.exit_code == 2 and two.output.rstrip().endswith("ends at 91 (the other batch lacks cells too)")
     for bad in (["--prompt", "0", "--output", "5"], ["--prompt", "5", "--output", "5", "--batches", "2-1"],
                 ["--prompt", "5", "--output", "5", "--decode-terms", "both"]):
         result = _invoke(tmp_path, table, *bad)

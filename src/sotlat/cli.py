@@ -489,7 +489,7 @@ def latency(
     rows = request_latency(table_frame, prompt, output, parse_batches(batches) if batches else None, extrapolate, decode_terms, peak_tflops)
     missing = rows[rows["missing"].notna()]
     if len(missing) == len(rows):
-        more = f" (the other {len(rows) - 1} batches lack cells too)" if len(rows) > 1 else ""
+        more = {1: "", 2: " (the other batch lacks cells too)"}.get(len(rows), f" (the other {len(rows) - 1} batches lack cells too)")
         raise InputError(f"{table}: B={missing['batch'].iloc[0]} needs {missing['missing'].iloc[0]}{more}")
     if as_json:
         print(json.dumps({"table": label(table_frame), "decode_terms": decode_terms, "rows": json.loads(rows.to_json(orient="records"))}))
