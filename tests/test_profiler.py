@@ -226,3 +226,20 @@ def test_any_hf_config_can_be_profiled(tmp_path):
     assert table.attrs["sotlat"]["arch"]["name"] == "mistral"
     assert table.attrs["sotlat"]["arch"]["config"]["model_type"] == "mistral"
     assert (table.status == "ok").all() and len(table) == 4 + 12
+
+
+def test_a_grid_past_a_learned_position_table_is_refused_before_any_work_and_one_within_it_runs(tmp_path):
+    from sotlat.profiler.archs import meta_model, position_limit
+
+    cfg = tmp_path / "gpt2.json"
+    cfg.write_text('{"model_type": "gpt2", "n_embd": 32, "n_head": 2, "n_layer": 1, "n_positions": 16, "vocab_size": 128,'
+                   ' "bos_token_id": 0, "eos_token_id": 0}')
+    assert position_limit(meta_model(load_config(None, str(cfg))[1])) == 16
+    assert position_limit(meta_model(load_config("tiny")[1])) is None  # rotary: no table to run past
+    base = {**SPEC.__dict__, "arch": None, "config_path": str(cfg), "batches": [1], "prefill_lengths": PrefillGrid(1, 17, 5)}
+    with pytest.raises(InputError, match=r"config \(gpt2\): its learned position table holds 16 positions, but the grid "
+                                         r"\(--prefill-lengths up to 16, --decode-max 16\) needs 17"):
+        profile(ProfileSpec(**{**base, "decode_max": 16}), str(tmp_path / "t.parquet"))  # torch's IndexError, before
+    assert not (tmp_path / "t.parquet").exists()
+    table = profile(ProfileSpec(**{**base, "decode_max": 15}), str(tmp_path / "t.parquet"))  # positions 1..16
+    assert (table["status"] == "ok").all() and table["length"].max() == 16

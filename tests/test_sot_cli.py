@@ -221,3 +221,14 @@ def test_replay_only_traces_the_table_answers_sampled_by_category(tmp_path):
         result = invoke("replay", "--arch", "tiny", "--device", "cpu", "--traces", traces, "--out", tmp_path / "r.jsonl", "--table", table, *args)
         assert result.exit_code == 2 and result.output.startswith(f"error: --table: {table}: ") and message in result.output, result.output
         assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_replay_past_a_learned_position_table_is_refused_before_the_model_is_built(tmp_path):
+    cfg = tmp_path / "gpt2.json"
+    cfg.write_text('{"model_type": "gpt2", "n_embd": 32, "n_head": 2, "n_layer": 1, "n_positions": 64, "vocab_size": 128,'
+                   ' "bos_token_id": 0, "eos_token_id": 0}')
+    traces = write_jsonl(tmp_path / "t.jsonl", [trace("a", normal=(30, 40))])  # context 70
+    result = invoke("replay", "--config", cfg, "--device", "cpu", "--traces", traces, "--out", tmp_path / "m.jsonl")
+    assert result.exit_code == 2 and not (tmp_path / "m.jsonl").exists()
+    assert result.output.splitlines()[-1] == ("error: config (gpt2): its learned position table holds 64 positions, "
+                                              "but the longest trace to replay needs 70")

@@ -110,6 +110,21 @@ def meta_model(config: PretrainedConfig) -> torch.nn.Module:
         return causal_lm(config).eval()
 
 
+def position_limit(model: torch.nn.Module) -> int | None:
+    """How many positions a model with a learned position table (GPT-2's `wpe`, OPT's
+    `embed_positions`) can take; None for rotary or ALiBi positions, which have no table to run past."""
+    tables = [m for name, m in model.named_modules() if isinstance(m, torch.nn.Embedding) and ("pos" in name or name.endswith("wpe"))]
+    return getattr(model.config, "max_position_embeddings", None) if tables else None
+
+
+def check_positions(model: torch.nn.Module, needed: int, what: str) -> None:
+    """Refuse, before any work, what would index past a learned position table (an IndexError deep in torch)."""
+    limit = position_limit(model)
+    if limit is not None and needed > limit:
+        raise InputError(f"config ({model.config.model_type}): its learned position table holds {limit:,} positions, "
+                         f"but {what} needs {needed:,}")
+
+
 def check_attention(attention: str) -> None:
     if attention not in ATTENTIONS:
         raise InputError(f"--attention: expected {' or '.join(ATTENTIONS)}, got {attention!r}")

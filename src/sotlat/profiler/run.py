@@ -27,7 +27,7 @@ import torch
 from sotlat import __version__
 from sotlat.errors import InputError
 from sotlat.interrupts import Interrupted, sigterm_as_keyboard_interrupt
-from sotlat.profiler.archs import arch_meta, build_model, load_config, meta_model
+from sotlat.profiler.archs import arch_meta, build_model, check_positions, load_config, meta_model
 from sotlat.profiler.device import describe_device
 from sotlat.profiler.flops import FlopsFit, fit_flops
 from sotlat.profiler.memory import memory_tracker_for
@@ -182,6 +182,8 @@ def profile(spec: ProfileSpec, out: str, resume: bool = False, progress: Progres
     memory = memory_tracker_for(spec.device)  # before the model: the CPU baseline excludes nothing of it
     timer = timer_for(spec.device)
     shapes = meta_model(config)  # SDPA: eager attention's matrix products count the same FLOPs (tested)
+    longest = max(spec.prefill_lengths.lengths[-1], spec.decode_max + 1)  # decode at k writes position k + 1
+    check_positions(shapes, longest, f"the grid (--prefill-lengths up to {spec.prefill_lengths.lengths[-1]}, --decode-max {spec.decode_max})")
     fit = fit_flops(shapes)
     meta = {
         "schema_version": SCHEMA_VERSION,
