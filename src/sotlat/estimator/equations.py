@@ -30,6 +30,12 @@ OK, NO_BATCH, PREFILL_RANGE, PREFILL_CELL, DECODE_RANGE, DECODE_CELL = range(6)
 DECODE_TERMS = {"printed": 0, "loop": -2}
 
 
+def check_decode_terms(decode_terms: str) -> None:
+    """Refuse a reading of Eq. 1 other than DECODE_TERMS' before any lookup."""
+    if decode_terms not in DECODE_TERMS:
+        raise InputError(f"--decode-terms: expected one of {', '.join(DECODE_TERMS)}, got {decode_terms!r}")
+
+
 def stage(lk: Lookup, l_in, l_out, batch, active, decode_terms: str = "printed") -> dict[str, np.ndarray]:
     """Eq. 1 and Eq. 4 for arrays of stages; `problem` says why a stage cannot be looked up."""
     l_in = np.where(active, l_in, 1)
@@ -98,8 +104,7 @@ def estimate_answerable(table: pd.DataFrame, traces, extrapolate: bool = False, 
                         decode_terms: str = "printed") -> tuple[pd.DataFrame, pd.DataFrame]:
     """`estimate` of the traces the table answers, and the others as (id, reason): a batch it
     lacks, a prompt past its prefill grid, an oom cell, decode past its k (without `extrapolate`)."""
-    if decode_terms not in DECODE_TERMS:
-        raise InputError(f"--decode-terms: expected one of {', '.join(DECODE_TERMS)}, got {decode_terms!r}")
+    check_decode_terms(decode_terms)
     if not isinstance(traces, pd.DataFrame):
         traces = traces_frame((f"trace {i}", t) for i, t in enumerate(traces))
     col = lambda name: traces[name].fillna(0).to_numpy(dtype=np.int64)  # noqa: E731

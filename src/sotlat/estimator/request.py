@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from sotlat.errors import InputError
-from sotlat.estimator.equations import DECODE_TERMS, OK, missing_cells, stage
+from sotlat.estimator.equations import OK, check_decode_terms, missing_cells, stage
 from sotlat.estimator.lookup import build_lookup
 
 REQUEST_COLUMNS = ["batch", "prompt_tokens", "output_tokens", "prefill_ms", "decode_ms", "latency_ms", "tokens_per_s",
@@ -22,8 +22,7 @@ def request_latency(table: pd.DataFrame, prompt: int, output: int, batches: list
     """Per batch B (default: the table's): T(prompt, output, B) as prefill + decode (Eq. 1), the B x
     output tokens it yields per second, decode TFLOPS (Eq. 4), peak memory; `missing` names the
     cells a batch lacks (its figures are then NaN)."""
-    if decode_terms not in DECODE_TERMS:
-        raise InputError(f"--decode-terms: expected one of {', '.join(DECODE_TERMS)}, got {decode_terms!r}")
+    check_decode_terms(decode_terms)
     if prompt < 1 or output < 1:
         raise InputError(f"prompt and output need at least 1 token each, got {prompt} and {output}")
     lk = build_lookup(table, prompt + output, extrapolate)
