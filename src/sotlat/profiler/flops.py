@@ -111,7 +111,7 @@ class FlopsFit:
 
     def __call__(self, phase: str, batch, length) -> np.ndarray:
         coef = np.asarray(self.decode if phase == "decode" else self.prefill)
-        return _features(phase, batch, length) @ coef
+        return np.rint(_features(phase, batch, length) @ coef)  # FLOPs are whole numbers; rounding drops the solve's last-bit noise
 
 
 # (batch, length) cells counted to fit, and held out to check, per phase.
