@@ -144,7 +144,13 @@ def test_out_of_range_is_one_line(tmp_path):
     (["profile", "--arch", "gpt-j", "--device", "cpu", "--out", "o.parquet"], ["unknown architecture 'gpt-j'; choose one of llama-7b,"]),
     (["profile", "--arch", "llama", "--device", "cpu", "--out", "o.parquet"], ["unknown architecture 'llama'; did you mean llama-7b, llama-13b or llama-33b?"]),
     (["profile", "--config", "bad.json", "--device", "cpu", "--out", "o.parquet"], ["bad.json: not a readable JSON config"]),
-    (["profile", "--config", "mamba.json", "--device", "cpu", "--out", "o.parquet"], ["config (mamba): transformers cannot build it", "scaled_dot_product_attention"]),
+    (["profile", "--config", "mamba.json", "--device", "cpu", "--attention", "eager", "--out", "o.parquet"],
+     ["config (mamba): the model keeps no KV cache", "Mamba"]),
+    (["flops", "--config", "mamba.json", "--phase", "decode", "--batch", "1", "--length", "3"], ["config (mamba): the model keeps no KV cache"]),
+    (["profile", "--config", "bloom.json", "--device", "cpu", "--out", "o.parquet"],
+     ["config (bloom): transformers cannot build it as a causal LM with sdpa attention", "(it builds with --attention eager)"]),
+    (["profile", "--config", "t5.json", "--device", "cpu", "--attention", "eager", "--out", "o.parquet"],
+     ["config (t5): transformers cannot build it as a causal LM: Unrecognized configuration class"]),  # no attention builds it
     (["simulate", "--gpu", "l4", "--config", "t5.json", "--out", "o.parquet"], ["config (t5): transformers cannot build it as a causal LM"]),
     (["simulate", "--gpu", "l4", "--arch", "tiny", "--prefill-lengths", "a:b:c", "--out", "o.parquet"], ["got 'a:b:c'"]),  # not rich's emoji ':b:'
     # a zero peak, bandwidth or objective would divide by zero, or read as "not given" and fall back silently
@@ -158,7 +164,22 @@ def test_usage_errors(tmp_path, monkeypatch, args, needles):
     (tmp_path / "bad.json").write_text('{"hidden_size": ')
     (tmp_path / "mamba.json").write_text('{"model_type": "mamba", "hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 100}')
     (tmp_path / "t5.json").write_text('{"model_type": "t5", "d_model": 64}')
+    (tmp_path / "bloom.json").write_text(BLOOM)
     assert_user_error(invoke(*args), *needles)
+
+
+BLOOM = '{"model_type": "bloom", "hidden_size": 64, "n_layer": 2, "n_head": 4, "vocab_size": 100}'  # transformers has no SDPA for it
+
+
+def test_a_model_without_sdpa_is_profiled_with_eager_attention_and_its_flops_counted(tmp_path):
+    (tmp_path / "bloom.json").write_text(BLOOM)
+    out = tmp_path / "b.parquet"
+    result = invoke("profile", "--config", tmp_path / "bloom.json", *GRID[2:], "--batches", "1", "--attention", "eager", "--out", out)
+    assert result.exit_code == 0, result.output
+    table = load_table(out)
+    assert (table["status"] == "ok").all() and (table["flops"] > 0).all()
+    result = invoke("flops", "--config", tmp_path / "bloom.json", "--phase", "decode", "--batch", "1", "--length", "10", "--json")
+    assert result.exit_code == 0 and json.loads(result.output)["flops"] > 0
     assert not (tmp_path / "o.parquet").exists()
 
 

@@ -228,6 +228,15 @@ def test_any_hf_config_can_be_profiled(tmp_path):
     assert (table.status == "ok").all() and len(table) == 4 + 12
 
 
+def test_a_config_is_named_for_its_file_or_for_its_hf_model_folder(tmp_path):
+    folder = tmp_path / "Llama-3-8B"
+    folder.mkdir()
+    for path in (tmp_path / "mistral-small.json", folder / "config.json"):
+        path.write_text('{"model_type": "mistral", "hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4}')
+    assert load_config(None, str(tmp_path / "mistral-small.json"))[0] == "mistral-small"
+    assert load_config(None, str(folder / "config.json"))[0] == "Llama-3-8B"  # every HF download's file is config.json
+
+
 def test_a_grid_past_a_learned_position_table_is_refused_before_any_work_and_one_within_it_runs(tmp_path):
     from sotlat.profiler.archs import meta_model, position_limit
 

@@ -606,7 +606,7 @@ def replay(
     done = jsonl.finished_ids(out, resume)
     todo = [t for _, t in records if t["id"] in chosen][:limit]
     todo = [t for t in todo if t["id"] not in done]
-    check_positions(meta_model(cfg), longest_context(frame[frame["id"].isin({t["id"] for t in todo})]), "the longest trace to replay")
+    check_positions(meta_model(cfg, attention), longest_context(frame[frame["id"].isin({t["id"] for t in todo})]), "the longest trace to replay")
     model = build_model(cfg, device, torch_dtype(dtype), attention)
     timer, device_name = timer_for(device), describe_device(device)["name"]
     replay_trace(model, cfg.vocab_size, {"normal": {"prompt_tokens": 8, "completion_tokens": 4}}, 1, timer)  # warm-up

@@ -60,11 +60,19 @@ def load_config(arch: str | None, config_path: str | None = None) -> tuple[str, 
             config = AutoConfig.for_model(**raw)
         except (ValueError, KeyError) as exc:
             raise InputError(f"{config_path}: model_type: {exc}") from None
-        return arch or os.path.splitext(os.path.basename(config_path))[0], config
+        return arch or config_name(config_path), config
     given, arch = arch, (arch or "").strip().lower()  # LLaMA-7B is llama-7b
     if arch not in ARCHS:
         raise InputError(f"--arch: unknown architecture {given!r}; {did_you_mean(arch, ARCHS)}choose one of {', '.join(ARCHS)} or give --config")
     return arch, LlamaConfig(**ARCHS[arch])
+
+
+def config_name(config_path: str) -> str:
+    """A config's name in tables: its file's stem, or for an HF model folder's `config.json` the
+    folder's name (`Llama-3-8B/config.json` is Llama-3-8B)."""
+    path = os.path.abspath(config_path)
+    stem, folder = os.path.splitext(os.path.basename(path))[0], os.path.basename(os.path.dirname(path))
+    return folder if stem == "config" and folder else stem
 
 
 def config_dict(config: PretrainedConfig) -> dict:
@@ -104,10 +112,18 @@ def build_model(config: PretrainedConfig, device: str, dtype: torch.dtype, atten
     return model.to(device).eval()
 
 
-def meta_model(config: PretrainedConfig) -> torch.nn.Module:
-    """The architecture on the meta device: shapes only, for counting FLOPs at no cost."""
+def meta_model(config: PretrainedConfig, attention: str | None = None) -> torch.nn.Module:
+    """The architecture on the meta device: shapes only, for counting FLOPs at no cost. With
+    `attention` (a config that cannot be built so fails here, before any work), or with no
+    preference SDPA where transformers has it for the architecture, else eager: the same products (tested)."""
     with torch.device("meta"):
-        return causal_lm(config).eval()
+        try:
+            return causal_lm(config, attention or "sdpa").eval()
+        except InputError:
+            eager = None if attention else _builds(config, "eager")
+            if eager is None:
+                raise
+            return eager.eval()
 
 
 def position_limit(model: torch.nn.Module) -> int | None:
@@ -132,15 +148,35 @@ def check_attention(attention: str) -> None:
 
 def causal_lm(config: PretrainedConfig, attention: str = "sdpa") -> torch.nn.Module:
     """transformers' causal LM of `config` with `attention` (one of ATTENTIONS); a config it cannot
-    build so (not a causal LM, an architecture without SDPA such as Mamba, or values that contradict
+    build so (not a causal LM, an architecture without SDPA such as Bloom, or values that contradict
     each other, such as a pad token id past the vocabulary) is a user error."""
     check_attention(attention)
+    try:
+        return _from_config(config, attention)
+    except _BUILD_ERRORS as exc:
+        reason = str(exc).split(". ")[0].split("\n")[0]
+        if attention != "eager" and _builds(config, "eager") is not None:  # the attention is what fails
+            raise InputError(f"config ({config.model_type}): transformers cannot build it as a causal LM with {attention} attention: "
+                             f"{reason} (it builds with --attention eager)") from None
+        raise InputError(f"config ({config.model_type}): transformers cannot build it as a causal LM: {reason}") from None
+
+
+_BUILD_ERRORS = (ValueError, AssertionError, TypeError)  # what transformers raises for a config it cannot build
+
+
+def _from_config(config: PretrainedConfig, attention: str) -> torch.nn.Module:
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # its advice ("add is_decoder=True") would come before, and apart from, our one line
     try:
         return AutoModelForCausalLM.from_config(config, attn_implementation=attention)
-    except (ValueError, AssertionError, TypeError) as exc:
-        reason = str(exc).split(". ")[0].split("\n")[0]
-        raise InputError(f"config ({config.model_type}): transformers cannot build it as a causal LM with {attention} attention: {reason}") from None
     finally:
         hf_logging.set_verbosity(verbosity)
+
+
+def _builds(config: PretrainedConfig, attention: str) -> torch.nn.Module | None:
+    """The model on the meta device if transformers can build it with `attention`, else None."""
+    with torch.device("meta"):
+        try:
+            return _from_config(config, attention)
+        except _BUILD_ERRORS:
+            return None

@@ -181,7 +181,7 @@ def profile(spec: ProfileSpec, out: str, resume: bool = False, progress: Progres
     dtype = torch_dtype(spec.dtype)
     memory = memory_tracker_for(spec.device)  # before the model: the CPU baseline excludes nothing of it
     timer = timer_for(spec.device)
-    shapes = meta_model(config)  # SDPA: eager attention's matrix products count the same FLOPs (tested)
+    shapes = meta_model(config, spec.attention)  # FLOPs counted on the attention timed: eager's equal SDPA's (tested)
     longest = max(spec.prefill_lengths.lengths[-1], spec.decode_max + 1)  # decode at k writes position k + 1
     check_positions(shapes, longest, f"the grid (--prefill-lengths up to {spec.prefill_lengths.lengths[-1]}, --decode-max {spec.decode_max})")
     fit = fit_flops(shapes)

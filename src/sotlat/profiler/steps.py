@@ -11,8 +11,8 @@ import torch
 @torch.inference_mode()
 def prefill(model: torch.nn.Module, input_ids: torch.Tensor):
     """One forward over B prompts with an empty KV cache. Logits of the last position only, as
-    transformers' generate() computes them; returns the cache."""
-    return model(input_ids=input_ids, use_cache=True, logits_to_keep=1).past_key_values
+    transformers' generate() computes them; returns the KV cache (None for a model that keeps none)."""
+    return getattr(model(input_ids=input_ids, use_cache=True, logits_to_keep=1), "past_key_values", None)
 
 
 @torch.inference_mode()
