@@ -68,3 +68,11 @@ def write_jsonl(path, records) -> str:
 @pytest.fixture
 def table():
     return synthetic_table()
+
+
+# A mixture of experts as Mixtral's: 4 experts per layer, 2 visited per token.
+MIXTRAL = dict(model_type="mixtral", hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+               intermediate_size=128, vocab_size=256, num_local_experts=4, num_experts_per_tok=2)
+# transformers before 5 runs a mixture of experts as a loop that cannot run on the meta device (refused)
+moe_flops = pytest.mark.skipif(not hasattr(__import__("transformers").PreTrainedModel, "get_experts_implementation"),
+                               reason="transformers before 5 cannot count a mixture of experts' FLOPs on the meta device")

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import synthetic_table, trace, write_jsonl
+from conftest import MIXTRAL, moe_flops, synthetic_table, trace, write_jsonl
 from sotlat.cli import app
 from sotlat.estimator import OUTPUT_COLUMNS
 from sotlat.tables import load_table, save_table
@@ -171,14 +171,18 @@ def test_usage_errors(tmp_path, monkeypatch, args, needles):
 BLOOM = '{"model_type": "bloom", "hidden_size": 64, "n_layer": 2, "n_head": 4, "vocab_size": 100}'  # transformers has no SDPA for it
 
 
-def test_a_model_without_sdpa_is_profiled_with_eager_attention_and_its_flops_counted(tmp_path):
-    (tmp_path / "bloom.json").write_text(BLOOM)
+@pytest.mark.parametrize("config, options", [
+    (BLOOM, ["--attention", "eager"]),  # no SDPA in transformers
+    pytest.param(json.dumps(MIXTRAL), [], marks=moe_flops),
+])
+def test_other_architectures_are_profiled_with_their_flops_counted(tmp_path, config, options):
+    (tmp_path / "c.json").write_text(config)
     out = tmp_path / "b.parquet"
-    result = invoke("profile", "--config", tmp_path / "bloom.json", *GRID[2:], "--batches", "1", "--attention", "eager", "--out", out)
-    assert result.exit_code == 0, result.output
+    result = invoke("profile", "--config", tmp_path / "c.json", *GRID[2:], "--batches", "1,2", *options, "--out", out)
+    assert result.exit_code == 0 and "warning" not in result.output, result.output  # FLOPs the exact polynomial
     table = load_table(out)
     assert (table["status"] == "ok").all() and (table["flops"] > 0).all()
-    result = invoke("flops", "--config", tmp_path / "bloom.json", "--phase", "decode", "--batch", "1", "--length", "10", "--json")
+    result = invoke("flops", "--config", tmp_path / "c.json", "--phase", "decode", "--batch", "1", "--length", "10", "--json")
     assert result.exit_code == 0 and json.loads(result.output)["flops"] > 0
     assert not (tmp_path / "o.parquet").exists()
 

@@ -6,6 +6,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 from typer.testing import CliRunner
 
+from conftest import MIXTRAL, moe_flops
 from sotlat.cli import app
 from sotlat.profiler.archs import build_model, load_config, meta_model
 from sotlat.profiler.flops import count_flops, fit_flops
@@ -94,3 +95,19 @@ def test_eager_attention_counts_the_flops_of_sdpa():
         eager = AutoModelForCausalLM.from_config(config, attn_implementation="eager").eval()
     for phase, batch, length in (("prefill", 2, 37), ("decode", 3, 50)):
         assert count_flops(eager, phase, batch, length) == count_flops(meta_model(config), phase, batch, length)
+
+
+
+@moe_flops
+def test_a_mixture_of_experts_counts_the_experts_each_token_visits():
+    from transformers import AutoConfig
+
+    config = AutoConfig.for_model(**MIXTRAL)
+    h, i, layers, kv = 64, 128, 2, 2 * 16
+    per_token = layers * (h * (h + 2 * kv + h)  # q, k, v, o
+                          + h * 4  # the router
+                          + 2 * 3 * h * i)  # two of four experts, each gate, up and down
+    head, scores = h * 256, layers * 4 * 16 * 2  # lm_head; q.k and p.v over one cached key per head
+    assert count_flops(meta_model(config), "prefill", 1, 1) == 2 * (per_token + head + scores)
+    fit = fit_flops(meta_model(config))
+    assert fit.exact and fit("decode", 8, 100) == count_flops(meta_model(config), "decode", 8, 100)

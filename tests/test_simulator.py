@@ -5,13 +5,15 @@ from importlib import resources
 
 import pandas as pd
 import pytest
+import torch
 from typer.testing import CliRunner
 
+from conftest import MIXTRAL
 from sotlat.cli import app
 from sotlat.errors import InputError
 from sotlat.simulator.calibrate import calibrate
 from sotlat.simulator.catalogue import catalogue_id, FIELDS, gpu_spec, load_catalogue
-from sotlat.simulator.model import DEFAULT, Calibration, PhaseParams, Shapes, load_calibration
+from sotlat.simulator.model import DEFAULT, Calibration, PhaseParams, Shapes, load_calibration, pass_bytes
 from sotlat.simulator.plan import profile_seconds, shards
 from sotlat.profiler.archs import load_config
 from sotlat.simulator.simulate import shapes_and_flops, simulate
@@ -121,6 +123,37 @@ def test_the_weights_a_pass_reads_leave_out_an_untied_input_embedding_only(simul
     assert arch["weight_bytes"] - arch["read_weight_bytes"] == 32000 * 4096 * 2
     tied = shapes_and_flops(*load_config("smollm2-135m"), "float16")[2]  # the head reads the shared table whole
     assert tied["read_weight_bytes"] == tied["weight_bytes"]
+
+
+def test_a_mixture_of_experts_reads_the_experts_its_tokens_visit():
+    from transformers import AutoConfig
+
+    from sotlat.profiler.archs import arch_meta, meta_model
+
+    config = AutoConfig.for_model(**MIXTRAL)
+    arch = arch_meta("mx", config, meta_model(config), torch.float16)
+    experts, untied = 2 * 4 * 3 * 64 * 128, 256 * 64  # two layers of four experts; Mixtral's own lm_head
+    assert arch["expert_parameters"] == experts
+    assert arch["read_weight_bytes"] == (arch["parameters"] - untied - experts / 2) * 2  # one token visits 2 of 4
+    shapes = Shapes.from_config(config, arch["parameters"], 2, arch["expert_parameters"])
+    assert shapes.read_weight_bytes(1) == arch["read_weight_bytes"]
+    assert shapes.read_weight_bytes(3) == (arch["parameters"] - untied - experts / 8) * 2  # each expert missed by 3: (1/2)^3
+    assert shapes.read_weight_bytes(200) == pytest.approx((arch["parameters"] - untied) * 2)  # a long prompt reads them all
+    dense = Shapes.from_config(config, arch["parameters"], 2)  # the same sizes read whole
+    assert pass_bytes(dense, "decode", 1, 10) - pass_bytes(shapes, "decode", 1, 10) == experts  # 2 bytes x half the experts
+
+
+def test_mixtral_8x7b_reads_the_active_parameters_mistral_publishes():
+    from transformers import AutoConfig
+
+    from sotlat.profiler.archs import arch_meta, meta_model
+
+    config = AutoConfig.for_model("mixtral", hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
+                                  intermediate_size=14336, vocab_size=32000, num_local_experts=8, num_experts_per_tok=2)
+    arch = arch_meta("mixtral-8x7b", config, meta_model(config), torch.float16)
+    assert arch["parameters"] / 1e9 == pytest.approx(46.7, abs=0.05)  # mistral.ai/news/mixtral-of-experts: 46.7B total,
+    active = arch["read_weight_bytes"] / 2 + 32000 * 4096  # 12.9B used per token (with the embedding table, gathered)
+    assert active / 1e9 == pytest.approx(12.9, abs=0.05)
 
 
 def test_decode_at_batch_1_is_never_below_the_weights_it_reads_over_bandwidth(simulated):

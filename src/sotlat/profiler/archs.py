@@ -11,7 +11,7 @@ import os
 
 import torch
 from accelerate import init_empty_weights
-from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, PretrainedConfig
+from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, PretrainedConfig, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
 from sotlat.errors import InputError, did_you_mean
@@ -87,12 +87,39 @@ def untied_embedding_parameters(config: PretrainedConfig) -> int:
     return 0 if getattr(config, "tie_word_embeddings", True) else config.vocab_size * config.hidden_size
 
 
+def moe_routing(config: PretrainedConfig) -> tuple[int, int]:
+    """(routed experts per layer, experts each token visits) of a mixture-of-experts config under
+    transformers' names (Mixtral's, Qwen-MoE's, DeepSeek's); (0, 0) for a dense model."""
+    experts = next((v for v in (getattr(config, n, None) for n in ("num_local_experts", "num_experts", "n_routed_experts")) if v), 0)
+    per_token = getattr(config, "num_experts_per_tok", None) or 0
+    return (experts, per_token) if experts and per_token else (0, 0)
+
+
+def expert_parameters(model: torch.nn.Module) -> int:
+    """The routed experts' parameters, all layers (a shared expert, which every token visits, is not one)."""
+    return sum(p.numel() for name, p in model.named_parameters() if ".experts." in name)
+
+
+def read_parameters(parameters: int, untied_embedding: int, routed: int, routing: tuple[int, int], tokens=1):
+    """The parameters a forward pass over `tokens` tokens reads: all but an untied input-embedding
+    table and, in a mixture of experts, the routed experts no token visits: each expert is missed
+    by all of them with probability (1 - k/E)^tokens, k of E experts chosen per token uniformly,
+    as random weights route."""
+    experts, per_token = routing
+    missed = (1.0 - per_token / experts) ** tokens if experts else 0.0
+    return parameters - untied_embedding - routed * missed
+
+
 def arch_meta(name: str, config: PretrainedConfig, shapes: torch.nn.Module, dtype: torch.dtype) -> dict:
-    """The table metadata's `arch`: name, HF config, parameter count, weight bytes in `dtype`, and
-    the bytes of the weights a forward pass reads (all but an untied input-embedding table)."""
+    """The table metadata's `arch`: name, HF config, parameter count (and the routed experts' of a
+    mixture of experts), weight bytes in `dtype`, and the bytes of the weights a one-token forward
+    pass reads (all but an untied input-embedding table, and the experts the token does not visit)."""
     parameters, size = sum(p.numel() for p in shapes.parameters()), torch.empty((), dtype=dtype).element_size()
-    return {"name": name, "config": config_dict(config), "parameters": parameters, "weight_bytes": parameters * size,
-            "read_weight_bytes": (parameters - untied_embedding_parameters(config)) * size}
+    routing = moe_routing(config)
+    routed = expert_parameters(shapes) if routing[0] else 0
+    read = read_parameters(parameters, untied_embedding_parameters(config), routed, routing)
+    return {"name": name, "config": config_dict(config), "parameters": parameters, "expert_parameters": routed,
+            "weight_bytes": parameters * size, "read_weight_bytes": round(read * size)}
 
 
 def build_model(config: PretrainedConfig, device: str, dtype: torch.dtype, attention: str = "sdpa") -> torch.nn.Module:
@@ -118,9 +145,9 @@ def meta_model(config: PretrainedConfig, attention: str | None = None) -> torch.
     preference SDPA where transformers has it for the architecture, else eager: the same products (tested)."""
     with torch.device("meta"):
         try:
-            return causal_lm(config, attention or "sdpa").eval()
+            return causal_lm(config, attention or "sdpa", **_COUNTED_EXPERTS).eval()
         except InputError:
-            eager = None if attention else _builds(config, "eager")
+            eager = None if attention else _builds(config, "eager", **_COUNTED_EXPERTS)
             if eager is None:
                 raise
             return eager.eval()
@@ -146,13 +173,13 @@ def check_attention(attention: str) -> None:
         raise InputError(f"--attention: expected {' or '.join(ATTENTIONS)}, got {attention!r}")
 
 
-def causal_lm(config: PretrainedConfig, attention: str = "sdpa") -> torch.nn.Module:
+def causal_lm(config: PretrainedConfig, attention: str = "sdpa", **options) -> torch.nn.Module:
     """transformers' causal LM of `config` with `attention` (one of ATTENTIONS); a config it cannot
     build so (not a causal LM, an architecture without SDPA such as Bloom, or values that contradict
     each other, such as a pad token id past the vocabulary) is a user error."""
     check_attention(attention)
     try:
-        return _from_config(config, attention)
+        return _from_config(config, attention, **options)
     except _BUILD_ERRORS as exc:
         reason = str(exc).split(". ")[0].split("\n")[0]
         if attention != "eager" and _builds(config, "eager") is not None:  # the attention is what fails
@@ -164,19 +191,26 @@ def causal_lm(config: PretrainedConfig, attention: str = "sdpa") -> torch.nn.Mod
 _BUILD_ERRORS = (ValueError, AssertionError, TypeError)  # what transformers raises for a config it cannot build
 
 
-def _from_config(config: PretrainedConfig, attention: str) -> torch.nn.Module:
+# On the meta device a mixture-of-experts layer runs its experts as one batched matmul over the
+# (token, chosen expert) pairs: DeepSpeed counts it, and it is the FLOPs of the experts each token
+# visits; transformers' default grouped matmul neither runs on meta in float32 nor is counted.
+# (transformers before 5 has no such choice: its MoE loop cannot run on meta, and is refused.)
+_COUNTED_EXPERTS = {"experts_implementation": "batched_mm"} if hasattr(PreTrainedModel, "get_experts_implementation") else {}
+
+
+def _from_config(config: PretrainedConfig, attention: str, **options) -> torch.nn.Module:
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # its advice ("add is_decoder=True") would come before, and apart from, our one line
     try:
-        return AutoModelForCausalLM.from_config(config, attn_implementation=attention)
+        return AutoModelForCausalLM.from_config(config, attn_implementation=attention, **options)
     finally:
         hf_logging.set_verbosity(verbosity)
 
 
-def _builds(config: PretrainedConfig, attention: str) -> torch.nn.Module | None:
+def _builds(config: PretrainedConfig, attention: str, **options) -> torch.nn.Module | None:
     """The model on the meta device if transformers can build it with `attention`, else None."""
     with torch.device("meta"):
         try:
-            return _from_config(config, attention)
+            return _from_config(config, attention, **options)
         except _BUILD_ERRORS:
             return None

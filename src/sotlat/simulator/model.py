@@ -108,14 +108,16 @@ class Shapes:
     parameters: int
     dtype_bytes: int
     untied_embedding: int = 0  # parameters of an input-embedding table a pass does not read whole
+    expert_parameters: int = 0  # a mixture of experts' routed experts, all layers
+    routing: tuple[int, int] = (0, 0)  # (experts per layer, experts per token); (0, 0): dense
 
     @classmethod
-    def from_config(cls, config, parameters: int, dtype_bytes: int) -> "Shapes":
+    def from_config(cls, config, parameters: int, dtype_bytes: int, expert_parameters: int = 0) -> "Shapes":
         """The config's shapes under HF's standard names (and their per-model aliases). The MLP width
         is `intermediate_size`, `n_inner`, `ffn_dim` or `d_ff`; where the config leaves it unset, as
         GPT-2's `n_inner: null` does, 4 x hidden, which is what such models build."""
         from sotlat.errors import InputError
-        from sotlat.profiler.archs import untied_embedding_parameters
+        from sotlat.profiler.archs import moe_routing, untied_embedding_parameters
 
         def need(name: str):
             value = getattr(config, name, None)
@@ -128,17 +130,20 @@ class Shapes:
         kv_heads = getattr(config, "num_key_value_heads", None) or heads
         mlp = next((v for v in (getattr(config, n, None) for n in ("intermediate_size", "n_inner", "ffn_dim", "d_ff")) if v), 4 * hidden)
         layers, vocab = need("num_hidden_layers"), need("vocab_size")
-        return cls(layers, hidden, mlp, vocab, kv_heads * head_dim, parameters, dtype_bytes, untied_embedding_parameters(config))
+        return cls(layers, hidden, mlp, vocab, kv_heads * head_dim, parameters, dtype_bytes, untied_embedding_parameters(config),
+                   expert_parameters, moe_routing(config))
 
     @property
     def weight_bytes(self) -> float:
         """All weights: what memory holds."""
         return float(self.parameters * self.dtype_bytes)
 
-    @property
-    def read_weight_bytes(self) -> float:
-        """The weights a forward pass reads: all but an untied input-embedding table."""
-        return float((self.parameters - self.untied_embedding) * self.dtype_bytes)
+    def read_weight_bytes(self, tokens=1):
+        """The weights a forward pass over `tokens` tokens reads: all but an untied input-embedding
+        table and a mixture of experts' unvisited experts."""
+        from sotlat.profiler.archs import read_parameters
+
+        return read_parameters(self.parameters, self.untied_embedding, self.expert_parameters, self.routing, tokens) * self.dtype_bytes
 
     def kv_bytes(self, tokens):
         """KV cache bytes of `tokens` cached tokens (all sequences)."""
@@ -153,7 +158,7 @@ def pass_bytes(s: Shapes, phase: str, batch, length):
     """Bytes one forward pass moves: prefill of `length` tokens, or a decode step with `length` cached."""
     batch, length = np.asarray(batch, float), np.asarray(length, float)
     new = batch * (length if phase == "prefill" else 1.0)
-    weights = s.read_weight_bytes  # the gathered embedding rows are negligible beside the activations
+    weights = s.read_weight_bytes(new)  # the gathered embedding rows are negligible beside the activations
     cached = batch * (length if phase == "decode" else 0.0)
     kv = s.kv_bytes(cached) + 2 * s.kv_bytes(new)  # read the cache; write the new keys/values and read them back
     return weights + kv + s.activation_bytes(new) + batch * s.vocab * 4  # float32 logits of the last position

@@ -28,7 +28,7 @@ def shapes_and_flops(name: str, config, dtype: str) -> tuple[Shapes, FlopsFit, d
     torch_dtype = torch_dtype_of(dtype)
     model = meta_model(config)
     meta_arch = arch_meta(name, config, model, torch_dtype)
-    return Shapes.from_config(config, meta_arch["parameters"], torch_dtype.itemsize), fit_flops(model), meta_arch
+    return Shapes.from_config(config, meta_arch["parameters"], torch_dtype.itemsize, meta_arch["expert_parameters"]), fit_flops(model), meta_arch
 
 
 def simulate(arch: str | None, config_path: str | None, gpu: dict, cal: Calibration, dtype: str,
