@@ -73,6 +73,7 @@ def table():
 # A mixture of experts as Mixtral's: 4 experts per layer, 2 visited per token.
 MIXTRAL = dict(model_type="mixtral", hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                intermediate_size=128, vocab_size=256, num_local_experts=4, num_experts_per_tok=2)
-# transformers before 5 runs a mixture of experts as a loop that cannot run on the meta device (refused)
-moe_flops = pytest.mark.skipif(not hasattr(__import__("transformers").PreTrainedModel, "get_experts_implementation"),
-                               reason="transformers before 5 cannot count a mixture of experts' FLOPs on the meta device")
+# Configs that transformers before 5 cannot run as profiled (refused with one line): a mixture of
+# experts, whose loop over experts cannot run on the meta device; Bloom, whose forward takes no logits_to_keep.
+transformers_5 = pytest.mark.skipif(not hasattr(__import__("transformers").PreTrainedModel, "get_experts_implementation"),
+                                    reason="transformers before 5 refuses this config")

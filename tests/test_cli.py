@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import MIXTRAL, moe_flops, synthetic_table, trace, write_jsonl
+from conftest import MIXTRAL, transformers_5, synthetic_table, trace, write_jsonl
 from sotlat.cli import app
 from sotlat.estimator import OUTPUT_COLUMNS
 from sotlat.tables import load_table, save_table
@@ -172,8 +172,8 @@ BLOOM = '{"model_type": "bloom", "hidden_size": 64, "n_layer": 2, "n_head": 4, "
 
 
 @pytest.mark.parametrize("config, options", [
-    (BLOOM, ["--attention", "eager"]),  # no SDPA in transformers
-    pytest.param(json.dumps(MIXTRAL), [], marks=moe_flops),
+    pytest.param(BLOOM, ["--attention", "eager"], marks=transformers_5),  # no SDPA in transformers
+    pytest.param(json.dumps(MIXTRAL), [], marks=transformers_5),
 ])
 def test_other_architectures_are_profiled_with_their_flops_counted(tmp_path, config, options):
     (tmp_path / "c.json").write_text(config)

@@ -6,7 +6,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 from typer.testing import CliRunner
 
-from conftest import MIXTRAL, moe_flops
+from conftest import MIXTRAL, transformers_5
 from sotlat.cli import app
 from sotlat.profiler.archs import build_model, load_config, meta_model
 from sotlat.profiler.flops import count_flops, fit_flops
@@ -98,7 +98,7 @@ def test_eager_attention_counts_the_flops_of_sdpa():
 
 
 
-@moe_flops
+@transformers_5
 def test_a_mixture_of_experts_counts_the_experts_each_token_visits():
     from transformers import AutoConfig
 
