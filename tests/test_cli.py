@@ -316,10 +316,11 @@ def test_tables_show_says_what_is_known_of_the_gpu(tmp_path):
     table = synthetic_table()
     table.attrs["sotlat"]["device"] = {"name": "NVIDIA H100 80GB HBM3", "catalogue_id": "h100-sxm", "peak_tflops": 989,
                                        "memory_bandwidth_bytes_per_s": 3.352e12}
-    table.attrs["sotlat"]["arch"]["read_weight_bytes"] = 3.352e9  # a 1 ms floor
+    table.attrs["sotlat"]["arch"].update(read_weight_bytes=3.352e9, parameters=46_702_792_704, expert_parameters=45_097_156_608)  # a 1 ms floor
     save_table(table, tmp_path / "t.parquet")
     result = invoke("tables", "show", tmp_path / "t.parquet")
     assert result.exit_code == 0 and "(catalogue h100-sxm, peak 989 TFLOPS, bandwidth 3,352 GB/s)" in result.output
+    assert "(46,702,792,704 parameters, 45,097,156,608 of them in routed experts)" in result.output  # a mixture of experts
     b1 = table[(table.phase == "decode") & (table.batch == 1)].latency_ms.median()
     assert f"decode step at B=1: median {b1:.2f} ms vs the floor weights read / bandwidth 1.00 ms ({b1:.2f}x)" in result.output
 

@@ -953,8 +953,9 @@ def tables_show(
     method = meta["method"]
     console.print(Text.assemble((str(file), "bold"), f"  schema {meta['schema_version']}, created {meta['created_at']}, "
                                 f"{'complete' if is_complete(table) else 'INCOMPLETE (resume it)'}"))
-    parameters = meta["arch"].get("parameters")
-    console.print(f"arch   {meta['arch']['name']}" + (f" ({parameters:,} parameters)" if parameters else ""))
+    parameters, experts = meta["arch"].get("parameters"), meta["arch"].get("expert_parameters")
+    moe = f", {experts:,} of them in routed experts" if experts else ""
+    console.print(f"arch   {meta['arch']['name']}" + (f" ({parameters:,} parameters{moe})" if parameters else ""))
     device = meta["device"]
     known = [f"catalogue {device['catalogue_id']}" if device.get("catalogue_id") else "",
              f"peak {device['peak_tflops']:g} TFLOPS" if device.get("peak_tflops") else "",
