@@ -108,6 +108,7 @@ def test_a_mixture_of_experts_counts_the_experts_each_token_visits():
                           + h * 4  # the router
                           + 2 * 3 * h * i)  # two of four experts, each gate, up and down
     head, scores = h * 256, layers * 4 * 16 * 2  # lm_head; q.k and p.v over one cached key per head
-    assert count_flops(meta_model(config), "prefill", 1, 1) == 2 * (per_token + head + scores)
+    rotary = 16 // 2  # inverse frequencies x one position, where transformers computes it as a matmul (5.17 does, 5.23 not)
+    assert count_flops(meta_model(config), "prefill", 1, 1) in {2 * (per_token + head + scores), 2 * (per_token + head + scores + rotary)}
     fit = fit_flops(meta_model(config))
     assert fit.exact and fit("decode", 8, 100) == count_flops(meta_model(config), "decode", 8, 100)
