@@ -8,7 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import MIXTRAL
+from conftest import MIXTRAL, transformers_5
 from sotlat.cli import app
 from sotlat.errors import InputError
 from sotlat.simulator.calibrate import calibrate
@@ -176,6 +176,21 @@ def test_calibration_recovers_the_parameters_it_was_simulated_with(simulated):
     # every decode cell is memory-bound on a GPU: they say nothing of decode's MFU, which takes prefill's
     assert errors["decode"]["compute_bound_cells"] == 0 and errors["decode"]["unidentified"] == {"mfu": "prefill"}
     assert cal.decode.mfu == cal.prefill.mfu and errors["prefill"]["unidentified"] == {}
+
+
+@transformers_5
+def test_calibration_recovers_a_mixture_of_experts_parameters_also_from_a_table_without_its_counts(tmp_path):
+    config = tmp_path / "mx.json"  # Mixtral-8x7B's layers, four of them: 11 GB of weights, a quarter read at B = 1
+    config.write_text(json.dumps({**MIXTRAL, "hidden_size": 4096, "num_hidden_layers": 4, "num_attention_heads": 32,
+                                  "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 32000, "num_local_experts": 8}))
+    table = simulate(None, str(config), gpu_spec("a100-80gb-sxm", "float16"), TRUTH, "float16", [1, 2, 8, 16], PrefillGrid(1, 700, 50), 256)
+    older = table.copy()
+    older.attrs = json.loads(json.dumps(table.attrs))
+    del older.attrs["sotlat"]["arch"]["parameters"], older.attrs["sotlat"]["arch"]["expert_parameters"]  # as an older sotlat wrote
+    for t in (table, older):
+        cal, errors = calibrate(t, 312, 2039, "fit")
+        assert cal.decode.mbu == pytest.approx(0.7, rel=1e-4) and cal.decode.layer_overhead_ms == pytest.approx(0.8, rel=1e-4)
+        assert errors["decode"]["median_abs_pct"] < 1e-3
 
 
 def test_calibrating_a_table_without_enough_cells_of_a_phase_is_one_line(simulated, tmp_path):
