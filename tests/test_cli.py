@@ -152,6 +152,8 @@ def test_out_of_range_is_one_line(tmp_path):
     (["profile", "--config", "t5.json", "--device", "cpu", "--attention", "eager", "--out", "o.parquet"],
      ["config (t5): transformers cannot build it as a causal LM: Unrecognized configuration class"]),  # no attention builds it
     (["simulate", "--gpu", "l4", "--config", "t5.json", "--out", "o.parquet"], ["config (t5): transformers cannot build it as a causal LM"]),
+    (["profile", "--config", "awq.json", "--device", "cpu", "--out", "o.parquet"],
+     ["awq.json: quantization_config (awq): sotlat runs the weights unquantized, in --dtype; delete quantization_config"]),
     (["simulate", "--gpu", "l4", "--arch", "tiny", "--prefill-lengths", "a:b:c", "--out", "o.parquet"], ["got 'a:b:c'"]),  # not rich's emoji ':b:'
     # a zero peak, bandwidth or objective would divide by zero, or read as "not given" and fall back silently
     (["simulate", "--gpu", "l4", "--arch", "tiny", "--peak-tflops", "0", "--out", "o.parquet"], ["'--peak-tflops': must be greater than 0, got 0"]),
@@ -165,6 +167,7 @@ def test_usage_errors(tmp_path, monkeypatch, args, needles):
     (tmp_path / "mamba.json").write_text('{"model_type": "mamba", "hidden_size": 64, "num_hidden_layers": 2, "vocab_size": 100}')
     (tmp_path / "t5.json").write_text('{"model_type": "t5", "d_model": 64}')
     (tmp_path / "bloom.json").write_text(BLOOM)
+    (tmp_path / "awq.json").write_text('{"model_type": "llama", "quantization_config": {"quant_method": "awq", "bits": 4}}')
     assert_user_error(invoke(*args), *needles)
 
 

@@ -56,6 +56,10 @@ def load_config(arch: str | None, config_path: str | None = None) -> tuple[str, 
             raise InputError(f"{config_path}: not a readable JSON config ({exc})") from None
         if not isinstance(raw, dict) or "model_type" not in raw:
             raise InputError(f"{config_path}: model_type is missing: not a Hugging Face config")
+        if raw.get("quantization_config"):  # from_config would ignore it: a table of other weights than the name says
+            method = raw["quantization_config"].get("quant_method", "?") if isinstance(raw["quantization_config"], dict) else "?"
+            raise InputError(f"{config_path}: quantization_config ({method}): sotlat runs the weights unquantized, in --dtype; "
+                             "delete quantization_config to profile or simulate the architecture so")
         try:
             config = AutoConfig.for_model(**raw)
         except (ValueError, KeyError) as exc:
