@@ -2,6 +2,7 @@
 
 import json
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -105,6 +106,15 @@ def test_replay_then_validate_with_tiny(tmp_path):
     assert result.exit_code == 0 and "note: measured on NVIDIA H100 80GB HBM3; the table is of tiny" in result.stderr
     assert json.loads(result.stdout)["normal"]["n"] == 2
 
+    short = tmp_path / "short.parquet"  # decode to k = 65: both normal answers (Eq. 1 to k = 70) run past it
+    assert invoke("profile", *grid[:-8], "--decode-max", "65", *grid[-6:], "--out", short).exit_code == 0
+    result = invoke("validate", "--table", short, "--measured", measured)
+    assert result.exit_code == 2 and "trace a: normal stage needs t^D_1(k) up to k=70" in result.output and "--extrapolate extends it" in result.output
+    for t, extended in ((short, True), (table, False)):
+        result = invoke("validate", "--table", t, "--measured", measured, "--extrapolate", "--json", "--out", tmp_path / "x.csv")
+        assert result.exit_code == 0 and json.loads(result.output)["extrapolated_traces"] == 2 * extended
+        assert pd.read_csv(tmp_path / "x.csv")["extrapolated"].tolist() == [extended] * 2
+
 
 def test_stats_per_category(tmp_path):
     t1 = trace("a", category="x", normal=(10, 100), skeleton=(50, 12), points=[(20, 30), (25, 50)], max_new_tokens=100)
@@ -113,7 +123,6 @@ def test_stats_per_category(tmp_path):
     traces = write_jsonl(tmp_path / "t.jsonl", [t1, t2])
     result = invoke("stats", "--traces", traces, "--out", tmp_path / "s.csv")
     assert result.exit_code == 0, result.output
-    import pandas as pd
 
     s = pd.read_csv(tmp_path / "s.csv").set_index("category")
     assert s.loc["x", "points"] == 2 and s.loc["x", "point_tokens"] == 40 and s.loc["x", "longest_point_tokens"] == 50
@@ -128,7 +137,6 @@ def test_stats_keep_models_apart_as_fig_12s_columns(tmp_path):
     b = write_jsonl(tmp_path / "b.jsonl", [trace("b1", category="x", model="m2", normal=(10, 20), points=[(5, 7)] * 4)])
     result = invoke("stats", "--traces", a, "--traces", b, "--out", tmp_path / "s.csv")
     assert result.exit_code == 0, result.output
-    import pandas as pd
 
     s = pd.read_csv(tmp_path / "s.csv").set_index(["model", "category"])
     assert list(s.index) == [("m1", "x"), ("m1", "all"), ("m2", "x"), ("m2", "all")]
@@ -178,7 +186,6 @@ def test_ctrl_c_or_sigterm_during_trace_keeps_finished_questions_and_resume_goes
 
 
 def test_stratified_sample_is_proportional_spread_and_deterministic():
-    import pandas as pd
     from sotlat.sot.replay import stratified_ids
 
     frame = pd.DataFrame({"id": [f"t{i:02d}" for i in range(26)], "category": ["a"] * 10 + ["b"] * 10 + ["c"] * 6})
@@ -211,6 +218,12 @@ def test_replay_only_traces_the_table_answers_sampled_by_category(tmp_path):
     assert "5 of 6 traces are within" in result.output
     ids = [json.loads(x)["id"] for x in measured.read_text().splitlines()]
     assert len(ids) == 3 and "y0" not in ids and "y1" in ids
+
+    long = write_jsonl(tmp_path / "long.jsonl", [trace("z", normal=(10, 200), skeleton=(30, 5), points=[(12, 6)] * 2)])  # decode past k = 120
+    for args, within in (([], False), (["--extrapolate"], True)):
+        result = invoke("replay", "--arch", "tiny", "--device", "cpu", "--traces", long, "--repeats", "1", "--out", tmp_path / f"z{within}.jsonl",
+                        "--table", table, *args)
+        assert (result.exit_code == 0) == within and (tmp_path / f"z{within}.jsonl").exists() == within, result.output
 
     # refused before any work: a table validate would refuse, or one that answers none of the traces
     wide = write_jsonl(tmp_path / "w.jsonl", rows[4:5])

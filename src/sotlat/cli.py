@@ -565,6 +565,8 @@ def replay(
     repeats: Annotated[int, typer.Option(min=1, help="Timed repetitions of each trace; the median is kept.")] = 3,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N traces.")] = None,
     table: Annotated[Optional[Path], typer.Option(help="Only traces this table answers (the one validate will use).")] = None,
+    extrapolate: Annotated[bool, typer.Option(help="With --table: also the traces it answers with decode extended linearly "
+                                                   "in k (validate them with --extrapolate).")] = False,
     sample: Annotated[Optional[int], typer.Option(min=1, help="A sample of N traces stratified by category.")] = None,
     attention: Attention = "sdpa",
     resume: Annotated[bool, typer.Option(help="Skip traces already in --out.")] = False,
@@ -596,7 +598,7 @@ def replay(
         if differs:  # validate would refuse the replay after it ran
             field, theirs, ours = differs
             raise InputError(f"--table: {table}: {field} is {theirs!r}, this replay's is {ours!r}: {SAME}")
-        answered, failed = estimate_answerable(table_frame, frame)
+        answered, failed = estimate_answerable(table_frame, frame, extrapolate)
         if answered.empty:
             raise InputError(f"--table: {table}: none of the {len(frame)} traces is within it (trace {failed['id'].iloc[0]}: "
                              f"{failed['reason'].iloc[0]})")
@@ -628,6 +630,7 @@ def validate(
     table: Annotated[Path, typer.Option(help="Latency table of the replayed architecture and device.")],
     measured: Annotated[Path, typer.Option(help="The output of sotlat replay.")],
     decode_terms: DecodeTerms = "printed",
+    extrapolate: Extrapolate = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     out: Annotated[Optional[Path], typer.Option(help="Per-trace comparison: .jsonl, .csv or .parquet.")] = None,
 ):
@@ -655,7 +658,7 @@ def validate(
         rows.append({"id": t["id"], **{k: m.get(k) for k in ("normal_ms", "sot_ms", "speedup")}})
     if devices != {meta["device"]["name"]}:  # a simulated table against a real GPU is a fair question; say so
         err.print(f"note: measured on {', '.join(sorted(map(str, devices)))}; the table is of {label(table_frame)}")
-    result = run(table_frame, traces, pd.DataFrame(rows), decode_terms)
+    result = run(table_frame, traces, pd.DataFrame(rows), decode_terms, extrapolate)
     summary = result["summary"]
     if out is not None:
         write_frame(result["per_trace"], out)
@@ -676,6 +679,9 @@ def validate(
     readings = summary["eq1_readings_median_abs_pct"]
     console.print("Eq. 1 readings, median |error| of normal and SoT: "
                   + ", ".join(f"{k} {v:.1f}%" for k, v in readings.items()) + f"; better: {summary['better_eq1_reading']}")
+    if summary["extrapolated_traces"]:
+        console.print(f"{summary['extrapolated_traces']} of {len(rows)} estimates extend decode past the table (--extrapolate); "
+                      "--out marks them")
 
 
 @app.command()

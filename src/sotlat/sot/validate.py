@@ -25,9 +25,11 @@ def mismatch(meta: dict, arch: str | None, dtype: str | None, attention: str) ->
     return None
 
 
-def compare(table: pd.DataFrame, traces: pd.DataFrame, measured: pd.DataFrame, decode_terms: str = "printed") -> pd.DataFrame:
-    """Per trace: estimated, measured and % errors (signed: estimate above measurement is positive)."""
-    est = estimate(table, traces, decode_terms=decode_terms).set_index("id")
+def compare(table: pd.DataFrame, traces: pd.DataFrame, measured: pd.DataFrame, decode_terms: str = "printed",
+            extrapolate: bool = False) -> pd.DataFrame:
+    """Per trace: estimated, measured and % errors (signed: estimate above measurement is positive),
+    and whether the estimate extrapolates decode past the table."""
+    est = estimate(table, traces, extrapolate=extrapolate, decode_terms=decode_terms).set_index("id")
     out = pd.DataFrame({"id": traces["id"].to_numpy(), "category": traces["category"].to_numpy()}).set_index("id")
     meas = measured.set_index("id")
     for q in QUANTITIES:
@@ -35,14 +37,16 @@ def compare(table: pd.DataFrame, traces: pd.DataFrame, measured: pd.DataFrame, d
         out[f"{q}_estimated"] = est[column]
         out[f"{q}_measured"] = meas[column]
         out[f"{q}_error_pct"] = relative_pct(out[f"{q}_estimated"], out[f"{q}_measured"])
+    out["extrapolated"] = est["extrapolated"]
     return out.reset_index()
 
 
-def validate(table: pd.DataFrame, traces: pd.DataFrame, measured: pd.DataFrame, decode_terms: str = "printed") -> dict:
+def validate(table: pd.DataFrame, traces: pd.DataFrame, measured: pd.DataFrame, decode_terms: str = "printed",
+             extrapolate: bool = False) -> dict:
     """Error statistics overall and by category, and which reading of Eq. 1 fits better."""
     if len(measured) == 0:
         raise InputError("no measured traces to validate")
-    per_trace = compare(table, traces, measured, decode_terms)
+    per_trace = compare(table, traces, measured, decode_terms, extrapolate)
     result = {q: error_stats(per_trace[f"{q}_error_pct"]) for q in QUANTITIES}
     result["by_category"] = {
         str(cat): {q: error_stats(group[f"{q}_error_pct"]) for q in QUANTITIES}
@@ -50,9 +54,10 @@ def validate(table: pd.DataFrame, traces: pd.DataFrame, measured: pd.DataFrame, 
     }
     readings = {}
     for terms in DECODE_TERMS:
-        errs = compare(table, traces, measured, terms)
+        errs = compare(table, traces, measured, terms, extrapolate)
         readings[terms] = float(np.nanmedian(np.abs(np.concatenate([errs["normal_error_pct"], errs["sot_error_pct"]]))))
     result["eq1_readings_median_abs_pct"] = readings
     result["better_eq1_reading"] = min(readings, key=readings.get)
     result["decode_terms"] = decode_terms
+    result["extrapolated_traces"] = int(per_trace["extrapolated"].sum())
     return {"per_trace": per_trace, "summary": result}
