@@ -112,3 +112,13 @@ def test_a_mixture_of_experts_counts_the_experts_each_token_visits():
     assert count_flops(meta_model(config), "prefill", 1, 1) in {2 * (per_token + head + scores), 2 * (per_token + head + scores + rotary)}
     fit = fit_flops(meta_model(config))
     assert fit.exact and fit("decode", 8, 100) == count_flops(meta_model(config), "decode", 8, 100)
+
+
+@transformers_5
+def test_a_mixtral_8x7b_decode_step_at_batch_1_multiplies_each_weight_it_reads_once():
+    from sotlat.profiler.archs import arch_meta
+
+    _, config = load_config("mixtral-8x7b")
+    shapes = meta_model(config)
+    read = arch_meta("mixtral-8x7b", config, shapes, torch.float16)["read_weight_bytes"] / 2
+    assert count_flops(shapes, "decode", 1, 1) / 2 == pytest.approx(read, rel=1e-3)  # attention over one cached key: a few MACs more

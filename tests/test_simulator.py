@@ -144,12 +144,9 @@ def test_a_mixture_of_experts_reads_the_experts_its_tokens_visit():
 
 
 def test_mixtral_8x7b_reads_the_active_parameters_mistral_publishes():
-    from transformers import AutoConfig
-
     from sotlat.profiler.archs import arch_meta, meta_model
 
-    config = AutoConfig.for_model("mixtral", hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
-                                  intermediate_size=14336, vocab_size=32000, num_local_experts=8, num_experts_per_tok=2)
+    _, config = load_config("mixtral-8x7b")
     arch = arch_meta("mixtral-8x7b", config, meta_model(config), torch.float16)
     assert arch["parameters"] / 1e9 == pytest.approx(46.7, abs=0.05)  # mistral.ai/news/mixtral-of-experts: 46.7B total,
     active = arch["read_weight_bytes"] / 2 + 32000 * 4096  # 12.9B used per token (with the embedding table, gathered)

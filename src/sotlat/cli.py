@@ -86,7 +86,8 @@ def _dtype(value: str | None) -> str | None:
 
 # Options that several commands share: one definition and one help text each.
 TableOut = Annotated[Path, typer.Option("--out", "-o", help="Table file to write (.parquet).")]
-Arch = Annotated[Optional[str], typer.Option(help="llama-7b, llama-13b, llama-33b, smollm2-135m, smollm2-360m or tiny (random weights).")]
+Arch = Annotated[Optional[str], typer.Option(help="llama-7b, llama-13b, llama-33b, mixtral-8x7b, smollm2-135m, smollm2-360m or tiny "
+                                                   "(random weights).")]
 Config = Annotated[Optional[Path], typer.Option(help="An HF config.json of a causal LM, instead of --arch.")]
 Device = Annotated[Optional[str], typer.Option(help="cuda, cuda:N or cpu (default: cuda when available).")]
 Dtype = Annotated[Optional[str], typer.Option(callback=_dtype, help="float16, bfloat16 or float32 (default: float16 on GPU, float32 on CPU).")]

@@ -11,14 +11,15 @@ import os
 
 import torch
 from accelerate import init_empty_weights
-from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, PretrainedConfig, PreTrainedModel
+from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
 from sotlat.errors import InputError, did_you_mean
 
 _LLAMA_V1 = dict(vocab_size=32000, max_position_embeddings=2048, rms_norm_eps=1e-6, rope_theta=10000.0)
 
-# hidden / layers / heads / intermediate as in the LLaMA paper; smollm2 as SmolLM2-135M/360M-Instruct.
+# hidden / layers / heads / intermediate as in the LLaMA paper; smollm2 as SmolLM2-135M/360M-Instruct;
+# mixtral-8x7b as Mixtral-8x7B-v0.1's config.json (a mixture of experts: 8 per layer, 2 per token).
 # transformers' attention implementations the profiler runs: SDPA (one fused kernel, transformers'
 # default) or eager (matmul, softmax, matmul: how the paper's transformers 4.28 computed it).
 ATTENTIONS = ("sdpa", "eager")
@@ -27,6 +28,11 @@ ARCHS: dict[str, dict] = {
     "llama-7b": dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, intermediate_size=11008, **_LLAMA_V1),
     "llama-13b": dict(hidden_size=5120, num_hidden_layers=40, num_attention_heads=40, intermediate_size=13824, **_LLAMA_V1),
     "llama-33b": dict(hidden_size=6656, num_hidden_layers=60, num_attention_heads=52, intermediate_size=17920, **_LLAMA_V1),
+    "mixtral-8x7b": dict(
+        model_type="mixtral", hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
+        intermediate_size=14336, vocab_size=32000, max_position_embeddings=32768, rms_norm_eps=1e-5, rope_theta=1e6,
+        num_local_experts=8, num_experts_per_tok=2, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
+    ),
     "smollm2-135m": dict(
         hidden_size=576, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
         intermediate_size=1536, vocab_size=49152, max_position_embeddings=8192, rms_norm_eps=1e-5,
@@ -68,7 +74,7 @@ def load_config(arch: str | None, config_path: str | None = None) -> tuple[str, 
     given, arch = arch, (arch or "").strip().lower()  # LLaMA-7B is llama-7b
     if arch not in ARCHS:
         raise InputError(f"--arch: unknown architecture {given!r}; {did_you_mean(arch, ARCHS)}choose one of {', '.join(ARCHS)} or give --config")
-    return arch, LlamaConfig(**ARCHS[arch])
+    return arch, AutoConfig.for_model(**{"model_type": "llama", **ARCHS[arch]})
 
 
 def config_name(config_path: str) -> str:
