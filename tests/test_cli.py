@@ -171,6 +171,15 @@ def test_usage_errors(tmp_path, monkeypatch, args, needles):
     assert_user_error(invoke(*args), *needles)
 
 
+def test_weights_larger_than_the_free_memory_are_refused_before_the_model_is_built(tmp_path, monkeypatch):
+    monkeypatch.setattr("sotlat.profiler.device.free_memory_bytes", lambda device: 400_000)  # tiny's float32 weights: 427,264 bytes
+    traces = write_jsonl(tmp_path / "t.jsonl", [trace("a")])
+    for command in (["profile", *GRID], ["replay", "--arch", "tiny", "--device", "cpu", "--traces", traces]):
+        assert_user_error(invoke(*command, "--out", tmp_path / "o.jsonl" if command[0] == "replay" else tmp_path / "o.parquet"),
+                          "tiny: its weights take 0.0 GB in float32, more than the 0.0 GB free on cpu")
+        assert not list(tmp_path.glob("o.*"))
+
+
 BLOOM = '{"model_type": "bloom", "hidden_size": 64, "n_layer": 2, "n_head": 4, "vocab_size": 100}'  # transformers has no SDPA for it
 
 

@@ -158,3 +158,15 @@ def test_sweep_times_each_step_without_the_memory_trackers_work():
 
     times, peaks, oom_at = decode_sweep(model, "cpu", 256, 2, 6, Clock(), SlowTracker())
     assert times == pytest.approx([1.0] * 6) and peaks == [7] * 6 and oom_at is None
+
+
+def test_free_memory_is_the_gpus_free_memory_or_the_hosts_available(monkeypatch):
+    import psutil
+    import torch
+
+    from sotlat.profiler.device import free_memory_bytes
+
+    asked = []
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: asked.append(device) or (123, 456))  # (free, total)
+    assert free_memory_bytes("cuda:1") == 123 and asked == [torch.device("cuda:1")]
+    assert 0 < free_memory_bytes("cpu") <= psutil.virtual_memory().total

@@ -575,7 +575,7 @@ def replay(
     """Actual latency (App. C.4): replay recorded token counts with random weights, timed per stage."""
     from sotlat import jsonl
     from sotlat.estimator.traces import longest_context, read_records, traces_frame
-    from sotlat.profiler.archs import build_model, check_attention, check_positions, load_config, meta_model
+    from sotlat.profiler.archs import build_model, check_attention, check_positions, check_weights_fit, load_config, meta_model
     from sotlat.profiler.device import default_dtype, describe_device
     from sotlat.profiler.run import torch_dtype
     from sotlat.profiler.timer import timer_for
@@ -609,7 +609,9 @@ def replay(
     done = jsonl.finished_ids(out, resume)
     todo = [t for _, t in records if t["id"] in chosen][:limit]
     todo = [t for t in todo if t["id"] not in done]
-    check_positions(meta_model(cfg, attention), longest_context(frame[frame["id"].isin({t["id"] for t in todo})]), "the longest trace to replay")
+    shapes = meta_model(cfg, attention)
+    check_positions(shapes, longest_context(frame[frame["id"].isin({t["id"] for t in todo})]), "the longest trace to replay")
+    check_weights_fit(name, shapes, torch_dtype(dtype), device)
     model = build_model(cfg, device, torch_dtype(dtype), attention)
     timer, device_name = timer_for(device), describe_device(device)["name"]
     replay_trace(model, cfg.vocab_size, {"normal": {"prompt_tokens": 8, "completion_tokens": 4}}, 1, timer)  # warm-up

@@ -149,6 +149,18 @@ def build_model(config: PretrainedConfig, device: str, dtype: torch.dtype, atten
     return model.to(device).eval()
 
 
+def check_weights_fit(name: str, shapes: torch.nn.Module, dtype: torch.dtype, device: str) -> None:
+    """Refuse, before building the model, weights larger than the device's free memory: on a GPU
+    the build would fail half-way, and on a CPU the kernel would kill the process without a word."""
+    from sotlat.profiler.device import free_memory_bytes
+
+    need = sum(p.numel() for p in shapes.parameters()) * torch.empty((), dtype=dtype).element_size()
+    free = free_memory_bytes(device)
+    if need > free:
+        raise InputError(f"{name}: its weights take {need / 1e9:,.1f} GB in {str(dtype).removeprefix('torch.')}, "
+                         f"more than the {free / 1e9:,.1f} GB free on {device}")
+
+
 def meta_model(config: PretrainedConfig, attention: str | None = None) -> torch.nn.Module:
     """The architecture on the meta device: shapes only, for counting FLOPs at no cost. With
     `attention` (a config that cannot be built so fails here, before any work), or with no

@@ -23,6 +23,15 @@ def default_dtype(device: str) -> str:
     return "float16" if device.startswith("cuda") else "float32"
 
 
+def free_memory_bytes(device: str) -> int:
+    """Memory free for new allocations: the GPU's free memory, or the host's available memory."""
+    if device.startswith("cuda"):
+        return torch.cuda.mem_get_info(torch.device(device))[0]
+    import psutil
+
+    return psutil.virtual_memory().available
+
+
 def describe_device(device: str) -> dict:
     return _describe_cuda(device) if device.startswith("cuda") else _describe_cpu()
 

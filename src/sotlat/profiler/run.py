@@ -27,7 +27,7 @@ import torch
 from sotlat import __version__
 from sotlat.errors import InputError
 from sotlat.interrupts import Interrupted, sigterm_as_keyboard_interrupt
-from sotlat.profiler.archs import arch_meta, build_model, check_positions, load_config, meta_model
+from sotlat.profiler.archs import arch_meta, build_model, check_positions, check_weights_fit, load_config, meta_model
 from sotlat.profiler.device import describe_device
 from sotlat.profiler.flops import FlopsFit, fit_flops
 from sotlat.profiler.memory import memory_tracker_for
@@ -184,6 +184,8 @@ def profile(spec: ProfileSpec, out: str, resume: bool = False, progress: Progres
     shapes = meta_model(config, spec.attention)  # FLOPs counted on the attention timed: eager's equal SDPA's (tested)
     longest = max(spec.prefill_lengths.lengths[-1], spec.decode_max + 1)  # decode at k writes position k + 1
     check_positions(shapes, longest, f"the grid (--prefill-lengths up to {spec.prefill_lengths.lengths[-1]}, --decode-max {spec.decode_max})")
+    if model is None:
+        check_weights_fit(name, shapes, dtype, spec.device)  # before the progress bar: the error is all the user sees
     fit = fit_flops(shapes)
     meta = {
         "schema_version": SCHEMA_VERSION,
