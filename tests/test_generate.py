@@ -40,3 +40,29 @@ def test_each_row_stops_at_its_eos_and_the_batch_when_all_have(tiny):
 def test_zero_new_tokens_is_a_prefill_only(tiny):
     out = generate(tiny, [[1, 2, 3]], 0, CpuTimer())
     assert out.tokens == [[]] and out.total_ms >= out.prefill_ms > 0
+
+
+def test_decode_steps_run_as_transformers_generate_switches_them(tiny, monkeypatch):
+    """generate() on a GPU decodes a mixture of experts with other expert kernels than its prefill:
+    its switch, `_optimize_model_for_decode`, wraps the decode steps of generation and profiling."""
+    import contextlib
+
+    from sotlat.profiler.memory import memory_tracker_for
+    from sotlat.profiler.run import decode_sweep
+
+    state, seen = {"decoding": False}, []
+
+    @contextlib.contextmanager
+    def switch():
+        state["decoding"] = True
+        yield
+        state["decoding"] = False
+
+    monkeypatch.setattr(tiny, "_optimize_model_for_decode", switch, raising=False)
+    forward = tiny.forward
+    monkeypatch.setattr(tiny, "forward", lambda *args, **kwargs: seen.append(state["decoding"]) or forward(*args, **kwargs))
+    generate(tiny, [[1, 2, 3]], 3, CpuTimer())
+    assert seen == [False, True, True] and not state["decoding"]  # the prefill, then two decode steps
+    seen.clear()
+    decode_sweep(tiny, "cpu", 256, 2, 3, CpuTimer(), memory_tracker_for("cpu"))
+    assert seen == [False, True, True, True] and not state["decoding"]  # the 1-token prefill, then k = 1..3

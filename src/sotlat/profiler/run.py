@@ -31,7 +31,7 @@ from sotlat.profiler.archs import arch_meta, build_model, check_positions, check
 from sotlat.profiler.device import describe_device
 from sotlat.profiler.flops import FlopsFit, fit_flops
 from sotlat.profiler.memory import memory_tracker_for
-from sotlat.profiler.steps import decode_step, prefill
+from sotlat.profiler.steps import decode_step, decoding, prefill
 from sotlat.profiler.timer import timer_for
 from sotlat.simulator.catalogue import figure, peak_field
 from sotlat.tables.difference import first_difference, short
@@ -354,12 +354,13 @@ def decode_sweep(model, device, vocab, batch, steps, timer, memory):
     peaks, marks = [], []
     try:
         cache = prefill(model, ids[:, :1])
-        for k in range(1, steps + 1):
-            with memory:
-                marks.append(timer.mark())
-                decode_step(model, ids[:, k : k + 1], cache)
-                marks.append(timer.mark())
-            peaks.append(memory.peak_bytes)
+        with decoding(model):
+            for k in range(1, steps + 1):
+                with memory:
+                    marks.append(timer.mark())
+                    decode_step(model, ids[:, k : k + 1], cache)
+                    marks.append(timer.mark())
+                peaks.append(memory.peak_bytes)
     except OOM:
         cache = None
         _free(device)

@@ -1,7 +1,7 @@
 """Greedy generation with a KV cache, for one prompt or a left-padded batch, timed per stage.
 
 The loop a user runs: one prefill forward that yields the first token, then one forward per
-further token. Each row stops at its EOS (later tokens are padding); the batch ends when every
+further token, with decode steps run as transformers' generate() runs them (`decoding`). Each row stops at its EOS (later tokens are padding); the batch ends when every
 row has ended or at `max_new_tokens`. With no EOS ids it generates exactly `max_new_tokens`
 tokens per row (replay forces recorded lengths that way).
 """
@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from sotlat.profiler.steps import decoding
 
 
 @dataclass
@@ -39,17 +41,18 @@ def generate(model, prompts: list[list[int]], max_new_tokens: int, timer, eos_id
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
     marks.append(timer.mark())
     token = out.logits[:, -1].argmax(-1)
-    for step in range(max_new_tokens):
-        steps.append(token)
-        if len(eos):
-            done |= torch.isin(token, eos)
-        if step + 1 == max_new_tokens or (len(eos) and bool(done.all())):
-            break
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-        positions = positions[:, -1:] + 1
-        out = model(input_ids=token[:, None], attention_mask=mask, position_ids=positions,
-                    past_key_values=out.past_key_values, use_cache=True)
-        token = torch.where(done, pad_id, out.logits[:, -1].argmax(-1))
+    with decoding(model):
+        for step in range(max_new_tokens):
+            steps.append(token)
+            if len(eos):
+                done |= torch.isin(token, eos)
+            if step + 1 == max_new_tokens or (len(eos) and bool(done.all())):
+                break
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            positions = positions[:, -1:] + 1
+            out = model(input_ids=token[:, None], attention_mask=mask, position_ids=positions,
+                        past_key_values=out.past_key_values, use_cache=True)
+            token = torch.where(done, pad_id, out.logits[:, -1].argmax(-1))
     marks.append(timer.mark())
     prefill_ms, decode_ms = timer.intervals_ms(marks)
     generated = torch.stack(steps, dim=1).tolist() if steps else [[] for _ in prompts]
