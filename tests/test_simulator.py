@@ -336,3 +336,27 @@ def test_the_shipped_hf_eager_calibration_gives_its_fitting_row_of_the_papers_ta
     prefill = simulate_cells(shapes, flops, gpu, cal, "prefill", [1], [128])["latency_ms"][0]
     decode = simulate_cells(shapes, flops, gpu, cal, "decode", [1] * 64, np.arange(128, 192))["latency_ms"].sum()
     assert prefill == pytest.approx(40.0, rel=1e-3) and decode == pytest.approx(2735.0, rel=1e-3)
+
+
+@pytest.mark.parametrize("config", [
+    {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256},
+    {"model_type": "gpt2", "n_embd": 64, "n_layer": 2, "n_head": 4, "vocab_size": 256},  # no grouped-query attention
+    MIXTRAL,
+    pytest.param({"model_type": "deepseek_v3", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4,
+                  "intermediate_size": 128, "moe_intermediate_size": 32, "n_routed_experts": 8, "num_experts_per_tok": 2, "n_group": 1,
+                  "topk_group": 1, "first_k_dense_replace": 1, "vocab_size": 256, "q_lora_rank": 32, "kv_lora_rank": 16,
+                  "qk_rope_head_dim": 8, "qk_nope_head_dim": 8, "v_head_dim": 16}, id="deepseek-mla",
+                 marks=pytest.mark.skipif(not hasattr(__import__("transformers"), "DeepseekV3Config"), reason="no DeepSeek-V3 in this transformers")),
+])
+def test_the_modelled_kv_cache_is_the_bytes_transformers_caches(config):
+    from transformers import AutoConfig
+
+    from sotlat.profiler.archs import build_model
+    from sotlat.profiler.steps import prefill
+
+    config = AutoConfig.for_model(**config)
+    model = build_model(config, "cpu", torch.float32)
+    cache = prefill(model, torch.randint(0, 256, (3, 7)))
+    layers = [(x.keys, x.values) for x in cache.layers] if hasattr(cache, "layers") else zip(cache.key_cache, cache.value_cache)  # older transformers
+    cached = sum(t.numel() * t.element_size() for pair in layers for t in pair)
+    assert Shapes.from_config(config, 1, 4).kv_bytes(3 * 7) == cached

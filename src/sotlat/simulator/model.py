@@ -128,6 +128,8 @@ class Shapes:
         hidden, heads = need("hidden_size"), need("num_attention_heads")
         head_dim = getattr(config, "head_dim", None) or hidden // heads
         kv_heads = getattr(config, "num_key_value_heads", None) or heads
+        if getattr(config, "kv_lora_rank", None):  # multi-head latent attention (DeepSeek): transformers caches one
+            kv_heads, head_dim = 1, (config.kv_lora_rank + config.qk_rope_head_dim) / 2  # compressed latent and rotary key per token
         mlp = next((v for v in (getattr(config, n, None) for n in ("intermediate_size", "n_inner", "ffn_dim", "d_ff")) if v), 4 * hidden)
         layers, vocab = need("num_hidden_layers"), need("vocab_size")
         return cls(layers, hidden, mlp, vocab, kv_heads * head_dim, parameters, dtype_bytes, untied_embedding_parameters(config),
