@@ -1,8 +1,8 @@
 """Greedy generation with a KV cache, for one prompt or a left-padded batch, timed per stage.
 
 The loop a user runs: one prefill forward that yields the first token, then one forward per
-further token, with decode steps run as transformers' generate() runs them (`decoding`). Each row stops at its EOS (later tokens are padding); the batch ends when every
-row has ended or at `max_new_tokens`. With no EOS ids it generates exactly `max_new_tokens`
+further token, run as transformers' generate() runs its decode steps (`decoding`). Each row stops
+at its EOS (later tokens are padding); the batch ends when every row has ended or at `max_new_tokens`. With no EOS ids it generates exactly `max_new_tokens`
 tokens per row (replay forces recorded lengths that way).
 """
 
