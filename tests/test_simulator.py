@@ -357,6 +357,9 @@ def test_the_modelled_kv_cache_is_the_bytes_transformers_caches(config):
     config = AutoConfig.for_model(**config)
     model = build_model(config, "cpu", torch.float32)
     cache = prefill(model, torch.randint(0, 256, (3, 7)))
-    layers = [(x.keys, x.values) for x in cache.layers] if hasattr(cache, "layers") else zip(cache.key_cache, cache.value_cache)  # older transformers
+    if hasattr(cache, "layers"):
+        layers = [(x.keys, x.values) for x in cache.layers]
+    else:  # older transformers: lists of keys and values, or GPT-2's tuple of (key, value) per layer
+        layers = zip(cache.key_cache, cache.value_cache) if hasattr(cache, "key_cache") else cache
     cached = sum(t.numel() * t.element_size() for pair in layers for t in pair)
     assert Shapes.from_config(config, 1, 4).kv_bytes(3 * 7) == cached
