@@ -56,11 +56,11 @@ def count_flops(meta_model: torch.nn.Module, phase: str, batch: int, length: int
             macs = profiler.get_total_macs()
         finally:
             profiler.end_profile()
-    if cache is None:  # BERT built as a causal LM without is_decoder, or a state-space model such as Mamba
+    if cache is None:  # BERT built as a causal LM without is_decoder; Mamba before transformers 5.24
         from sotlat.errors import InputError
 
         raise InputError(f"config ({meta_model.config.model_type}): the model keeps no KV cache, so it has no decode steps to "
-                         "profile (a BERT-like config needs is_decoder: true; a state-space model such as Mamba keeps none)")
+                         "profile (a BERT-like config needs is_decoder: true)")
     return 2.0 * macs
 
 
