@@ -97,7 +97,6 @@ def test_eager_attention_counts_the_flops_of_sdpa():
         assert count_flops(eager, phase, batch, length) == count_flops(meta_model(config), phase, batch, length)
 
 
-
 @transformers_5
 def test_a_mixture_of_experts_counts_the_experts_each_token_visits():
     from transformers import AutoConfig
