@@ -6,6 +6,8 @@ The profiler times them and the FLOPs counter counts them, so both see the same 
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 
 import torch
 
@@ -14,13 +16,26 @@ import torch
 def prefill(model: torch.nn.Module, input_ids: torch.Tensor):
     """One forward over B prompts with an empty KV cache. Logits of the last position only, as
     transformers' generate() computes them; returns the KV cache (None for a model that keeps none)."""
-    return getattr(model(input_ids=input_ids, use_cache=True, logits_to_keep=1), "past_key_values", None)
+    return cache_of(model(input_ids=input_ids, use_cache=True, logits_to_keep=1))
 
 
 @torch.inference_mode()
 def decode_step(model: torch.nn.Module, tokens: torch.Tensor, cache) -> None:
     """One new token per sequence against a KV cache that grows by one position."""
-    model(input_ids=tokens, past_key_values=cache, use_cache=True)
+    model(input_ids=tokens, use_cache=True, **{cache_argument(type(model)): cache})
+
+
+def cache_of(output):
+    """A forward's KV cache: `cache` from transformers 5.24, `past_key_values` before; None if it keeps none."""
+    return output["cache"] if "cache" in output else getattr(output, "past_key_values", None)
+
+
+@functools.cache
+def cache_argument(model_class: type) -> str:
+    """The name a model's forward takes its KV cache by: `cache` from transformers 5.24 (which
+    deprecates `past_key_values`), `past_key_values` before. Looked up once per class, outside
+    the timed steps."""
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sotlat.profiler.steps import decoding
+from sotlat.profiler.steps import cache_argument, cache_of, decoding
 
 
 @dataclass
@@ -50,8 +50,8 @@ def generate(model, prompts: list[list[int]], max_new_tokens: int, timer, eos_id
                 break
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             positions = positions[:, -1:] + 1
-            out = model(input_ids=token[:, None], attention_mask=mask, position_ids=positions,
-                        past_key_values=out.past_key_values, use_cache=True)
+            out = model(input_ids=token[:, None], attention_mask=mask, position_ids=positions, use_cache=True,
+                        **{cache_argument(type(model)): cache_of(out)})
             token = torch.where(done, pad_id, out.logits[:, -1].argmax(-1))
     marks.append(timer.mark())
     prefill_ms, decode_ms = timer.intervals_ms(marks)
