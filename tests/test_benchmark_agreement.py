@@ -29,7 +29,7 @@ def _spied_tiny():
     calls = []
 
     def record(module, args, kwargs):
-        cache = kwargs.get("past_key_values")
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))  # its name from transformers 5.24, and before
         calls.append((tuple(kwargs["input_ids"].shape), 0 if cache is None else cache.get_seq_length()))
 
     model.register_forward_pre_hook(record, with_kwargs=True)
