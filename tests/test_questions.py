@@ -35,9 +35,12 @@ def test_user_files(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ('request\n"What is 2+2?"\n""\n', "q.csv: row 2: request must be a non-empty string"),
+    ('request\n"What is 2+2?"\n""\n', "q.csv:3: request must be a non-empty string"),
+    ('request\n\n"a\nb"\n""\n', "q.csv:5: request must be a non-empty string"),  # lines: blank, two-line field, then the bad one
+    ("id,request\n1,x\n2,y,z\n", "q.csv:3: 3 fields, but the header has 2"),
+    ('request\n"a\n', "q.csv:2: not readable as CSV"),  # a quote opened on line 2, never closed
     ("request\n\n", "q.csv: no questions in the file"),
-    ("", "q.csv: not a readable CSV file"),
+    ("", "q.csv: needs a 'request' column"),
     ("question\nWhy?\n", "q.csv: needs a 'request' column"),
 ])
 def test_bad_csv_questions_are_one_located_error(tmp_path, text, message):
@@ -58,7 +61,7 @@ def test_a_csvs_id_and_category_columns_are_used(tmp_path):
 
 @pytest.mark.parametrize("name, text, message", [
     ("q.jsonl", '{"id": "a", "question": "x"}\n{"id": "a", "question": "y"}\n', r"q.jsonl:2: id 'a' is already at \S*q.jsonl:1$"),
-    ("q.csv", "id,request\n7,x\n7,y\n", r"q.csv: row 2: id '7' is already at \S*q.csv: row 1$"),
+    ("q.csv", "id,request\n7,x\n7,y\n", r"q.csv:3: id '7' is already at \S*q.csv:2$"),
     ("q.jsonl", '{"id": 3, "question": "x"}\n{"id": "3", "question": "y"}\n', "q.jsonl:2: id '3' is already at"),  # both become trace id "3"
     ("q.jsonl", '["x"]\n', "q.jsonl:1: expected an object with a question field"),
     ("q.jsonl", '{"question": "x", "category": 5}\n', "q.jsonl:1: category must be a string"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from importlib import resources
 from pathlib import Path
@@ -60,16 +61,29 @@ def _unique(questions: list[dict], places: list[str]) -> list[dict]:
 
 
 def _csv_questions(path: Path, source: str) -> list[dict]:
-    """A `request` column; `id` and `category` columns are used where present."""
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except ValueError as exc:  # pandas' parser and empty-data errors are ValueErrors
-        raise InputError(f"{source}: not a readable CSV file ({exc})") from None
-    if "request" not in frame:
-        raise InputError(f"{source}: needs a 'request' column")
-    places = [f"{source}: row {i + 1}" for i in range(len(frame))]
-    questions = [_question(where, row.get("id") or None, row.get("category") or None, row["request"], f"{path.stem}-{i + 1:03d}", "request")
-                 for i, (where, row) in enumerate(zip(places, frame.to_dict("records")))]
+    """A `request` column; `id` and `category` columns are used where present. Errors name the
+    file's line where the row starts (the header is line 1), as an editor and a spreadsheet count."""
+    questions, places, start = [], [], 1
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f, strict=True)
+        try:
+            header = next(reader, [])
+            if "request" not in header:
+                raise InputError(f"{source}: needs a 'request' column")
+            column = {name: header.index(name) for name in ("id", "category", "request") if name in header}
+            start = reader.line_num + 1
+            for row in reader:
+                where, start = f"{source}:{start}", reader.line_num + 1
+                if not row:  # a blank line
+                    continue
+                if len(row) > len(header):
+                    raise InputError(f"{where}: {len(row)} fields, but the header has {len(header)}")
+                get = {name: row[i] if i < len(row) else "" for name, i in column.items()}
+                places.append(where)
+                questions.append(_question(where, get.get("id") or None, get.get("category") or None, get["request"],
+                                           f"{path.stem}-{len(places):03d}", "request"))
+        except csv.Error as exc:
+            raise InputError(f"{source}:{start}: not readable as CSV ({exc})") from None
     return _unique(questions, places)
 
 
