@@ -89,8 +89,10 @@ def test_oom_cells_are_out_of_range():
         estimate(table, [trace()])
     with pytest.raises(InputError, match=r"points stage needs t\^P_3\(41\) for a 45-token prompt, which is oom"):
         estimate(table, [trace(points=[(45, 1)] * 3)])
-    with pytest.raises(InputError, match=r"\(1 more traces fail\)"):
+    with pytest.raises(InputError, match=r"\(1 more trace fails\)"):
         estimate(table, [trace("a"), trace("b")])
+    with pytest.raises(InputError, match=r"\(2 more traces fail\)"):
+        estimate(table, [trace("a"), trace("b"), trace("c")])
 
 
 def test_extrapolate_extends_decode_linearly_and_flags_the_trace(table):

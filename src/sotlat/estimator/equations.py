@@ -96,7 +96,8 @@ def estimate(table: pd.DataFrame, traces, extrapolate: bool = False, peak_tflops
 
 def unanswered_error(unanswered: pd.DataFrame) -> InputError:
     """The error naming the first trace a table cannot answer and why, and how many more fail."""
-    more = f" ({len(unanswered) - 1} more traces fail)" if len(unanswered) > 1 else ""
+    n = len(unanswered) - 1
+    more = f" ({n} more trace{'s' if n > 1 else ''} fail{'' if n > 1 else 's'})" if n else ""
     return InputError(f"trace {unanswered['id'].iloc[0]}: {unanswered['reason'].iloc[0]}{more}")
 
 
