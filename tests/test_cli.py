@@ -59,6 +59,15 @@ def test_profile_warns_when_other_work_keeps_the_cpus_busy(tmp_path, monkeypatch
     assert ("80% busy with other work" in result.output) == warned
 
 
+
+@pytest.mark.parametrize("busy, warned", [(92.0, True), (3.0, False), (None, False)])
+def test_profile_warns_when_other_work_keeps_the_gpu_busy(tmp_path, monkeypatch, busy, warned):
+    """The load a GPU profile records (nvidia-smi's utilization; None without a figure) decides the warning."""
+    monkeypatch.setattr("sotlat.profiler.run._host_load", lambda device: {"cpu_busy_pct": 0.0, "gpu_busy_pct": busy})
+    result = invoke("profile", *GRID, "--batches", "1", "--decode-max", "5", "--out", tmp_path / "t.parquet")
+    assert result.exit_code == 0, result.output
+    assert ("the GPU was 92% busy with other work" in result.output) == warned
+
 def test_profiles_closing_line_sums_measuring_time_over_runs_only_when_it_continued_one(tmp_path):
     out = tmp_path / "t.parquet"
     first = invoke("profile", *GRID, "--batches", "1", "--decode-max", "5", "--out", out, "--resume")  # nothing to continue yet

@@ -136,6 +136,29 @@ def test_cuda_device_description_from_fakes(monkeypatch):
     assert device_mod.describe_device("cuda")["memory_bandwidth_bytes_per_s"] is None
 
 
+
+def test_a_gpu_profile_records_how_busy_other_work_keeps_the_gpu(monkeypatch):
+    """nvidia-smi's utilization.gpu of the GPU (by UUID), averaged over samples; none where it has no figure."""
+    import subprocess
+    from types import SimpleNamespace
+
+    from sotlat.profiler import device as device_mod
+    from sotlat.profiler.run import _host_load
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: SimpleNamespace(uuid="5a1d7d2c-0b3e"))
+    monkeypatch.setattr(device_mod.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
+    monkeypatch.setattr(device_mod.time, "sleep", lambda s: None)
+    readings, asked = iter(["30 %", "60 %", "90 %"]), []
+    monkeypatch.setattr(device_mod.subprocess, "run", lambda args, **k: asked.append(args[1:3])
+                        or subprocess.CompletedProcess(args, 0, stdout=next(readings) + "\n"))
+    load = _host_load("cuda:0")
+    assert load["gpu_busy_pct"] == 60 and asked == [["--id=GPU-5a1d7d2c-0b3e", "--query-gpu=utilization.gpu"]] * 3
+    assert "cpu_busy_pct" in load and "gpu_busy_pct" not in _host_load("cpu")
+    readings = iter(["[N/A]"] * 3)  # a MIG instance has no utilization figure
+    assert device_mod.gpu_busy_pct("cuda") is None
+    monkeypatch.setattr(device_mod.shutil, "which", lambda name: None)
+    assert device_mod.gpu_busy_pct("cuda") is None
+
 def test_sweep_times_each_step_without_the_memory_trackers_work():
     _, config = load_config("tiny")
     model = build_model(config, "cpu", torch.float32)

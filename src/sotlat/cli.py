@@ -62,7 +62,7 @@ tables_app = typer.Typer(help="List, inspect, compare and merge latency tables."
 app.add_typer(tables_app, name="tables")
 
 OUT_SUFFIXES = (".jsonl", ".csv", ".parquet")
-BUSY_PCT = 25  # other work on the CPUs above this when a CPU profile starts: warn
+BUSY_PCT = 25  # other work on the CPUs (GPU) above this when a CPU (GPU) profile starts: warn
 
 
 def _positive(value: float | None) -> float | None:
@@ -276,6 +276,9 @@ def _run_profile(spec, out: str, resume: bool) -> pd.DataFrame:
     if spec.device == "cpu" and load.get("cpu_busy_pct", 0) > BUSY_PCT:
         console.print(f"warning: the CPUs were {load['cpu_busy_pct']:.0f}% busy with other work when the profile "
                       "started: CPU timings can be many times too slow", style="yellow")
+    if (load.get("gpu_busy_pct") or 0) > BUSY_PCT:
+        console.print(f"warning: the GPU was {load['gpu_busy_pct']:.0f}% busy with other work when the profile started "
+                      "(nvidia-smi's utilization): its timings include that work", style="yellow")
     seconds = lambda x: f"{x:,.1f} s" if x < 10 else f"{x:,.0f} s"  # noqa: E731
     measuring = f"{seconds(s['elapsed_s'])} measuring" + (" (every run of this profile together)" if continued else "")
     console.print(Text.assemble((out, "bold"), f": {s['cells']:,} cells ({_statuses(s['status'])}) in {seconds(time.monotonic() - started)}, "

@@ -6,6 +6,7 @@ import os
 import platform
 import shutil
 import subprocess
+import time
 
 import torch
 
@@ -84,20 +85,48 @@ def _smi_id(props, index: int) -> str:
 
 def _nvidia_smi(gpu: str) -> dict:
     """Driver and clocks from nvidia-smi, when it is there."""
-    if not shutil.which("nvidia-smi"):
-        return {}
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", f"--id={gpu}", f"--query-gpu={','.join(_SMI_FIELDS)}", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=20, check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    values = [v.strip() for v in out.split(",")]
-    if len(values) != len(_SMI_FIELDS):
+    values = _smi_query(gpu, _SMI_FIELDS)
+    if values is None:
         return {}
     driver, *clocks = values
     return {"driver": driver, "clocks": dict(zip(_SMI_FIELDS[1:], clocks))}
+
+
+def gpu_busy_pct(device: str) -> float | None:
+    """How busy other work keeps the GPU while this process runs nothing on it (see `utilization`)."""
+    index = torch.device(device).index or 0
+    return utilization(_smi_id(torch.cuda.get_device_properties(index), index))
+
+
+def utilization(gpu: str, samples: int = 3, pause_s: float = 0.25) -> float | None:
+    """nvidia-smi's utilization.gpu, the share of its last sample period in which a kernel ran, averaged
+    over a few samples; None without nvidia-smi or where it has no figure (MIG). Another process's
+    kernels slow every timed cell, as other work on the CPUs slows a CPU profile."""
+    readings = []
+    for i in range(samples):
+        if i:
+            time.sleep(pause_s)
+        values = _smi_query(gpu, ["utilization.gpu"])
+        try:
+            readings.append(float(values[0].split()[0]))  # "85 %"
+        except (TypeError, ValueError, IndexError):  # no nvidia-smi, or "[N/A]"
+            return None
+    return sum(readings) / len(readings)
+
+
+def _smi_query(gpu: str, fields: list[str]) -> list[str] | None:
+    """One line of `nvidia-smi --query-gpu` for the GPU, split into its fields; None if it cannot answer."""
+    if not shutil.which("nvidia-smi"):
+        return None
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", f"--id={gpu}", f"--query-gpu={','.join(fields)}", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=20, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    values = [v.strip() for v in out.split(",")]
+    return values if len(values) == len(fields) else None
 
 
 def _describe_cpu() -> dict:
