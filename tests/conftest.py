@@ -75,5 +75,5 @@ MIXTRAL = dict(model_type="mixtral", hidden_size=64, num_hidden_layers=2, num_at
                intermediate_size=128, vocab_size=256, num_local_experts=4, num_experts_per_tok=2)
 # Configs that transformers before 5 cannot run as profiled (refused with one line): a mixture of
 # experts, whose loop over experts cannot run on the meta device; Bloom, whose forward takes no logits_to_keep.
-transformers_5 = pytest.mark.skipif(not hasattr(__import__("transformers").PreTrainedModel, "get_experts_implementation"),
-                                    reason="transformers before 5 refuses this config")
+TRANSFORMERS_5 = hasattr(__import__("transformers").PreTrainedModel, "get_experts_implementation")
+transformers_5 = pytest.mark.skipif(not TRANSFORMERS_5, reason="transformers before 5 refuses this config")

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import MIXTRAL, transformers_5, synthetic_table, trace, write_jsonl
+from conftest import MIXTRAL, TRANSFORMERS_5, transformers_5, synthetic_table, trace, write_jsonl
 from sotlat.cli import app
 from sotlat.estimator import OUTPUT_COLUMNS
 from sotlat.tables import load_table, save_table
@@ -139,6 +139,10 @@ def test_out_of_range_is_one_line(tmp_path):
     assert result.exit_code == 0 and json.loads((tmp_path / "e.jsonl").read_text())["extrapolated"] is True
 
 
+# transformers 4's BERT fails on the meta device before it could show that it keeps no cache: refused all the same
+NO_CACHE = (["config (bert): the model keeps no KV cache", "is_decoder: true"] if TRANSFORMERS_5 else
+            ["config (bert): its FLOPs cannot be counted: its forward pass fails on the meta device"])
+
 @pytest.mark.parametrize("args, needles", [
     (["estimate", "--table", "missing.parquet", "--traces", "x.jsonl"], ["missing.parquet: no such file"]),
     (["profile", "--arch", "tiny", "--device", "cpu", "--batches", "0-2", "--out", "o.parquet"], ["--batches"]),
@@ -155,8 +159,8 @@ def test_out_of_range_is_one_line(tmp_path):
     (["profile", "--config", "bad.json", "--device", "cpu", "--out", "o.parquet"], ["bad.json: not a readable JSON config"]),
     # a small grid in case transformers one day builds what is refused here: a failure, not a profile of the paper's grid
     (["profile", "--config", "bert.json", "--device", "cpu", "--batches", "1", "--prefill-lengths", "1:2:1", "--decode-max", "2",
-      "--out", "o.parquet"], ["config (bert): the model keeps no KV cache", "is_decoder: true"]),
-    (["flops", "--config", "bert.json", "--phase", "decode", "--batch", "1", "--length", "3"], ["config (bert): the model keeps no KV cache"]),
+      "--out", "o.parquet"], NO_CACHE),
+    (["flops", "--config", "bert.json", "--phase", "decode", "--batch", "1", "--length", "3"], NO_CACHE),
     (["profile", "--config", "bloom.json", "--device", "cpu", "--out", "o.parquet"],
      ["config (bloom): transformers cannot build it as a causal LM with sdpa attention", "(it builds with --attention eager)"]),
     (["profile", "--config", "t5.json", "--device", "cpu", "--attention", "eager", "--out", "o.parquet"],
