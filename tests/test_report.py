@@ -3,6 +3,7 @@
 import re
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from conftest import synthetic_table, trace, write_jsonl
@@ -59,7 +60,8 @@ def test_capacity_and_slo_arithmetic(tmp_path):
     table = synthetic_table(decode_max=300)
     table.attrs["sotlat"]["device"]["total_memory_bytes"] = 10_000
     table.attrs["sotlat"]["arch"]["weight_bytes"] = 1000
-    table.attrs["sotlat"]["arch"]["config"] = {"num_attention_heads": 2, "hidden_size": 8, "num_hidden_layers": 1, "num_key_value_heads": 1}
+    table.attrs["sotlat"]["arch"]["config"] = {"model_type": "llama", "num_attention_heads": 2, "hidden_size": 8, "num_hidden_layers": 1,
+                                               "num_key_value_heads": 1}
     cap = capacity(table, None, headroom=0.5).set_index("batch")  # usable 5000 bytes; memory = 1000 B + k
     assert cap.loc[4, "measured_max_context"] == 300 and cap.loc[1, "measured_max_context"] == 300
     per_token = 1 * 2 * 4 * 2  # layers x K,V x kv width x float16
@@ -76,6 +78,25 @@ def test_capacity_and_slo_arithmetic(tmp_path):
     assert list(tp["meets_slo"]) == [True, False, False, False]  # B=1: TTFT t^P_1(51) = 35.5 ms; B=2: TPOT 1.3 ms > 1.25
     assert tp.loc[3, "tokens_per_s"] == 3 / (1.0 + 0.3 + 0.1) * 1e3
 
+
+
+@pytest.mark.parametrize("config, per_token", [
+    ({"model_type": "gpt2", "n_embd": 64, "n_layer": 2, "n_head": 4}, 2 * 2 * 64 * 2),  # GPT-2's own names: layers x K,V x width x float16
+    ({"model_type": "no-such-model", "hidden_size": 64}, None),  # unknown to this transformers: no arithmetic, and said
+])
+def test_capacity_arithmetic_reads_any_config_as_the_simulator_does(config, per_token):
+    from sotlat.report.figures import capacity as capacity_figure
+
+    table = synthetic_table()
+    table.attrs["sotlat"]["device"]["total_memory_bytes"] = 10_000
+    table.attrs["sotlat"]["arch"].update(config=config, weight_bytes=1000)
+    cap = capacity(table, None, headroom=0.0).set_index("batch")
+    figure = capacity_figure([table], None, 0.0)
+    if per_token:
+        assert cap.loc[2, "arithmetic_max_context"] == (10_000 - 1000) // (2 * per_token)
+    else:
+        assert cap["arithmetic_max_context"].isna().all() and cap.loc[1, "measured_max_context"] == 200
+        assert "No arithmetic for synthetic · test-device · float16: this transformers cannot rebuild its config." in figure.caption
 
 def test_many_batches_stay_legible_and_single_runs_have_no_cv():
     table = synthetic_table(batches=range(1, 88), prefill=(1, 30, 10), decode_max=3)

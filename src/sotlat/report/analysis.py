@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sotlat.errors import InputError
 from sotlat.estimator import estimate_answerable, request_latency, traces_frame
 from sotlat.estimator.lookup import build_lookup
 from sotlat.estimator.equations import stage
@@ -68,11 +69,7 @@ def capacity(table: pd.DataFrame, budget_gb: float | None, headroom: float) -> p
     meta = table.attrs["sotlat"]
     total = budget_gb * 1e9 if budget_gb else meta["device"].get("total_memory_bytes")
     usable = total * (1 - headroom) if total else np.nan
-    cfg = meta["arch"]["config"]
-    heads = cfg["num_attention_heads"]
-    kv_width = (cfg.get("num_key_value_heads") or heads) * (cfg.get("head_dim") or cfg["hidden_size"] // heads)
-    dtype_bytes = {"float16": 2, "bfloat16": 2, "float32": 4}.get(meta["dtype"], 2)
-    per_token = cfg["num_hidden_layers"] * 2 * kv_width * dtype_bytes
+    per_token = kv_bytes_per_token(table)
     weights = meta["arch"].get("weight_bytes", np.nan)
     d = table[(table["phase"] == "decode") & (table["status"] == "ok")]
     rows = []
@@ -84,6 +81,17 @@ def capacity(table: pd.DataFrame, budget_gb: float | None, headroom: float) -> p
                      # weights beyond the budget: no context fits, not a negative one
                      "arithmetic_max_context": max(np.floor((usable - weights) / (b * per_token)), 0.0) if total else np.nan})
     return pd.DataFrame(rows)
+
+
+def kv_bytes_per_token(table: pd.DataFrame) -> float:
+    """The KV cache one token adds, as the simulator models it (any HF config's names, grouped-query
+    and latent attention); NaN where this transformers cannot rebuild the table's config."""
+    from sotlat.simulator.simulate import shapes_of  # transformers: only when a report needs it
+
+    try:
+        return float(shapes_of(table).kv_bytes(1))
+    except InputError:
+        return np.nan
 
 
 def throughput(table: pd.DataFrame, context: int, prompt: int, slo_tpot_ms: float | None, slo_ttft_ms: float | None) -> pd.DataFrame:

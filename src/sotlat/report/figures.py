@@ -271,6 +271,10 @@ def capacity(tables, budget_gb, headroom) -> Figure:
                if (part["arithmetic_max_context"] == 0).all()]
     if nothing:
         cap += f" Nothing fits for {', '.join(nothing)}: the weights alone need more."
+    unknown = [name for name, part in data.groupby("table", sort=False)
+               if part["usable_gb"].notna().all() and part["arithmetic_max_context"].isna().all()]
+    if unknown:
+        cap += f" No arithmetic for {', '.join(unknown)}: this transformers cannot rebuild its config."
     if (data[["measured_max_context", "arithmetic_max_context"]].to_numpy(float) > 0).any():
         _log_y(ax)
     return Figure("capacity_context", title, _finish(fig, ax, title, "batch size B", "max context (tokens)"), data, cap)

@@ -18,26 +18,13 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from transformers import AutoConfig
-
 from sotlat.errors import InputError
 from sotlat.pct_errors import error_stats
-from sotlat.profiler.archs import expert_parameters, meta_model
-from sotlat.profiler.run import torch_dtype
 from sotlat.simulator.model import DEFAULT, Calibration, PhaseParams, Shapes, forward_ms, pass_bytes, peak_memory
+from sotlat.simulator.simulate import shapes_of
 
 MIN_CELLS = 3  # as many as the parameters fitted per phase
 _STARTS = [(0.5, 0.5, 0.01), (0.1, 0.2, 0.5), (0.8, 0.9, 0.0), (0.02, 0.05, 2.0)]
-
-
-def shapes_of(table: pd.DataFrame) -> Shapes:
-    """The bytes and memory model's Shapes of a table's architecture and dtype, from its metadata."""
-    meta = table.attrs["sotlat"]
-    config, arch = AutoConfig.for_model(**meta["arch"]["config"]), meta["arch"]
-    if not arch.get("parameters") or "expert_parameters" not in arch:  # written by an older sotlat: count them
-        model = meta_model(config)
-        arch = {"parameters": sum(p.numel() for p in model.parameters()), "expert_parameters": expert_parameters(model)}
-    return Shapes.from_config(config, arch["parameters"], torch_dtype(meta["dtype"]).itemsize, arch["expert_parameters"])
 
 
 def fit_phase(cells: pd.DataFrame, shapes: Shapes, phase: str, peak_tflops: float, bandwidth_gbps: float) -> tuple[PhaseParams, np.ndarray, dict]:

@@ -7,12 +7,14 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from sotlat.profiler.archs import arch_meta, load_config, meta_model
+from sotlat.errors import InputError
+from sotlat.profiler.archs import arch_meta, expert_parameters, load_config, meta_model
 from sotlat.profiler.flops import FlopsFit, fit_flops
 from sotlat.profiler.run import torch_dtype as torch_dtype_of
 from sotlat.simulator.model import Calibration, Shapes, forward_ms, pass_bytes, peak_memory
 from sotlat.tables.grid import PrefillGrid, check_grid
 from sotlat.tables.schema import COLUMNS, SCHEMA_VERSION
+from sotlat.tables.stats import label
 
 
 def simulate_cells(shapes: Shapes, flops, gpu: dict, cal: Calibration, phase: str, batch, length) -> dict:
@@ -29,6 +31,23 @@ def shapes_and_flops(name: str, config, dtype: str) -> tuple[Shapes, FlopsFit, d
     model = meta_model(config)
     meta_arch = arch_meta(name, config, model, torch_dtype)
     return Shapes.from_config(config, meta_arch["parameters"], torch_dtype.itemsize, meta_arch["expert_parameters"]), fit_flops(model), meta_arch
+
+
+def shapes_of(table: pd.DataFrame) -> Shapes:
+    """The bytes and memory model's Shapes of a table's architecture and dtype, from its metadata."""
+    from transformers import AutoConfig, __version__
+
+    meta = table.attrs["sotlat"]
+    arch = meta["arch"]
+    try:
+        config = AutoConfig.for_model(**arch["config"])
+    except (ValueError, TypeError):  # a model type unknown to this transformers, or none recorded
+        raise InputError(f"{label(table)}: transformers {__version__} cannot rebuild its config "
+                         f"(model type {arch['config'].get('model_type')!r})") from None
+    if not arch.get("parameters") or "expert_parameters" not in arch:  # written by an older sotlat: count them
+        model = meta_model(config)
+        arch = {"parameters": sum(p.numel() for p in model.parameters()), "expert_parameters": expert_parameters(model)}
+    return Shapes.from_config(config, arch["parameters"], torch_dtype_of(meta["dtype"]).itemsize, arch["expert_parameters"])
 
 
 def simulate(arch: str | None, config_path: str | None, gpu: dict, cal: Calibration, dtype: str,
