@@ -347,6 +347,12 @@ def test_the_shipped_hf_eager_calibration_gives_its_fitting_row_of_the_papers_ta
                   "topk_group": 1, "first_k_dense_replace": 1, "vocab_size": 256, "q_lora_rank": 32, "kv_lora_rank": 16,
                   "qk_rope_head_dim": 8, "qk_nope_head_dim": 8, "v_head_dim": 16}, id="deepseek-mla",
                  marks=pytest.mark.skipif(not hasattr(__import__("transformers"), "DeepseekV3Config"), reason="no DeepSeek-V3 in this transformers")),
+    # sliding windows of 4 tokens against a 7-token prompt: all layers (Mistral), every other one (Gemma 2)
+    {"model_type": "mistral", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+     "intermediate_size": 128, "vocab_size": 256, "sliding_window": 4},
+    pytest.param({"model_type": "gemma2", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                  "head_dim": 16, "intermediate_size": 128, "vocab_size": 256, "sliding_window": 4}, id="gemma2-alternating",
+                 marks=transformers_5),  # transformers 4 gives Gemma 2 a static cache of the model's whole length
 ])
 def test_the_modelled_kv_cache_is_the_bytes_transformers_caches(config):
     from transformers import AutoConfig
@@ -355,11 +361,38 @@ def test_the_modelled_kv_cache_is_the_bytes_transformers_caches(config):
     from sotlat.profiler.steps import prefill
 
     config = AutoConfig.for_model(**config)
-    model = build_model(config, "cpu", torch.float32)
+    model = build_model(config, "cpu", torch.float32, "eager")  # Gemma 2 has no SDPA; the cache is the same
     cache = prefill(model, torch.randint(0, 256, (3, 7)))
     if hasattr(cache, "layers"):
         layers = [(x.keys, x.values) for x in cache.layers]
     else:  # older transformers: lists of keys and values, or GPT-2's tuple of (key, value) per layer
         layers = zip(cache.key_cache, cache.value_cache) if hasattr(cache, "key_cache") else cache
     cached = sum(t.numel() * t.element_size() for pair in layers for t in pair)
-    assert Shapes.from_config(config, 1, 4).kv_bytes(3 * 7) == cached
+    assert Shapes.from_config(config, 1, 4).kv_bytes(3, 7) == cached
+
+
+def test_a_sliding_window_bounds_the_kv_cache_a_decode_step_reads_and_the_context_that_fits():
+    import math
+
+    from sotlat.simulator.model import peak_memory
+
+    # two layers, kv width 1, 1-byte values: a layer-token of K and V is 2 bytes
+    full = Shapes(2, 8, 8, 16, 1, 100, 1)
+    alternating = Shapes(2, 8, 8, 16, 1, 100, 1, kv_layers=(0, 3))  # Gemma 2's pattern: the second layer keeps 3 tokens
+    sliding = Shapes(2, 8, 8, 16, 1, 100, 1, kv_layers=(3, 3))  # Mistral's: every layer
+    recurrent = Shapes(2, 8, 8, 16, 1, 100, 1, kv_layers=())  # Mamba's: no layer caches keys
+    step = lambda s, k: pass_bytes(s, "decode", 1, k)  # noqa: E731
+    assert step(full, 100) - step(full, 10) == 90 * 2 * 2  # 90 more tokens in 2 layers
+    assert step(alternating, 100) - step(alternating, 10) == 90 * 2  # only the full layer grows
+    assert step(sliding, 100) == step(sliding, 10) == step(sliding, 3) > step(sliding, 2)
+    assert step(recurrent, 100) == step(recurrent, 1)
+    # a prefill computes and writes every token's keys before a window drops any; its cache keeps the window
+    assert pass_bytes(sliding, "prefill", 1, 50) == pass_bytes(full, "prefill", 1, 50)
+    assert peak_memory(full, "prefill", 1, 50) - peak_memory(sliding, "prefill", 1, 50) == (50 - 3) * 2 * 2
+    assert peak_memory(full, "decode", 2, 9) - peak_memory(sliding, "decode", 2, 9) == 2 * (10 - 3) * 2 * 2
+    # the longest context whose cache fits 20 bytes at B = 1 (10 layer-tokens), and at B = 2 (5)
+    assert full.max_cached(1, 20) == 5 and full.max_cached(2, 20) == 2 and full.max_cached(1, -4) == 0
+    assert alternating.max_cached(1, 20) == 7  # 3 in the windowed layer + 7 in the full one
+    assert alternating.max_cached(2, 20) == 2  # 2 + 2 < 5 < 3 + 3: both layers still below the window
+    assert math.isinf(sliding.max_cached(1, 20)) and sliding.max_cached(1, 10) == 2  # 12 bytes hold any context
+    assert math.isinf(recurrent.max_cached(1, 0))

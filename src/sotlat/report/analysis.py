@@ -69,7 +69,7 @@ def capacity(table: pd.DataFrame, budget_gb: float | None, headroom: float) -> p
     meta = table.attrs["sotlat"]
     total = budget_gb * 1e9 if budget_gb else meta["device"].get("total_memory_bytes")
     usable = total * (1 - headroom) if total else np.nan
-    per_token = kv_bytes_per_token(table)
+    shapes = _shapes(table)
     weights = meta["arch"].get("weight_bytes", np.nan)
     d = table[(table["phase"] == "decode") & (table["status"] == "ok")]
     rows = []
@@ -78,20 +78,21 @@ def capacity(table: pd.DataFrame, budget_gb: float | None, headroom: float) -> p
         rows.append({"table": label(table), "batch": b, "usable_gb": usable / 1e9,
                      "measured_max_context": int(cells["length"].max()) if len(cells) else np.nan,
                      "profiled_max_context": int(d.loc[d["batch"] == b, "length"].max()) if (d["batch"] == b).any() else np.nan,
-                     # weights beyond the budget: no context fits, not a negative one
-                     "arithmetic_max_context": max(np.floor((usable - weights) / (b * per_token)), 0.0) if total else np.nan})
+                     # weights beyond the budget: no context fits, not a negative one; inf: sliding windows bound the cache
+                     "arithmetic_max_context": shapes.max_cached(b, usable - weights) if shapes and np.isfinite(usable - weights) else np.nan})
     return pd.DataFrame(rows)
 
 
-def kv_bytes_per_token(table: pd.DataFrame) -> float:
-    """The KV cache one token adds, as the simulator models it (any HF config's names, grouped-query
-    and latent attention); NaN where this transformers cannot rebuild the table's config."""
+def _shapes(table: pd.DataFrame):
+    """The simulator's model of the table's architecture (KV bytes under any HF config's names,
+    grouped-query, latent and sliding-window attention); None where this transformers cannot
+    rebuild the table's config."""
     from sotlat.simulator.simulate import shapes_of  # transformers: only when a report needs it
 
     try:
-        return float(shapes_of(table).kv_bytes(1))
+        return shapes_of(table)
     except InputError:
-        return np.nan
+        return None
 
 
 def throughput(table: pd.DataFrame, context: int, prompt: int, slo_tpot_ms: float | None, slo_ttft_ms: float | None) -> pd.DataFrame:

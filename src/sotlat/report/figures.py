@@ -275,6 +275,9 @@ def capacity(tables, budget_gb, headroom) -> Figure:
                if part["usable_gb"].notna().all() and part["arithmetic_max_context"].isna().all()]
     if unknown:
         cap += f" No arithmetic for {', '.join(unknown)}: this transformers cannot rebuild its config."
+    unbounded = [name for name, part in data.groupby("table", sort=False) if np.isinf(part["arithmetic_max_context"]).any()]
+    if unbounded:
+        cap += f" Any context fits for {', '.join(unbounded)} (inf in the CSV): sliding windows bound its whole KV cache."
     if (data[["measured_max_context", "arithmetic_max_context"]].to_numpy(float) > 0).any():
         _log_y(ax)
     return Figure("capacity_context", title, _finish(fig, ax, title, "batch size B", "max context (tokens)"), data, cap)

@@ -110,6 +110,7 @@ class Shapes:
     untied_embedding: int = 0  # parameters of an input-embedding table a pass does not read whole
     expert_parameters: int = 0  # a mixture of experts' routed experts, all layers
     routing: tuple[int, int] = (0, 0)  # (experts per layer, experts per token); (0, 0): dense
+    kv_layers: tuple[int, ...] | None = None  # per layer caching keys, the most tokens it keeps (0: all); None: every layer, all
 
     @classmethod
     def from_config(cls, config, parameters: int, dtype_bytes: int, expert_parameters: int = 0) -> "Shapes":
@@ -117,7 +118,7 @@ class Shapes:
         is `intermediate_size`, `n_inner`, `ffn_dim` or `d_ff`; where the config leaves it unset, as
         GPT-2's `n_inner: null` does, 4 x hidden, which is what such models build."""
         from sotlat.errors import InputError
-        from sotlat.profiler.archs import moe_routing, untied_embedding_parameters
+        from sotlat.profiler.archs import kv_layers, moe_routing, untied_embedding_parameters
 
         def need(name: str):
             value = getattr(config, name, None)
@@ -133,7 +134,7 @@ class Shapes:
         mlp = next((v for v in (getattr(config, n, None) for n in ("intermediate_size", "n_inner", "ffn_dim", "d_ff")) if v), 4 * hidden)
         layers, vocab = need("num_hidden_layers"), need("vocab_size")
         return cls(layers, hidden, mlp, vocab, kv_heads * head_dim, parameters, dtype_bytes, untied_embedding_parameters(config),
-                   expert_parameters, moe_routing(config))
+                   expert_parameters, moe_routing(config), kv_layers(config))
 
     @property
     def weight_bytes(self) -> float:
@@ -147,9 +148,27 @@ class Shapes:
 
         return read_parameters(self.parameters, self.untied_embedding, self.expert_parameters, self.routing, tokens) * self.dtype_bytes
 
-    def kv_bytes(self, tokens):
-        """KV cache bytes of `tokens` cached tokens (all sequences)."""
-        return tokens * self.layers * 2 * self.kv_width * self.dtype_bytes
+    def kv_bytes(self, batch, length, windowed: bool = True):
+        """Keys and values of `batch` sequences of `length` tokens: as cached (`windowed`: a
+        sliding-window layer keeps at most its last tokens), or every token, as a pass computes them."""
+        length = np.asarray(length, float)
+        if self.kv_layers is None:
+            tokens = self.layers * length
+        else:
+            tokens = sum((np.minimum(length, kept) if kept and windowed else length) for kept in self.kv_layers)
+        return batch * tokens * 2 * self.kv_width * self.dtype_bytes
+
+    def max_cached(self, batch: int, budget: float) -> float:
+        """The longest context each of `batch` sequences can cache in `budget` bytes; inf where sliding
+        windows bound the whole cache below it. Layers fill up in the order of their windows."""
+        caps = sorted(kept or np.inf for kept in (self.kv_layers if self.kv_layers is not None else (0,) * self.layers))
+        tokens, below = budget / (batch * 2 * self.kv_width * self.dtype_bytes), 0.0  # layer-tokens the budget holds
+        for j, cap in enumerate(caps):
+            length = (tokens - below) / (len(caps) - j)  # the layers from j on all below their windows
+            if length <= cap:
+                return max(float(np.floor(length)), 0.0)
+            below += cap
+        return np.inf
 
     def activation_bytes(self, tokens):
         """Activations read and written per pass: ~10 hidden-wide and 4 intermediate-wide tensors per layer."""
@@ -159,17 +178,18 @@ class Shapes:
 def pass_bytes(s: Shapes, phase: str, batch, length):
     """Bytes one forward pass moves: prefill of `length` tokens, or a decode step with `length` cached."""
     batch, length = np.asarray(batch, float), np.asarray(length, float)
-    new = batch * (length if phase == "prefill" else 1.0)
+    new_length = length if phase == "prefill" else 1.0
+    new = batch * new_length
     weights = s.read_weight_bytes(new)  # the gathered embedding rows are negligible beside the activations
-    cached = batch * (length if phase == "decode" else 0.0)
-    kv = s.kv_bytes(cached) + 2 * s.kv_bytes(new)  # read the cache; write the new keys/values and read them back
+    # read the cache; write the new keys/values and read them back (all of them, before a window drops any)
+    kv = s.kv_bytes(batch, length if phase == "decode" else 0.0) + 2 * s.kv_bytes(batch, new_length, windowed=False)
     return weights + kv + s.activation_bytes(new) + batch * s.vocab * 4  # float32 logits of the last position
 
 
 def peak_memory(s: Shapes, phase: str, batch, length, workspace: float = 0.0):
     batch, length = np.asarray(batch, float), np.asarray(length, float)
     new = batch * (length if phase == "prefill" else 1.0)
-    cache = s.kv_bytes(batch * (length if phase == "prefill" else length + 1))
+    cache = s.kv_bytes(batch, length if phase == "prefill" else length + 1)
     transient = new * (4 * s.hidden + 3 * s.intermediate) * s.dtype_bytes + batch * s.vocab * 4
     return s.weight_bytes + cache + transient + workspace
 
