@@ -353,6 +353,10 @@ def test_the_shipped_hf_eager_calibration_gives_its_fitting_row_of_the_papers_ta
     pytest.param({"model_type": "gemma2", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
                   "head_dim": 16, "intermediate_size": 128, "vocab_size": 256, "sliding_window": 4}, id="gemma2-alternating",
                  marks=transformers_5),  # transformers 4 gives Gemma 2 a static cache of the model's whole length
+    # heterogeneous layers: five sliding ones of head dim 16, then a global one of head dim 32
+    pytest.param({"model_type": "gemma4_text", "hidden_size": 64, "num_hidden_layers": 6, "num_attention_heads": 4, "num_key_value_heads": 2,
+                  "head_dim": 16, "global_head_dim": 32, "intermediate_size": 128, "vocab_size": 256, "sliding_window": 4}, id="gemma4-per-layer",
+                 marks=pytest.mark.skipif(not hasattr(__import__("transformers"), "Gemma4TextConfig"), reason="no Gemma 4 in this transformers")),
 ])
 def test_the_modelled_kv_cache_is_the_bytes_transformers_caches(config):
     from transformers import AutoConfig
@@ -378,8 +382,8 @@ def test_a_sliding_window_bounds_the_kv_cache_a_decode_step_reads_and_the_contex
 
     # two layers, kv width 1, 1-byte values: a layer-token of K and V is 2 bytes
     full = Shapes(2, 8, 8, 16, 1, 100, 1)
-    alternating = Shapes(2, 8, 8, 16, 1, 100, 1, kv_layers=(0, 3))  # Gemma 2's pattern: the second layer keeps 3 tokens
-    sliding = Shapes(2, 8, 8, 16, 1, 100, 1, kv_layers=(3, 3))  # Mistral's: every layer
+    alternating = Shapes(2, 8, 8, 16, 1, 100, 1, kv_layers=((0, 1), (3, 1)))  # Gemma 2's pattern: the second layer keeps 3 tokens
+    sliding = Shapes(2, 8, 8, 16, 1, 100, 1, kv_layers=((3, 1), (3, 1)))  # Mistral's: every layer
     recurrent = Shapes(2, 8, 8, 16, 1, 100, 1, kv_layers=())  # Mamba's: no layer caches keys
     step = lambda s, k: pass_bytes(s, "decode", 1, k)  # noqa: E731
     assert step(full, 100) - step(full, 10) == 90 * 2 * 2  # 90 more tokens in 2 layers
@@ -396,3 +400,5 @@ def test_a_sliding_window_bounds_the_kv_cache_a_decode_step_reads_and_the_contex
     assert alternating.max_cached(2, 20) == 2  # 2 + 2 < 5 < 3 + 3: both layers still below the window
     assert math.isinf(sliding.max_cached(1, 20)) and sliding.max_cached(1, 10) == 2  # 12 bytes hold any context
     assert math.isinf(recurrent.max_cached(1, 0))
+    wide = Shapes(2, 8, 8, 16, 1, 100, 1, kv_layers=((3, 1), (0, 2)))  # Gemma 4's: a global layer twice as wide
+    assert step(wide, 100) - step(wide, 10) == 90 * 2 * 2 and wide.max_cached(1, 20) == 3  # 3 x 1 + 3 x 2 <= 10 < 3 + 4 x 2

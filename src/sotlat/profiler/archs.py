@@ -105,21 +105,22 @@ def moe_routing(config: PretrainedConfig) -> tuple[int, int]:
     return (experts, per_token) if experts and per_token else (0, 0)
 
 
-def kv_layers(config: PretrainedConfig) -> tuple[int, ...] | None:
-    """Per layer that caches keys and values, the most tokens it keeps (0: every one), read off the
-    cache transformers builds for the config: a sliding-window layer keeps its window less one
-    token (the new token completes the window), and a recurrent layer (Mamba, linear attention)
-    caches no keys at all. None where every layer keeps every token, as all do before transformers 5,
-    whose cache has no layers of its own."""
+def kv_layers(config: PretrainedConfig) -> tuple[int | None, ...] | None:
+    """Per layer, the most tokens whose keys and values it caches (0: every one; None: no keys), read
+    off the cache transformers builds for the config: a sliding-window layer keeps its window less
+    one token (the new token completes the window); a recurrent layer (Mamba, linear attention) and
+    a layer reusing another's cache keep none. None where every layer keeps every token, as all do
+    before transformers 5, whose cache has no layers of its own."""
     try:
         from transformers.cache_utils import DynamicCache, DynamicLayer, DynamicSlidingWindowLayer
 
         layers = DynamicCache(config=config).layers
     except (ImportError, TypeError):  # transformers 4: no cache layers; DynamicCache() takes no config
         return None
-    kept = tuple(layer.sliding_window - 1 if isinstance(layer, DynamicSlidingWindowLayer) else 0
-                 for layer in layers if isinstance(layer, DynamicLayer))
-    return None if kept == (0,) * config.num_hidden_layers else kept
+    except KeyError:  # a layer type transformers' own cache does not know (DeepSeek-V4's default config)
+        return None
+    return tuple(layer.sliding_window - 1 if isinstance(layer, DynamicSlidingWindowLayer) else 0 if isinstance(layer, DynamicLayer) else None
+                 for layer in layers)
 
 
 def expert_parameters(model: torch.nn.Module) -> int:

@@ -104,37 +104,48 @@ class Shapes:
     hidden: int
     intermediate: int
     vocab: int
-    kv_width: int  # key/value heads x head dim
+    kv_width: float  # key/value heads x head dim (of the first layer, where they differ)
     parameters: int
     dtype_bytes: int
     untied_embedding: int = 0  # parameters of an input-embedding table a pass does not read whole
     expert_parameters: int = 0  # a mixture of experts' routed experts, all layers
     routing: tuple[int, int] = (0, 0)  # (experts per layer, experts per token); (0, 0): dense
-    kv_layers: tuple[int, ...] | None = None  # per layer caching keys, the most tokens it keeps (0: all); None: every layer, all
+    kv_layers: tuple[tuple[int, float], ...] | None = None  # (most tokens kept, 0: all; kv width) per layer caching keys; None: all, kv_width
 
     @classmethod
     def from_config(cls, config, parameters: int, dtype_bytes: int, expert_parameters: int = 0) -> "Shapes":
         """The config's shapes under HF's standard names (and their per-model aliases). The MLP width
         is `intermediate_size`, `n_inner`, `ffn_dim` or `d_ff`; where the config leaves it unset, as
-        GPT-2's `n_inner: null` does, 4 x hidden, which is what such models build."""
+        GPT-2's `n_inner: null` does, 4 x hidden, which is what such models build. A heterogeneous
+        config (Gemma 4) gives some values per layer only: each layer's KV width is its own, and the
+        first layer's values stand for the others' hidden and MLP widths."""
         from sotlat.errors import InputError
         from sotlat.profiler.archs import kv_layers, moe_routing, untied_embedding_parameters
 
-        def need(name: str):
-            value = getattr(config, name, None)
+        def need(name: str, source=config):
+            value = getattr(source, name, None)
             if value is None:
                 raise InputError(f"config ({config.model_type}): the simulator needs {name}, which this config does not give")
             return value
 
-        hidden, heads = need("hidden_size"), need("num_attention_heads")
-        head_dim = getattr(config, "head_dim", None) or hidden // heads
-        kv_heads = getattr(config, "num_key_value_heads", None) or heads
-        if getattr(config, "kv_lora_rank", None):  # multi-head latent attention (DeepSeek): transformers caches one
-            kv_heads, head_dim = 1, (config.kv_lora_rank + config.qk_rope_head_dim) / 2  # compressed latent and rotary key per token
-        mlp = next((v for v in (getattr(config, n, None) for n in ("intermediate_size", "n_inner", "ffn_dim", "d_ff")) if v), 4 * hidden)
+        def kv_width(c) -> float:
+            """Key/value heads x head dim; multi-head latent attention (DeepSeek) caches its compressed
+            latent and rotary key per token, which transformers holds as one head of half their width."""
+            if getattr(c, "kv_lora_rank", None):
+                return (c.kv_lora_rank + c.qk_rope_head_dim) / 2
+            heads = need("num_attention_heads", c)
+            return (getattr(c, "num_key_value_heads", None) or heads) * (getattr(c, "head_dim", None) or need("hidden_size", c) // heads)
+
         layers, vocab = need("num_hidden_layers"), need("vocab_size")
-        return cls(layers, hidden, mlp, vocab, kv_heads * head_dim, parameters, dtype_bytes, untied_embedding_parameters(config),
-                   expert_parameters, moe_routing(config), kv_layers(config))
+        per_layer = list(getattr(config, "per_layer_config", None) or [config] * layers)
+        hidden, first = need("hidden_size", per_layer[0]), per_layer[0]
+        mlp = next((v for v in (getattr(first, n, None) for n in ("intermediate_size", "n_inner", "ffn_dim", "d_ff")) if v), 4 * hidden)
+        widths = [kv_width(c) for c in per_layer]
+        kept = kv_layers(config) or (0,) * layers
+        cached = tuple((k, w) for k, w in zip(kept, widths) if k is not None)
+        uniform = cached == ((0, widths[0]),) * layers
+        return cls(layers, hidden, mlp, vocab, widths[0], parameters, dtype_bytes, untied_embedding_parameters(config),
+                   expert_parameters, moe_routing(config), None if uniform else cached)
 
     @property
     def weight_bytes(self) -> float:
@@ -153,21 +164,21 @@ class Shapes:
         sliding-window layer keeps at most its last tokens), or every token, as a pass computes them."""
         length = np.asarray(length, float)
         if self.kv_layers is None:
-            tokens = self.layers * length
+            elements = self.layers * self.kv_width * length
         else:
-            tokens = sum((np.minimum(length, kept) if kept and windowed else length) for kept in self.kv_layers)
-        return batch * tokens * 2 * self.kv_width * self.dtype_bytes
+            elements = sum(width * (np.minimum(length, kept) if kept and windowed else length) for kept, width in self.kv_layers)
+        return batch * elements * 2 * self.dtype_bytes
 
     def max_cached(self, batch: int, budget: float) -> float:
         """The longest context each of `batch` sequences can cache in `budget` bytes; inf where sliding
-        windows bound the whole cache below it. Layers fill up in the order of their windows."""
-        caps = sorted(kept or np.inf for kept in (self.kv_layers if self.kv_layers is not None else (0,) * self.layers))
-        tokens, below = budget / (batch * 2 * self.kv_width * self.dtype_bytes), 0.0  # layer-tokens the budget holds
-        for j, cap in enumerate(caps):
-            length = (tokens - below) / (len(caps) - j)  # the layers from j on all below their windows
-            if length <= cap:
+        windows bound the whole cache below it. Layers stop growing in the order of their windows."""
+        layers = sorted(self.kv_layers if self.kv_layers is not None else ((0, self.kv_width),) * self.layers, key=lambda kw: kw[0] or np.inf)
+        elements, below, slope = budget / (batch * 2 * self.dtype_bytes), 0.0, sum(w for _, w in layers)
+        for kept, width in layers:
+            length = (elements - below) / slope  # every layer from here on still below its window
+            if not kept or length <= kept:
                 return max(float(np.floor(length)), 0.0)
-            below += cap
+            below, slope = below + kept * width, slope - width
         return np.inf
 
     def activation_bytes(self, tokens):
