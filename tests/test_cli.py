@@ -51,7 +51,7 @@ def test_profile_then_estimate_writes_every_format(profiled, tmp_path):
 
 @pytest.mark.parametrize("busy, warned", [(80.0, True), (3.0, False)])
 def test_profile_warns_when_other_work_keeps_the_cpus_busy(tmp_path, monkeypatch, busy, warned):
-    monkeypatch.setattr("sotlat.profiler.run.psutil.cpu_percent", lambda interval: busy)
+    monkeypatch.setattr("psutil.cpu_percent", lambda interval: busy)
     out = tmp_path / "t.parquet"
     result = invoke("profile", *GRID, "--batches", "1", "--decode-max", "5", "--out", out)
     assert result.exit_code == 0, result.output
@@ -63,7 +63,7 @@ def test_profile_warns_when_other_work_keeps_the_cpus_busy(tmp_path, monkeypatch
 @pytest.mark.parametrize("busy, warned", [(92.0, True), (3.0, False), (None, False)])
 def test_profile_warns_when_other_work_keeps_the_gpu_busy(tmp_path, monkeypatch, busy, warned):
     """The load a GPU profile records (nvidia-smi's utilization; None without a figure) decides the warning."""
-    monkeypatch.setattr("sotlat.profiler.run._host_load", lambda device: {"cpu_busy_pct": 0.0, "gpu_busy_pct": busy})
+    monkeypatch.setattr("sotlat.profiler.run.host_load", lambda device: {"cpu_busy_pct": 0.0, "gpu_busy_pct": busy})
     result = invoke("profile", *GRID, "--batches", "1", "--decode-max", "5", "--out", tmp_path / "t.parquet")
     assert result.exit_code == 0, result.output
     assert ("the GPU was 92% busy with other work" in result.output) == warned

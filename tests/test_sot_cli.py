@@ -245,3 +245,17 @@ def test_replay_past_a_learned_position_table_is_refused_before_the_model_is_bui
     assert result.exit_code == 2 and not (tmp_path / "m.jsonl").exists()
     assert result.output.splitlines()[-1] == ("error: config (gpt2): its learned position table holds 64 positions, "
                                               "but the longest trace to replay needs 70")
+
+
+@pytest.mark.parametrize("load, warning", [
+    ({"cpu_busy_pct": 80.0}, "the CPUs were 80% busy with other work when the replay started"),
+    ({"cpu_busy_pct": 3.0, "gpu_busy_pct": 64.0}, "the GPU was 64% busy with other work when the replay started"),
+    ({"cpu_busy_pct": 3.0, "gpu_busy_pct": None}, None),  # a GPU without a utilization figure (MIG)
+])
+def test_replay_warns_when_other_work_kept_the_machine_busy_as_it_started(tmp_path, monkeypatch, load, warning):
+    monkeypatch.setattr("sotlat.profiler.device.host_load", lambda device: load)
+    traces = write_jsonl(tmp_path / "t.jsonl", [trace("a", normal=(10, 3), skeleton=None)])
+    result = invoke("replay", "--arch", "tiny", "--device", "cpu", "--traces", traces, "--repeats", "1", "--out", tmp_path / "m.jsonl")
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert ("warning" in said) == bool(warning) and (warning is None or warning in said)

@@ -143,7 +143,6 @@ def test_a_gpu_profile_records_how_busy_other_work_keeps_the_gpu(monkeypatch):
     from types import SimpleNamespace
 
     from sotlat.profiler import device as device_mod
-    from sotlat.profiler.run import _host_load
 
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: SimpleNamespace(uuid="5a1d7d2c-0b3e"))
     monkeypatch.setattr(device_mod.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
@@ -151,9 +150,9 @@ def test_a_gpu_profile_records_how_busy_other_work_keeps_the_gpu(monkeypatch):
     readings, asked = iter(["30 %", "60 %", "90 %"]), []
     monkeypatch.setattr(device_mod.subprocess, "run", lambda args, **k: asked.append(args[1:3])
                         or subprocess.CompletedProcess(args, 0, stdout=next(readings) + "\n"))
-    load = _host_load("cuda:0")
+    load = device_mod.host_load("cuda:0")
     assert load["gpu_busy_pct"] == 60 and asked == [["--id=GPU-5a1d7d2c-0b3e", "--query-gpu=utilization.gpu"]] * 3
-    assert "cpu_busy_pct" in load and "gpu_busy_pct" not in _host_load("cpu")
+    assert "cpu_busy_pct" in load and "gpu_busy_pct" not in device_mod.host_load("cpu")
     readings = iter(["[N/A]"] * 3)  # a MIG instance has no utilization figure
     assert device_mod.gpu_busy_pct("cuda") is None
     monkeypatch.setattr(device_mod.shutil, "which", lambda name: None)

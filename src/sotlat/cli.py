@@ -272,19 +272,23 @@ def _run_profile(spec, out: str, resume: bool) -> pd.DataFrame:
         console.print(f"warning: this architecture's FLOPs are not the polynomial the profiler fills from counted cells "
                       f"(held-out cells off by up to {flops['held_out_max_rel_error']:.1%}): the flops column and Eq. 4's TFLOPS are approximate",
                       style="yellow")
-    load = table.attrs["sotlat"].get("host_load", {})
-    if spec.device == "cpu" and load.get("cpu_busy_pct", 0) > BUSY_PCT:
-        console.print(f"warning: the CPUs were {load['cpu_busy_pct']:.0f}% busy with other work when the profile "
-                      "started: CPU timings can be many times too slow", style="yellow")
-    if (load.get("gpu_busy_pct") or 0) > BUSY_PCT:
-        console.print(f"warning: the GPU was {load['gpu_busy_pct']:.0f}% busy with other work when the profile started "
-                      "(nvidia-smi's utilization): its timings include that work", style="yellow")
+    _warn_if_busy(table.attrs["sotlat"].get("host_load", {}), spec.device, "profile")
     seconds = lambda x: f"{x:,.1f} s" if x < 10 else f"{x:,.0f} s"  # noqa: E731
     measuring = f"{seconds(s['elapsed_s'])} measuring" + (" (every run of this profile together)" if continued else "")
     console.print(Text.assemble((out, "bold"), f": {s['cells']:,} cells ({_statuses(s['status'])}) in {seconds(time.monotonic() - started)}, "
                                 f"{measuring}; median CV of the runs {_pct(s['median_cv'])}"))
     _print_floor(s)
     return table
+
+
+def _warn_if_busy(load: dict, device: str, run: str) -> None:
+    """Warn where other work kept the CPUs (of a CPU run) or the GPU busy when the run started."""
+    if device == "cpu" and load.get("cpu_busy_pct", 0) > BUSY_PCT:
+        console.print(f"warning: the CPUs were {load['cpu_busy_pct']:.0f}% busy with other work when the {run} "
+                      "started: CPU timings can be many times too slow", style="yellow")
+    if (load.get("gpu_busy_pct") or 0) > BUSY_PCT:
+        console.print(f"warning: the GPU was {load['gpu_busy_pct']:.0f}% busy with other work when the {run} started "
+                      "(nvidia-smi's utilization): its timings include that work", style="yellow")
 
 
 def _print_floor(s: dict) -> None:
@@ -579,7 +583,7 @@ def replay(
     from sotlat import jsonl
     from sotlat.estimator.traces import longest_context, read_records, traces_frame
     from sotlat.profiler.archs import build_model, check_attention, check_positions, check_weights_fit, load_config, meta_model
-    from sotlat.profiler.device import default_dtype, describe_device
+    from sotlat.profiler.device import default_dtype, describe_device, host_load
     from sotlat.profiler.run import torch_dtype
     from sotlat.profiler.timer import timer_for
     from sotlat.sot.replay import measured_record, replay_trace, stratified_ids
@@ -615,6 +619,7 @@ def replay(
     shapes = meta_model(cfg, attention)
     check_positions(shapes, longest_context(frame[frame["id"].isin({t["id"] for t in todo})]), "the longest trace to replay")
     check_weights_fit(name, shapes, torch_dtype(dtype), device)
+    load = host_load(device)  # before the model: this process idle
     model = build_model(cfg, device, torch_dtype(dtype), attention)
     timer, device_name = timer_for(device), describe_device(device)["name"]
     replay_trace(model, cfg.vocab_size, {"normal": {"prompt_tokens": 8, "completion_tokens": 4}}, 1, timer)  # warm-up
@@ -628,6 +633,7 @@ def replay(
                                                         timer=timer.name))
                 bar.update(task, advance=1, description=t["id"])
     console.print(f"{out}: {_count(len(done) + len(todo), 'trace')} measured ({len(done)} from before)")
+    _warn_if_busy(load, device, "replay")
 
 
 @app.command()

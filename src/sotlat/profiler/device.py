@@ -92,6 +92,18 @@ def _nvidia_smi(gpu: str) -> dict:
     return {"driver": driver, "clocks": dict(zip(_SMI_FIELDS[1:], clocks))}
 
 
+def host_load(device: str) -> dict:
+    """How busy other work kept the machine, sampled with this process idle before a timed run: the
+    CPUs' busy share over half a second and the 1-minute load average, which lags; on a GPU also the
+    GPU's utilization. Another torch process oversubscribing the cores can slow a CPU run many times;
+    another process's kernels on the GPU slow every step."""
+    import psutil
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    host = {"cpu_busy_pct": psutil.cpu_percent(interval=0.5), "load_1min": load, "logical_cpus": os.cpu_count()}
+    return {**host, "gpu_busy_pct": gpu_busy_pct(device)} if device.startswith("cuda") else host
+
+
 def gpu_busy_pct(device: str) -> float | None:
     """How busy other work keeps the GPU while this process runs nothing on it (see `utilization`)."""
     index = torch.device(device).index or 0

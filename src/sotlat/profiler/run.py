@@ -21,14 +21,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import psutil
 import torch
 
 from sotlat import __version__
 from sotlat.errors import InputError
 from sotlat.interrupts import Interrupted, sigterm_as_keyboard_interrupt
 from sotlat.profiler.archs import arch_meta, build_model, check_positions, check_weights_fit, load_config, meta_model
-from sotlat.profiler.device import describe_device, gpu_busy_pct
+from sotlat.profiler.device import describe_device, host_load
 from sotlat.profiler.flops import FlopsFit, fit_flops
 from sotlat.profiler.memory import memory_tracker_for
 from sotlat.profiler.steps import decode_step, decoding, prefill
@@ -137,16 +136,6 @@ def _software() -> dict:
     return {"python": sys.version.split()[0], "torch": torch.__version__, "transformers": transformers.__version__, "deepspeed": ds, "sotlat": __version__}
 
 
-def _host_load(device: str) -> dict:
-    """How busy the host was when the run started, this process idle: the CPUs' busy share over half
-    a second and the 1-minute load average, which lags; on a GPU also the GPU's utilization. Other
-    work - another torch process above all, which oversubscribes the cores - can slow a CPU profile
-    many times; another process's kernels on the GPU slow every cell."""
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    host = {"cpu_busy_pct": psutil.cpu_percent(interval=0.5), "load_1min": load, "logical_cpus": os.cpu_count()}
-    return {**host, "gpu_busy_pct": gpu_busy_pct(device)} if device.startswith("cuda") else host
-
-
 def _device_meta(spec: ProfileSpec) -> dict:
     """The device's description; for a catalogue GPU, the compute peak of the profile's dtype as
     `peak_tflops`, which `estimate` divides Eq. 4's performance by (the paper's utilization)."""
@@ -197,7 +186,7 @@ def profile(spec: ProfileSpec, out: str, resume: bool = False, progress: Progres
         "method": spec.method(timer.name, memory.method, fit.meta()),
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "progress": {"complete": False, "elapsed_s": 0.0},
-        "host_load": _host_load(spec.device),
+        "host_load": host_load(spec.device),
     }
     state = _State()
     if os.path.exists(out):
