@@ -228,6 +228,19 @@ def test_any_hf_config_can_be_profiled(tmp_path):
     assert (table.status == "ok").all() and len(table) == 4 + 12
 
 
+
+def test_a_multimodal_config_is_profiled_as_its_text_model(tmp_path):
+    """SoT decodes text: of a LLaVA config (a vision tower + a text model) the text model is profiled."""
+    cfg = tmp_path / "llava-tiny.json"
+    cfg.write_text('{"model_type": "llava", "text_config": {"model_type": "mistral", "hidden_size": 32, "num_hidden_layers": 1,'
+                   ' "num_attention_heads": 2, "num_key_value_heads": 1, "intermediate_size": 64, "vocab_size": 128},'
+                   ' "vision_config": {"model_type": "clip_vision_model", "hidden_size": 16, "num_hidden_layers": 1,'
+                   ' "num_attention_heads": 2, "intermediate_size": 32}}')
+    name, config = load_config(None, str(cfg))
+    assert name == "llava-tiny" and config.model_type == "mistral" and config.hidden_size == 32
+    table = profile(ProfileSpec(**{**SPEC.__dict__, "arch": None, "config_path": str(cfg), "batches": [1]}), str(tmp_path / "t.parquet"))
+    assert table.attrs["sotlat"]["arch"]["config"]["model_type"] == "mistral" and (table.status == "ok").all()
+
 def test_a_config_is_named_for_its_file_or_for_its_hf_model_folder(tmp_path):
     folder = tmp_path / "Llama-3-8B"
     folder.mkdir()

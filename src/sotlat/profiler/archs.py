@@ -51,7 +51,8 @@ ARCHS: dict[str, dict] = {
 
 
 def load_config(arch: str | None, config_path: str | None = None) -> tuple[str, PretrainedConfig]:
-    """(name, HF config) for a named architecture or an HF config.json of a causal LM."""
+    """(name, HF config) for a named architecture or an HF config.json of a causal LM; of a
+    multimodal config, its text model's."""
     if config_path:
         try:
             with open(config_path, encoding="utf-8-sig") as fh:
@@ -70,7 +71,8 @@ def load_config(arch: str | None, config_path: str | None = None) -> tuple[str, 
             config = AutoConfig.for_model(**raw)
         except (ValueError, KeyError) as exc:
             raise InputError(f"{config_path}: model_type: {exc}") from None
-        return arch or config_name(config_path), config
+        # a multimodal config (LLaVA, Gemma 3/4, Llama 4) decodes text with its text model: that is what is profiled
+        return arch or config_name(config_path), config.get_text_config(decoder=True)
     given, arch = arch, (arch or "").strip().lower()  # LLaMA-7B is llama-7b
     if arch not in ARCHS:
         raise InputError(f"--arch: unknown architecture {given!r}; {did_you_mean(arch, ARCHS)}choose one of {', '.join(ARCHS)} or give --config")
