@@ -157,6 +157,13 @@ NO_CACHE = (["config (bert): the model keeps no KV cache", "is_decoder: true"] i
     (["profile", "--arch", "gpt-j", "--device", "cpu", "--out", "o.parquet"], ["unknown architecture 'gpt-j'; choose one of llama-7b,"]),
     (["profile", "--arch", "llama", "--device", "cpu", "--out", "o.parquet"], ["unknown architecture 'llama'; did you mean llama-7b, llama-13b or llama-33b?"]),
     (["profile", "--config", "bad.json", "--device", "cpu", "--out", "o.parquet"], ["bad.json: not a readable JSON config"]),
+    (["simulate", "--gpu", "l4", "--config", "zero.json", "--out", "o.parquet"], ["zero.json: num_attention_heads must be a positive integer, not 0"]),
+    (["profile", "--config", "sizes.json", "--device", "cpu", "--out", "o.parquet"], ["sizes.json: n_layer must be a positive integer, not -1"]),
+    (["simulate", "--gpu", "l4", "--config", "llava.json", "--out", "o.parquet"],
+     ["llava.json: text_config.hidden_size must be a positive integer, not '64'"]),
+    pytest.param(["simulate", "--gpu", "l4", "--config", "eps.json", "--out", "o.parquet"],
+                 ["eps.json: transformers refuses the config: StrictDataclassFieldValidationError", "rms_norm_eps"],
+                 marks=pytest.mark.skipif(not TRANSFORMERS_5, reason="transformers 4 does not check a config's values")),
     # a small grid in case transformers one day builds what is refused here: a failure, not a profile of the paper's grid
     (["profile", "--config", "bert.json", "--device", "cpu", "--batches", "1", "--prefill-lengths", "1:2:1", "--decode-max", "2",
       "--out", "o.parquet"], NO_CACHE),
@@ -178,6 +185,10 @@ NO_CACHE = (["config (bert): the model keeps no KV cache", "is_decoder: true"] i
 def test_usage_errors(tmp_path, monkeypatch, args, needles):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.json").write_text('{"hidden_size": ')
+    (tmp_path / "zero.json").write_text('{"model_type": "llama", "num_attention_heads": 0}')
+    (tmp_path / "sizes.json").write_text('{"model_type": "gpt2", "n_layer": -1}')
+    (tmp_path / "llava.json").write_text('{"model_type": "llava", "text_config": {"model_type": "llama", "hidden_size": "64"}}')
+    (tmp_path / "eps.json").write_text('{"model_type": "llama", "rms_norm_eps": "small"}')
     (tmp_path / "bert.json").write_text('{"model_type": "bert", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, '
                                         '"intermediate_size": 128, "vocab_size": 100}')  # an encoder: no cache without is_decoder
     (tmp_path / "t5.json").write_text('{"model_type": "t5", "d_model": 64}')

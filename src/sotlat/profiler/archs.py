@@ -50,6 +50,11 @@ ARCHS: dict[str, dict] = {
 }
 
 
+# sizes a config must give as positive integers, under HF's standard names and GPT-2's
+_SIZES = ("num_hidden_layers", "hidden_size", "num_attention_heads", "num_key_value_heads", "vocab_size", "intermediate_size",
+          "n_layer", "n_embd", "n_head")
+
+
 def load_config(arch: str | None, config_path: str | None = None) -> tuple[str, PretrainedConfig]:
     """(name, HF config) for a named architecture or an HF config.json of a causal LM; of a
     multimodal config, its text model's."""
@@ -67,10 +72,17 @@ def load_config(arch: str | None, config_path: str | None = None) -> tuple[str, 
             method = raw["quantization_config"].get("quant_method", "?") if isinstance(raw["quantization_config"], dict) else "?"
             raise InputError(f"{config_path}: quantization_config ({method}): sotlat runs the weights unquantized, in --dtype; "
                              "delete quantization_config to profile or simulate the architecture so")
+        for where, fields in (("", raw), ("text_config.", raw.get("text_config"))):
+            for size in _SIZES if isinstance(fields, dict) else ():
+                value = fields.get(size)
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                    raise InputError(f"{config_path}: {where}{size} must be a positive integer, not {value!r}")
         try:
             config = AutoConfig.for_model(**raw)
         except (ValueError, KeyError) as exc:
             raise InputError(f"{config_path}: model_type: {exc}") from None
+        except Exception as exc:  # transformers' own checks of the values, whatever they raise
+            raise InputError(f"{config_path}: transformers refuses the config: {type(exc).__name__}: {exc}") from None
         # a multimodal config (LLaVA, Gemma 3/4, Llama 4) decodes text with its text model: that is what is profiled
         return arch or config_name(config_path), config.get_text_config(decoder=True)
     given, arch = arch, (arch or "").strip().lower()  # LLaMA-7B is llama-7b
