@@ -248,6 +248,10 @@ def test_a_config_is_named_for_its_file_or_for_its_hf_model_folder(tmp_path):
         path.write_text('{"model_type": "mistral", "hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4}')
     assert load_config(None, str(tmp_path / "mistral-small.json"))[0] == "mistral-small"
     assert load_config(None, str(folder / "config.json"))[0] == "Llama-3-8B"  # every HF download's file is config.json
+    assert load_config(None, str(folder))[0] == "Llama-3-8B"  # the folder itself, as from_pretrained takes it
+    with pytest.raises(InputError, match=r"empty\W+config.json: no such file"):
+        (tmp_path / "empty").mkdir()
+        load_config(None, str(tmp_path / "empty"))
 
 
 def test_a_grid_past_a_learned_position_table_is_refused_before_any_work_and_one_within_it_runs(tmp_path):

@@ -56,9 +56,11 @@ _SIZES = ("num_hidden_layers", "hidden_size", "num_attention_heads", "num_key_va
 
 
 def load_config(arch: str | None, config_path: str | None = None) -> tuple[str, PretrainedConfig]:
-    """(name, HF config) for a named architecture or an HF config.json of a causal LM; of a
-    multimodal config, its text model's."""
+    """(name, HF config) for a named architecture or an HF config.json (or model folder) of a causal
+    LM; of a multimodal config, its text model's."""
     if config_path:
+        if os.path.isdir(config_path):  # an HF model folder: its config.json
+            config_path = os.path.join(config_path, "config.json")
         try:
             with open(config_path, encoding="utf-8-sig") as fh:
                 raw = json.load(fh)
