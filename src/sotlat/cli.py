@@ -62,7 +62,7 @@ tables_app = typer.Typer(help="List, inspect, compare and merge latency tables."
 app.add_typer(tables_app, name="tables")
 
 OUT_SUFFIXES = (".jsonl", ".csv", ".parquet")
-BUSY_PCT = 25  # other work on the CPUs (GPU) above this when a CPU (GPU) profile starts: warn
+BUSY_PCT = 25  # other work on the CPUs (GPU) above this when a CPU (GPU) profile or replay starts: warn
 
 
 def _positive(value: float | None) -> float | None:

@@ -131,12 +131,15 @@ def kv_layers(config: PretrainedConfig) -> tuple[int | None, ...] | None:
         from transformers.cache_utils import DynamicCache, DynamicLayer, DynamicSlidingWindowLayer
 
         layers = DynamicCache(config=config).layers
-    except (ImportError, TypeError):  # transformers 4: no cache layers; DynamicCache() takes no config
+    except (ImportError, TypeError, KeyError):  # transformers 4 (no cache layers), or a layer type its cache does not know (DeepSeek-V4)
         return None
-    except KeyError:  # a layer type transformers' own cache does not know (DeepSeek-V4's default config)
-        return None
-    return tuple(layer.sliding_window - 1 if isinstance(layer, DynamicSlidingWindowLayer) else 0 if isinstance(layer, DynamicLayer) else None
-                 for layer in layers)
+
+    def kept(layer) -> int | None:
+        if isinstance(layer, DynamicSlidingWindowLayer):
+            return layer.sliding_window - 1
+        return 0 if isinstance(layer, DynamicLayer) else None
+
+    return tuple(kept(layer) for layer in layers)
 
 
 def expert_parameters(model: torch.nn.Module) -> int:

@@ -41,9 +41,9 @@ def shapes_of(table: pd.DataFrame) -> Shapes:
     arch = meta["arch"]
     try:
         config = AutoConfig.for_model(**arch["config"])
-    except (ValueError, TypeError):  # a model type unknown to this transformers, or none recorded
+    except Exception as exc:  # a model type unknown to this transformers, none recorded, or values its checks refuse
         raise InputError(f"{label(table)}: transformers {__version__} cannot rebuild its config "
-                         f"(model type {arch['config'].get('model_type')!r})") from None
+                         f"(model type {arch['config'].get('model_type')!r}: {type(exc).__name__})") from None
     if not arch.get("parameters") or "expert_parameters" not in arch:  # written by an older sotlat: count them
         model = meta_model(config)
         arch = {"parameters": sum(p.numel() for p in model.parameters()), "expert_parameters": expert_parameters(model)}
