@@ -138,7 +138,8 @@ class Shapes:
 
         layers, vocab = need("num_hidden_layers"), need("vocab_size")
         per_layer = list(getattr(config, "per_layer_config", None) or [config] * layers)
-        hidden, first = need("hidden_size", per_layer[0]), per_layer[0]
+        first = per_layer[0]
+        hidden = need("hidden_size", first)
         mlp = next((v for v in (getattr(first, n, None) for n in ("intermediate_size", "n_inner", "ffn_dim", "d_ff")) if v), 4 * hidden)
         widths = [kv_width(c) for c in per_layer]
         kept = kv_layers(config) or (0,) * layers
