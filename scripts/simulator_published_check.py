@@ -89,8 +89,8 @@ def predicted(models: dict, fit: Figure, other: Figure) -> tuple[float, float]:
 
 def cross_model(models: dict) -> None:
     """torchao's pair: the decode MBU fitted on one model's figure, the other's predicted; and the same
-    with the bytes a pass reads counting the whole untied input-embedding table, as the model once did."""
-    whole = {a: (dataclasses.replace(s, untied_embedding=0), fl) for a, (s, fl) in models.items()}
+    with the bytes a pass reads counting the whole embedding tables, as the model once did."""
+    whole = {a: (dataclasses.replace(s, embedding_parameters=0), fl) for a, (s, fl) in models.items()}
     pair = [f for f in PUBLISHED if f.source.startswith("torchao")]
     print("\ncross-model on one GPU (torchao README, A100, torch.compile): decode MBU fitted on one model, the other predicted")
     print(f"{'fitted on':<11} {'MBU':>6} {'predicted':<11} {'published':>9} {'model':>7} {'error':>7}   whole embedding read: MBU, error")

@@ -159,6 +159,8 @@ NO_CACHE = (["config (bert): the model keeps no KV cache", "is_decoder: true"] i
     (["profile", "--config", "bad.json", "--device", "cpu", "--out", "o.parquet"], ["bad.json: not a readable JSON config"]),
     (["simulate", "--gpu", "l4", "--config", "zero.json", "--out", "o.parquet"], ["zero.json: num_attention_heads must be a positive integer, not 0"]),
     (["profile", "--config", "sizes.json", "--device", "cpu", "--out", "o.parquet"], ["sizes.json: n_layer must be a positive integer, not -1"]),
+    (["simulate", "--gpu", "l4", "--config", "g3n.json", "--out", "o.parquet"],  # Gemma 3n gives one width per layer
+     ["g3n.json: intermediate_size must be a positive integer or a list of them, one per layer, not [64, 0]"]),
     (["simulate", "--gpu", "l4", "--config", "llava.json", "--out", "o.parquet"],
      ["llava.json: text_config.hidden_size must be a positive integer, not '64'"]),
     pytest.param(["simulate", "--gpu", "l4", "--config", "eps.json", "--out", "o.parquet"],
@@ -187,6 +189,7 @@ def test_usage_errors(tmp_path, monkeypatch, args, needles):
     (tmp_path / "bad.json").write_text('{"hidden_size": ')
     (tmp_path / "zero.json").write_text('{"model_type": "llama", "num_attention_heads": 0}')
     (tmp_path / "sizes.json").write_text('{"model_type": "gpt2", "n_layer": -1}')
+    (tmp_path / "g3n.json").write_text('{"model_type": "gemma3n_text", "intermediate_size": [64, 0]}')
     (tmp_path / "llava.json").write_text('{"model_type": "llava", "text_config": {"model_type": "llama", "hidden_size": "64"}}')
     (tmp_path / "eps.json").write_text('{"model_type": "llama", "rms_norm_eps": "small"}')
     (tmp_path / "bert.json").write_text('{"model_type": "bert", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, '

@@ -217,6 +217,19 @@ def test_unknown_arch_and_config_file(tmp_path):
     assert not (tmp_path / "t.parquet").exists()
 
 
+def test_any_error_transformers_raises_building_a_config_is_one_line(monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    from sotlat.profiler.archs import meta_model
+
+    def broken(config, **options):  # as transformers 5.24 builds its default Cohere Compass config
+        raise KeyError("full_attention")
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_config", broken)
+    with pytest.raises(InputError, match=r"^config \(llama\): transformers cannot build it as a causal LM: KeyError: 'full_attention'$"):
+        meta_model(load_config("tiny")[1])
+
+
 def test_any_hf_config_can_be_profiled(tmp_path):
     cfg = tmp_path / "mistral.json"
     cfg.write_text('{"model_type": "mistral", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,'

@@ -122,7 +122,26 @@ def test_the_weights_a_pass_reads_leave_out_an_untied_input_embedding_only(simul
     arch = simulated.attrs["sotlat"]["arch"]  # llama-7b: its own lm_head, so the embedding table is only gathered
     assert arch["weight_bytes"] - arch["read_weight_bytes"] == 32000 * 4096 * 2
     tied = shapes_and_flops(*load_config("smollm2-135m"), "float16")[2]  # the head reads the shared table whole
-    assert tied["read_weight_bytes"] == tied["weight_bytes"]
+    assert tied["read_weight_bytes"] == tied["weight_bytes"] and tied["embedding_parameters"] == 0
+
+
+def test_every_embedding_table_the_head_does_not_share_is_gathered_not_read():
+    from transformers import AutoConfig
+
+    from sotlat.profiler.archs import arch_meta, meta_model
+
+    gpt2 = AutoConfig.for_model("gpt2", n_embd=64, n_head=4, n_layer=2, n_positions=512)  # wte tied to the head; wpe gathered
+    arch = arch_meta("g", gpt2, meta_model(gpt2), torch.float16)
+    assert arch["embedding_parameters"] == 512 * 64 and arch["read_weight_bytes"] == (arch["parameters"] - 512 * 64) * 2
+    if "gemma3n_text" in __import__("transformers").models.auto.configuration_auto.CONFIG_MAPPING:  # transformers >= 4.53
+        gemma3n = AutoConfig.for_model("gemma3n_text", hidden_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                                       head_dim=32, intermediate_size=[128, 96], vocab_size=300, vocab_size_per_layer_input=256,
+                                       hidden_size_per_layer_input=16, num_kv_shared_layers=0, layer_types=["sliding_attention", "full_attention"],
+                                       altup_num_inputs=2, laurel_rank=8, activation_sparsity_pattern=[0.0, 0.0])
+        arch = arch_meta("g3n", gemma3n, meta_model(gemma3n), torch.float16)
+        assert arch["embedding_parameters"] == 256 * 2 * 16  # per-layer embeddings; the input table is the head's
+        shapes = Shapes.from_config(gemma3n, 2, 2, **{k: arch[k] for k in ("expert_parameters", "embedding_parameters")})
+        assert shapes.intermediate == 128  # the widest layer's MLP
 
 
 def test_a_mixture_of_experts_reads_the_experts_its_tokens_visit():
@@ -133,13 +152,13 @@ def test_a_mixture_of_experts_reads_the_experts_its_tokens_visit():
     config = AutoConfig.for_model(**MIXTRAL)
     arch = arch_meta("mx", config, meta_model(config), torch.float16)
     experts, untied = 2 * 4 * 3 * 64 * 128, 256 * 64  # two layers of four experts; Mixtral's own lm_head
-    assert arch["expert_parameters"] == experts
+    assert arch["expert_parameters"] == experts and arch["embedding_parameters"] == untied
     assert arch["read_weight_bytes"] == (arch["parameters"] - untied - experts / 2) * 2  # one token visits 2 of 4
-    shapes = Shapes.from_config(config, arch["parameters"], 2, arch["expert_parameters"])
+    shapes = Shapes.from_config(config, arch["parameters"], 2, experts, untied)
     assert shapes.read_weight_bytes(1) == arch["read_weight_bytes"]
     assert shapes.read_weight_bytes(3) == (arch["parameters"] - untied - experts / 8) * 2  # each expert missed by 3: (1/2)^3
     assert shapes.read_weight_bytes(200) == pytest.approx((arch["parameters"] - untied) * 2)  # a long prompt reads them all
-    dense = Shapes.from_config(config, arch["parameters"], 2)  # the same sizes read whole
+    dense = Shapes.from_config(config, arch["parameters"], 2, embedding_parameters=untied)  # the same sizes read whole
     assert pass_bytes(dense, "decode", 1, 10) - pass_bytes(shapes, "decode", 1, 10) == experts  # 2 bytes x half the experts
 
 
@@ -183,11 +202,29 @@ def test_calibration_recovers_a_mixture_of_experts_parameters_also_from_a_table_
     table = simulate(None, str(config), gpu_spec("a100-80gb-sxm", "float16"), TRUTH, "float16", [1, 2, 8, 16], PrefillGrid(1, 700, 50), 256)
     older = table.copy()
     older.attrs = json.loads(json.dumps(table.attrs))
-    del older.attrs["sotlat"]["arch"]["parameters"], older.attrs["sotlat"]["arch"]["expert_parameters"]  # as an older sotlat wrote
+    for count in ("parameters", "expert_parameters", "embedding_parameters"):  # as an older sotlat wrote
+        del older.attrs["sotlat"]["arch"][count]
     for t in (table, older):
         cal, errors = calibrate(t, 312, 2039, "fit")
         assert cal.decode.mbu == pytest.approx(0.7, rel=1e-4) and cal.decode.layer_overhead_ms == pytest.approx(0.8, rel=1e-4)
         assert errors["decode"]["median_abs_pct"] < 1e-3
+
+
+@pytest.mark.skipif("falcon_h1" not in __import__("transformers").models.auto.configuration_auto.CONFIG_MAPPING,
+                    reason="transformers before 4.53 has no Falcon-H1")
+def test_a_config_with_an_infinity_loads_and_its_table_rebuilds_it(tmp_path):
+    from transformers import AutoConfig
+
+    from sotlat.simulator.simulate import shapes_of
+
+    falcon_h1 = AutoConfig.for_model("falcon_h1", hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                     intermediate_size=128, vocab_size=256, mamba_d_ssm=128, mamba_n_heads=4, mamba_d_head=32, mamba_d_state=16)
+    falcon_h1.save_pretrained(tmp_path)  # its time_step_limit (0, inf): transformers 5 writes {"__float__": "Infinity"}
+    assert load_config(None, str(tmp_path))[1].time_step_limit[1] == float("inf")
+    table = simulate(None, str(tmp_path), gpu_spec("a100-80gb-sxm", "float16"), TRUTH, "float16", [1], PrefillGrid(1, 20, 10), 4)
+    path = tmp_path / "t.parquet"
+    save_table(table, path)
+    assert shapes_of(load_table(path)).layers == 2  # the report's capacity arithmetic rebuilds the recorded config
 
 
 def test_calibrating_a_table_without_enough_cells_of_a_phase_is_one_line(simulated, tmp_path):

@@ -793,8 +793,10 @@ def _simulated(gpu, arch, config, dtype, calibration, batches, prefill_lengths, 
 
     _arch_or_config(arch, config)
     spec = gpu_spec(gpu, dtype, peak_tflops, bandwidth_gbps)
-    return spec, run(arch, str(config) if config else None, spec, load_calibration(calibration), dtype,
-                     parse_batches(batches), parse_range(prefill_lengths), decode_max)
+    cal, grid = load_calibration(calibration), (parse_batches(batches), parse_range(prefill_lengths), decode_max)
+    # seconds for llama-33b, minutes for a Mamba hybrid, whose reference scan runs token by token
+    with console.status(f"simulating {arch or config} on {spec['id']}: counting its FLOPs on the meta device"):
+        return spec, run(arch, str(config) if config else None, spec, cal, dtype, *grid)
 
 
 @app.command()

@@ -50,9 +50,15 @@ ARCHS: dict[str, dict] = {
 }
 
 
-# sizes a config must give as positive integers, under HF's standard names and GPT-2's
+# sizes a config must give as positive integers, under HF's standard names and GPT-2's; the MLP
+# width may be one per layer (Gemma 3n's)
 _SIZES = ("num_hidden_layers", "hidden_size", "num_attention_heads", "num_key_value_heads", "vocab_size", "intermediate_size",
           "n_layer", "n_embd", "n_head")
+_PER_LAYER_SIZES = ("intermediate_size",)
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def load_config(arch: str | None, config_path: str | None = None) -> tuple[str, PretrainedConfig]:
@@ -77,10 +83,12 @@ def load_config(arch: str | None, config_path: str | None = None) -> tuple[str, 
         for where, fields in (("", raw), ("text_config.", raw.get("text_config"))):
             for size in _SIZES if isinstance(fields, dict) else ():
                 value = fields.get(size)
-                if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                    raise InputError(f"{config_path}: {where}{size} must be a positive integer, not {value!r}")
+                per_layer = size in _PER_LAYER_SIZES and isinstance(value, list) and value and all(map(_positive_int, value))
+                if value is not None and not per_layer and not _positive_int(value):
+                    kind = "a positive integer" + (" or a list of them, one per layer" if size in _PER_LAYER_SIZES else "")
+                    raise InputError(f"{config_path}: {where}{size} must be {kind}, not {value!r}")
         try:
-            config = AutoConfig.for_model(**raw)
+            config = config_from_dict(raw)
         except (ValueError, KeyError) as exc:
             raise InputError(f"{config_path}: model_type: {exc}") from None
         except Exception as exc:  # transformers' own checks of the values, whatever they raise
@@ -91,6 +99,15 @@ def load_config(arch: str | None, config_path: str | None = None) -> tuple[str, 
     if arch not in ARCHS:
         raise InputError(f"--arch: unknown architecture {given!r}; {did_you_mean(arch, ARCHS)}choose one of {', '.join(ARCHS)} or give --config")
     return arch, AutoConfig.for_model(**{"model_type": "llama", **ARCHS[arch]})
+
+
+def config_from_dict(raw: dict) -> PretrainedConfig:
+    """transformers' config of a config dict, its special floats decoded as transformers' own reader
+    does: transformers 5 writes inf and nan as {"__float__": "Infinity"} (Falcon-H1's and Bamba's
+    `time_step_limit`), in config.json and so in a table's metadata; transformers 4 writes a bare
+    Infinity, which json reads."""
+    decode = getattr(PretrainedConfig, "_decode_special_floats", None)
+    return AutoConfig.for_model(**(decode(raw) if decode else raw))
 
 
 def config_name(config_path: str) -> str:
@@ -106,11 +123,14 @@ def config_dict(config: PretrainedConfig) -> dict:
     return json.loads(config.to_json_string(use_diff=False))
 
 
-def untied_embedding_parameters(config: PretrainedConfig) -> int:
-    """The input-embedding table's parameters where the output head does not share it, else 0. A
-    forward pass gathers a few of its rows and never reads it whole, so it is not among the weights
-    a pass reads (Llama-3-8B's: 6.5% of its parameters)."""
-    return 0 if getattr(config, "tie_word_embeddings", True) else config.vocab_size * config.hidden_size
+def embedding_parameters(model: torch.nn.Module) -> int:
+    """The parameters of embedding tables a forward pass gathers a few rows of and never reads whole,
+    so not among the weights it reads: every embedding table but one the output head shares, e.g. an
+    untied input embedding (Llama-3-8B's: 6.5% of its parameters), learned positions (GPT-2's),
+    Gemma 3n's per-layer embeddings (a third of its parameters)."""
+    tables = {id(m.weight): m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    shared = {id(p) for m in model.modules() if not isinstance(m, torch.nn.Embedding) for p in m.parameters(recurse=False)}
+    return sum(n for key, n in tables.items() if key not in shared)
 
 
 def moe_routing(config: PretrainedConfig) -> tuple[int, int]:
@@ -147,26 +167,35 @@ def expert_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for name, p in model.named_parameters() if ".experts." in name)
 
 
-def read_parameters(parameters: int, untied_embedding: int, routed: int, routing: tuple[int, int], tokens=1):
-    """The parameters a forward pass over `tokens` tokens reads: all but an untied input-embedding
-    table and, in a mixture of experts, the routed experts no token visits: each expert is missed
+def read_parameters(parameters: int, embedding: int, routed: int, routing: tuple[int, int], tokens=1):
+    """The parameters a forward pass over `tokens` tokens reads: all but the gathered embedding
+    tables and, in a mixture of experts, the routed experts no token visits: each expert is missed
     by all of them with probability (1 - k/E)^tokens, k of E experts chosen per token uniformly,
     as random weights route."""
     experts, per_token = routing
     missed = (1.0 - per_token / experts) ** tokens if experts else 0.0
-    return parameters - untied_embedding - routed * missed
+    return parameters - embedding - routed * missed
+
+
+COUNTS = ("parameters", "expert_parameters", "embedding_parameters")  # parameter_counts' keys
+
+
+def parameter_counts(model: torch.nn.Module) -> dict:
+    """All of a model's parameters, a mixture of experts' routed experts' and the gathered embedding
+    tables' (`embedding_parameters`): what the weights a pass reads are computed from."""
+    routed = expert_parameters(model) if moe_routing(model.config)[0] else 0
+    return {"parameters": sum(p.numel() for p in model.parameters()), "expert_parameters": routed,
+            "embedding_parameters": embedding_parameters(model)}
 
 
 def arch_meta(name: str, config: PretrainedConfig, shapes: torch.nn.Module, dtype: torch.dtype) -> dict:
-    """The table metadata's `arch`: name, HF config, parameter count (and the routed experts' of a
-    mixture of experts), weight bytes in `dtype`, and the bytes of the weights a one-token forward
-    pass reads (all but an untied input-embedding table, and the experts the token does not visit)."""
-    parameters, size = sum(p.numel() for p in shapes.parameters()), torch.empty((), dtype=dtype).element_size()
-    routing = moe_routing(config)
-    routed = expert_parameters(shapes) if routing[0] else 0
-    read = read_parameters(parameters, untied_embedding_parameters(config), routed, routing)
-    return {"name": name, "config": config_dict(config), "parameters": parameters, "expert_parameters": routed,
-            "weight_bytes": parameters * size, "read_weight_bytes": round(read * size)}
+    """The table metadata's `arch`: name, HF config, parameter counts, weight bytes in `dtype`, and
+    the bytes of the weights a one-token forward pass reads (all but the gathered embedding tables,
+    and the experts the token does not visit)."""
+    counts, size = parameter_counts(shapes), torch.empty((), dtype=dtype).element_size()
+    read = read_parameters(counts["parameters"], counts["embedding_parameters"], counts["expert_parameters"], moe_routing(config))
+    return {"name": name, "config": config_dict(config), **counts,
+            "weight_bytes": counts["parameters"] * size, "read_weight_bytes": round(read * size)}
 
 
 def build_model(config: PretrainedConfig, device: str, dtype: torch.dtype, attention: str = "sdpa") -> torch.nn.Module:
@@ -241,13 +270,16 @@ def causal_lm(config: PretrainedConfig, attention: str = "sdpa", **options) -> t
         return _from_config(config, attention, **options)
     except _BUILD_ERRORS as exc:
         reason = str(exc).split(". ")[0].split("\n")[0]
+        reason = reason if isinstance(exc, ValueError) else f"{type(exc).__name__}: {reason}"  # KeyError: 'full_attention'
         if attention != "eager" and _builds(config, "eager") is not None:  # the attention is what fails
             raise InputError(f"config ({config.model_type}): transformers cannot build it as a causal LM with {attention} attention: "
                              f"{reason} (it builds with --attention eager)") from None
         raise InputError(f"config ({config.model_type}): transformers cannot build it as a causal LM: {reason}") from None
 
 
-_BUILD_ERRORS = (ValueError, AssertionError, TypeError)  # what transformers raises for a config it cannot build
+# what transformers raises for a config it cannot build: among them, from a default config, KeyError
+# (Cohere Compass') and AttributeError (DBRX's)
+_BUILD_ERRORS = (ValueError, AssertionError, TypeError, KeyError, AttributeError)
 
 
 # On the meta device a mixture-of-experts layer runs its experts as one batched matmul over the

@@ -5,8 +5,8 @@ bytes  = weights read + KV cache read and written + activations
 memory = weights + KV cache + activations + workspace
 
 FLOPs come from the profiler's counter (DeepSpeed on the meta device). MBU <= 1, so decode at B = 1
-is never faster than the weights it reads / bandwidth (all weights but an untied input-embedding
-table, of which a pass gathers only a few rows).
+is never faster than the weights it reads / bandwidth (all weights but the embedding tables the
+output head does not share, of which a pass gathers only a few rows).
 """
 
 from __future__ import annotations
@@ -107,20 +107,22 @@ class Shapes:
     kv_width: float  # key/value heads x head dim (of the first layer, where they differ)
     parameters: int
     dtype_bytes: int
-    untied_embedding: int = 0  # parameters of an input-embedding table a pass does not read whole
+    embedding_parameters: int = 0  # of the embedding tables a pass gathers rows of and does not read whole
     expert_parameters: int = 0  # a mixture of experts' routed experts, all layers
     routing: tuple[int, int] = (0, 0)  # (experts per layer, experts per token); (0, 0): dense
     kv_layers: tuple[tuple[int, float], ...] | None = None  # (most tokens kept, 0: all; kv width) per layer caching keys; None: all, kv_width
 
     @classmethod
-    def from_config(cls, config, parameters: int, dtype_bytes: int, expert_parameters: int = 0) -> "Shapes":
-        """The config's shapes under HF's standard names (and their per-model aliases). The MLP width
-        is `intermediate_size`, `n_inner`, `ffn_dim` or `d_ff`; where the config leaves it unset, as
-        GPT-2's `n_inner: null` does, 4 x hidden, which is what such models build. A heterogeneous
-        config (Gemma 4) gives some values per layer only: each layer's KV width is its own, and the
-        first layer's values stand for the others' hidden and MLP widths."""
+    def from_config(cls, config, parameters: int, dtype_bytes: int, expert_parameters: int = 0,
+                    embedding_parameters: int = 0) -> "Shapes":
+        """The config's shapes under HF's standard names (and their per-model aliases), with the
+        model's parameter counts (`archs.parameter_counts`). The MLP width is `intermediate_size`,
+        `n_inner`, `ffn_dim` or `d_ff`; where the config leaves it unset, as GPT-2's `n_inner: null`
+        does, 4 x hidden, which is what such models build; where it is one per layer (Gemma 3n), the
+        widest. A heterogeneous config (Gemma 4) gives some values per layer only: each layer's KV
+        width is its own, and the first layer's values stand for the others' hidden and MLP widths."""
         from sotlat.errors import InputError
-        from sotlat.profiler.archs import kv_layers, moe_routing, untied_embedding_parameters
+        from sotlat.profiler.archs import kv_layers, moe_routing
 
         def need(name: str, source=config):
             value = getattr(source, name, None)
@@ -141,11 +143,12 @@ class Shapes:
         first = per_layer[0]
         hidden = need("hidden_size", first)
         mlp = next((v for v in (getattr(first, n, None) for n in ("intermediate_size", "n_inner", "ffn_dim", "d_ff")) if v), 4 * hidden)
+        mlp = max(mlp) if isinstance(mlp, list) else mlp
         widths = [kv_width(c) for c in per_layer]
         kept = kv_layers(config) or (0,) * layers
         cached = tuple((k, w) for k, w in zip(kept, widths) if k is not None)
         uniform = cached == ((0, widths[0]),) * layers
-        return cls(layers, hidden, mlp, vocab, widths[0], parameters, dtype_bytes, untied_embedding_parameters(config),
+        return cls(layers, hidden, mlp, vocab, widths[0], parameters, dtype_bytes, embedding_parameters,
                    expert_parameters, moe_routing(config), None if uniform else cached)
 
     @property
@@ -154,11 +157,11 @@ class Shapes:
         return float(self.parameters * self.dtype_bytes)
 
     def read_weight_bytes(self, tokens=1):
-        """The weights a forward pass over `tokens` tokens reads: all but an untied input-embedding
-        table and a mixture of experts' unvisited experts."""
+        """The weights a forward pass over `tokens` tokens reads: all but the gathered embedding
+        tables and a mixture of experts' unvisited experts."""
         from sotlat.profiler.archs import read_parameters
 
-        return read_parameters(self.parameters, self.untied_embedding, self.expert_parameters, self.routing, tokens) * self.dtype_bytes
+        return read_parameters(self.parameters, self.embedding_parameters, self.expert_parameters, self.routing, tokens) * self.dtype_bytes
 
     def kv_bytes(self, batch, length, windowed: bool = True):
         """Keys and values of `batch` sequences of `length` tokens: as cached (`windowed`: a

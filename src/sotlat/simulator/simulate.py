@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from sotlat.errors import InputError
-from sotlat.profiler.archs import arch_meta, expert_parameters, load_config, meta_model
+from sotlat.profiler.archs import COUNTS, arch_meta, config_from_dict, load_config, meta_model, parameter_counts
 from sotlat.profiler.flops import FlopsFit, fit_flops
 from sotlat.profiler.run import torch_dtype as torch_dtype_of
 from sotlat.simulator.model import Calibration, Shapes, forward_ms, pass_bytes, peak_memory
@@ -30,24 +30,25 @@ def shapes_and_flops(name: str, config, dtype: str) -> tuple[Shapes, FlopsFit, d
     torch_dtype = torch_dtype_of(dtype)
     model = meta_model(config)
     meta_arch = arch_meta(name, config, model, torch_dtype)
-    return Shapes.from_config(config, meta_arch["parameters"], torch_dtype.itemsize, meta_arch["expert_parameters"]), fit_flops(model), meta_arch
+    counts = {k: meta_arch[k] for k in COUNTS}
+    return Shapes.from_config(config, dtype_bytes=torch_dtype.itemsize, **counts), fit_flops(model), meta_arch
 
 
 def shapes_of(table: pd.DataFrame) -> Shapes:
     """The bytes and memory model's Shapes of a table's architecture and dtype, from its metadata."""
-    from transformers import AutoConfig, __version__
+    from transformers import __version__
 
     meta = table.attrs["sotlat"]
     arch = meta["arch"]
     try:
-        config = AutoConfig.for_model(**arch["config"])
+        config = config_from_dict(arch["config"])
     except Exception as exc:  # a model type unknown to this transformers, none recorded, or values its checks refuse
         raise InputError(f"{label(table)}: transformers {__version__} cannot rebuild its config "
                          f"(model type {arch['config'].get('model_type')!r}: {type(exc).__name__})") from None
-    if not arch.get("parameters") or "expert_parameters" not in arch:  # written by an older sotlat: count them
-        model = meta_model(config)
-        arch = {"parameters": sum(p.numel() for p in model.parameters()), "expert_parameters": expert_parameters(model)}
-    return Shapes.from_config(config, arch["parameters"], torch_dtype_of(meta["dtype"]).itemsize, arch["expert_parameters"])
+    counts = {k: arch[k] for k in COUNTS if arch.get(k) is not None}
+    if len(counts) < len(COUNTS) or not counts["parameters"]:  # written by an older sotlat: count them
+        counts = parameter_counts(meta_model(config))
+    return Shapes.from_config(config, dtype_bytes=torch_dtype_of(meta["dtype"]).itemsize, **counts)
 
 
 def simulate(arch: str | None, config_path: str | None, gpu: dict, cal: Calibration, dtype: str,
