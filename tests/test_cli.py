@@ -366,19 +366,26 @@ def test_tables_show_says_what_is_known_of_the_gpu(tmp_path):
     assert f"decode step at B=1: median {b1:.2f} ms vs the floor weights read / bandwidth 1.00 ms ({b1:.2f}x)" in result.output
 
 
-def test_profile_warns_when_the_flops_fill_is_not_exact(tmp_path, monkeypatch):
+@pytest.mark.parametrize("command, error, shown, what", [
+    (["profile", *GRID], 0.05, "5.0%", "the flops column and Eq. 4's TFLOPS are approximate"),
+    (["profile", *GRID], 1.1e-4, "0.01%", "the flops column"),  # Falcon-H1's is 0.011%: not "0.0%"
+    (["simulate", "--gpu", "l4", "--arch", "tiny"], 0.02, "2.0%", "the flops column, Eq. 4's TFLOPS and the simulated compute time"),
+])
+def test_profile_and_simulate_warn_when_the_flops_fill_is_not_exact(tmp_path, monkeypatch, command, error, shown, what):
     from sotlat.profiler import run as run_mod
     from sotlat.profiler.flops import FlopsFit
+    from sotlat.simulator import simulate as simulate_mod
 
-    real = run_mod.fit_flops
+    module = run_mod if command[0] == "profile" else simulate_mod
+    real = module.fit_flops
 
     def inexact(shapes):
         fit = real(shapes)
-        return FlopsFit(fit.decode, fit.prefill, max_rel_error=0.05)
+        return FlopsFit(fit.decode, fit.prefill, max_rel_error=error)
 
-    monkeypatch.setattr(run_mod, "fit_flops", inexact)
-    result = invoke("profile", *GRID, "--batches", "1", "--decode-max", "5", "--out", tmp_path / "t.parquet")
-    assert result.exit_code == 0 and "off by up to 5.0%" in result.output
+    monkeypatch.setattr(module, "fit_flops", inexact)
+    result = invoke(*command, "--batches", "1", "--decode-max", "5", "--out", tmp_path / "t.parquet")
+    assert result.exit_code == 0 and f"(held-out cells off by up to {shown}): {what}" in " ".join(result.output.split())
     assert load_table(tmp_path / "t.parquet").attrs["sotlat"]["method"]["flops"]["exact"] is False
 
 

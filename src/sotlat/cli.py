@@ -267,11 +267,7 @@ def _run_profile(spec, out: str, resume: bool) -> pd.DataFrame:
         if bar.live.is_started:  # stopping a bar never shown still prints a blank line
             bar.stop()
     s = summary(table)
-    flops = table.attrs["sotlat"]["method"]["flops"]
-    if not flops.get("exact", True):
-        console.print(f"warning: this architecture's FLOPs are not the polynomial the profiler fills from counted cells "
-                      f"(held-out cells off by up to {flops['held_out_max_rel_error']:.1%}): the flops column and Eq. 4's TFLOPS are approximate",
-                      style="yellow")
+    _warn_if_flops_inexact(table)
     _warn_if_busy(table.attrs["sotlat"].get("host_load", {}), spec.device, "profile")
     seconds = lambda x: f"{x:,.1f} s" if x < 10 else f"{x:,.0f} s"  # noqa: E731
     measuring = f"{seconds(s['elapsed_s'])} measuring" + (" (every run of this profile together)" if continued else "")
@@ -774,6 +770,19 @@ def simulate(
                   + (f"; it rests on unconfirmed catalogue figures: {', '.join(spec['unconfirmed'])}" if spec["unconfirmed"] else ""))
     if too_big := _does_not_fit(spec, table):
         console.print(f"warning: {too_big}", style="yellow", highlight=False)
+    _warn_if_flops_inexact(table)
+
+
+def _warn_if_flops_inexact(table: pd.DataFrame) -> None:
+    """Warn where a table's FLOPs, filled from counted cells, are not exact for its architecture."""
+    flops = table.attrs["sotlat"]["method"]["flops"]
+    if not flops.get("exact", True):
+        pct = 100 * flops["held_out_max_rel_error"]
+        off = f"{pct:.1f}%" if pct >= 0.1 else f"{pct:.1g}%"  # a small error still shows a digit, not 0.0%
+        what = ("the flops column, Eq. 4's TFLOPS and the simulated compute time" if table.attrs["sotlat"]["method"].get("simulated")
+                else "the flops column and Eq. 4's TFLOPS")
+        console.print(f"warning: this architecture's FLOPs are not the polynomial filled from counted cells (held-out cells "
+                      f"off by up to {off}): {what} are approximate", style="yellow")
 
 
 def _does_not_fit(spec: dict, table: pd.DataFrame) -> str | None:
