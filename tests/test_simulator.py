@@ -118,7 +118,7 @@ def test_simulated_table_is_a_valid_table_marked_simulated(simulated):
     assert len(simulated) == 4 * 14 + 4 * 256
 
 
-def test_the_weights_a_pass_reads_leave_out_an_untied_input_embedding_only(simulated):
+def test_the_weights_a_pass_reads_leave_out_an_untied_input_embedding(simulated):
     arch = simulated.attrs["sotlat"]["arch"]  # llama-7b: its own lm_head, so the embedding table is only gathered
     assert arch["weight_bytes"] - arch["read_weight_bytes"] == 32000 * 4096 * 2
     tied = shapes_and_flops(*load_config("smollm2-135m"), "float16")[2]  # the head reads the shared table whole
