@@ -46,7 +46,7 @@ def shapes_of(table: pd.DataFrame) -> Shapes:
         raise InputError(f"{label(table)}: transformers {__version__} cannot rebuild its config "
                          f"(model type {arch['config'].get('model_type')!r}: {type(exc).__name__})") from None
     counts = {k: arch[k] for k in COUNTS if arch.get(k) is not None}
-    if len(counts) < len(COUNTS) or not counts["parameters"]:  # written by an older sotlat: count them
+    if len(counts) < len(COUNTS):  # written by an older sotlat: count them
         counts = parameter_counts(meta_model(config))
     return Shapes.from_config(config, dtype_bytes=torch_dtype_of(meta["dtype"]).itemsize, **counts)
 
