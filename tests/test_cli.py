@@ -157,6 +157,9 @@ NO_CACHE = (["config (bert): the model keeps no KV cache", "is_decoder: true"] i
     (["profile", "--arch", "gpt-j", "--device", "cpu", "--out", "o.parquet"], ["unknown architecture 'gpt-j'; choose one of llama-7b,"]),
     (["profile", "--arch", "llama", "--device", "cpu", "--out", "o.parquet"], ["unknown architecture 'llama'; did you mean llama-7b, llama-13b or llama-33b?"]),
     (["profile", "--config", "bad.json", "--device", "cpu", "--out", "o.parquet"], ["bad.json: not a readable JSON config"]),
+    (["simulate", "--gpu", "l4", "--config", "binary.json", "--out", "o.parquet"], ["binary.json: not a readable JSON config", "utf-8"]),
+    (["flops", "--config", "bad.gguf", "--phase", "decode", "--batch", "1", "--length", "3"], ["bad.gguf: not a GGUF file transformers can read"]),
+    (["flops", "--config", "missing.gguf", "--phase", "decode", "--batch", "1", "--length", "3"], ["missing.gguf: no such file"]),
     (["simulate", "--gpu", "l4", "--config", "zero.json", "--out", "o.parquet"], ["zero.json: num_attention_heads must be a positive integer, not 0"]),
     (["profile", "--config", "sizes.json", "--device", "cpu", "--out", "o.parquet"], ["sizes.json: n_layer must be a positive integer, not -1"]),
     (["simulate", "--gpu", "l4", "--config", "g3n.json", "--out", "o.parquet"],  # Gemma 3n gives one width per layer
@@ -187,6 +190,8 @@ NO_CACHE = (["config (bert): the model keeps no KV cache", "is_decoder: true"] i
 def test_usage_errors(tmp_path, monkeypatch, args, needles):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.json").write_text('{"hidden_size": ')
+    (tmp_path / "binary.json").write_bytes(b'{"model_type": "\xc3("}')  # not UTF-8: a binary file given as a config
+    (tmp_path / "bad.gguf").write_bytes(b"GGUF\x03\x00 cut short")
     (tmp_path / "zero.json").write_text('{"model_type": "llama", "num_attention_heads": 0}')
     (tmp_path / "sizes.json").write_text('{"model_type": "gpt2", "n_layer": -1}')
     (tmp_path / "g3n.json").write_text('{"model_type": "gemma3n_text", "intermediate_size": [64, 0]}')

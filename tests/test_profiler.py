@@ -267,6 +267,19 @@ def test_a_config_is_named_for_its_file_or_for_its_hf_model_folder(tmp_path):
         load_config(None, str(tmp_path / "empty"))
 
 
+def test_a_gguf_file_is_read_as_the_architecture_transformers_runs_it_as():
+    """--config takes a GGUF file: the embedded SmolLM2-135M-Instruct's is the built-in smollm2-135m."""
+    from sotlat.sot.model import default_gguf
+
+    path = default_gguf()
+    name, config = load_config(None, str(path))
+    ours = load_config("smollm2-135m")[1]
+    assert name == "SmolLM2-135M-Instruct.Q4_1" and config.model_type == "llama"
+    for size in ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size",
+                 "vocab_size", "tie_word_embeddings", "max_position_embeddings"):
+        assert getattr(config, size) == getattr(ours, size), size
+
+
 def test_a_grid_past_a_learned_position_table_is_refused_before_any_work_and_one_within_it_runs(tmp_path):
     from sotlat.profiler.archs import meta_model, position_limit
 

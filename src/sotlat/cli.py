@@ -88,7 +88,7 @@ def _dtype(value: str | None) -> str | None:
 TableOut = Annotated[Path, typer.Option("--out", "-o", help="Table file to write (.parquet).")]
 Arch = Annotated[Optional[str], typer.Option(help="llama-7b, llama-13b, llama-33b, mixtral-8x7b, smollm2-135m, smollm2-360m or tiny "
                                                    "(random weights).")]
-Config = Annotated[Optional[Path], typer.Option(help="An HF config.json of a causal LM, or its model folder, instead of --arch.")]
+Config = Annotated[Optional[Path], typer.Option(help="An HF config.json of a causal LM, its model folder, or a GGUF file, instead of --arch.")]
 Device = Annotated[Optional[str], typer.Option(help="cuda, cuda:N or cpu (default: cuda when available).")]
 Dtype = Annotated[Optional[str], typer.Option(callback=_dtype, help="float16, bfloat16 or float32 (default: float16 on GPU, float32 on CPU).")]
 GpuDtype = Annotated[str, typer.Option(callback=_dtype, help="Data type of weights, activations and KV cache: float16, bfloat16 or float32.")]

@@ -62,8 +62,10 @@ def _positive_int(value) -> bool:
 
 
 def load_config(arch: str | None, config_path: str | None = None) -> tuple[str, PretrainedConfig]:
-    """(name, HF config) for a named architecture or an HF config.json (or model folder) of a causal
-    LM; of a multimodal config, its text model's."""
+    """(name, HF config) for a named architecture, an HF config.json (or model folder) of a causal
+    LM, or a GGUF file; of a multimodal config, its text model's."""
+    if config_path and config_path.endswith(".gguf"):
+        return arch or config_name(config_path), gguf_config(config_path).get_text_config(decoder=True)
     if config_path:
         if os.path.isdir(config_path):  # an HF model folder: its config.json
             config_path = os.path.join(config_path, "config.json")
@@ -72,7 +74,7 @@ def load_config(arch: str | None, config_path: str | None = None) -> tuple[str, 
                 raw = json.load(fh)
         except FileNotFoundError:
             raise InputError(f"{config_path}: no such file") from None
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: not JSON, or not text at all (UnicodeDecodeError)
             raise InputError(f"{config_path}: not a readable JSON config ({exc})") from None
         if not isinstance(raw, dict) or "model_type" not in raw:
             raise InputError(f"{config_path}: model_type is missing: not a Hugging Face config")
@@ -99,6 +101,24 @@ def load_config(arch: str | None, config_path: str | None = None) -> tuple[str, 
     if arch not in ARCHS:
         raise InputError(f"--arch: unknown architecture {given!r}; {did_you_mean(arch, ARCHS)}choose one of {', '.join(ARCHS)} or give --config")
     return arch, AutoConfig.for_model(**{"model_type": "llama", **ARCHS[arch]})
+
+
+def gguf_source(path: str) -> dict:
+    """from_pretrained's arguments for a GGUF file: its folder and its name."""
+    return {"pretrained_model_name_or_path": os.path.dirname(os.path.abspath(path)), "gguf_file": os.path.basename(path)}
+
+
+def gguf_config(path: str) -> PretrainedConfig:
+    """The HF config transformers reads from a GGUF file's metadata: the architecture transformers runs
+    when it loads that file, its weights dequantised."""
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: no such file")
+    try:
+        return AutoConfig.from_pretrained(**gguf_source(path), local_files_only=True)
+    except ImportError as exc:
+        raise InputError(f"{path}: reading a GGUF file needs the package gguf ({exc})") from None
+    except Exception as exc:  # the gguf reader's and transformers' errors, whatever they raise
+        raise InputError(f"{path}: not a GGUF file transformers can read ({type(exc).__name__}: {exc})") from None
 
 
 def config_from_dict(raw: dict) -> PretrainedConfig:

@@ -36,9 +36,11 @@ def load_model(spec: str | None, device: str):
     """(model, tokenizer, name) from a GGUF file, a local HF model directory, or the default."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from sotlat.profiler.archs import gguf_source
+
     path = Path(spec) if spec else default_gguf()
     if path.is_file() and path.suffix == ".gguf":
-        kwargs = {"pretrained_model_name_or_path": str(path.parent), "gguf_file": path.name}
+        kwargs = gguf_source(str(path))
     elif path.is_dir():
         kwargs = {"pretrained_model_name_or_path": str(path)}
     else:
