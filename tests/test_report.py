@@ -170,6 +170,22 @@ def test_a_legend_of_many_long_labels_goes_under_the_axes_and_a_short_one_stays_
     assert legend.y1 < axes.y0
     legend, axes = legend_and_axes(floor(tables[:1]).fig)
     assert axes.y0 <= legend.y0 and legend.y1 <= axes.y1
+    tables[0].attrs["sotlat"]["device"]["name"] = "a device whose name makes a legend of two labels wider than the axes"
+    legend, axes = legend_and_axes(floor(tables[:1]).fig)  # inside, it would spill past the axes over the tick labels
+    assert legend.y1 < axes.y0
+
+
+def test_a_batch_axis_has_whole_batches_even_for_one_batch():
+    import matplotlib.pyplot as plt
+
+    from sotlat.report.figures import fig3
+
+    for batches in ((1,), (1, 2, 3, 4)):
+        for figure in fig3([synthetic_table(batches=batches, decode_max=30)]):
+            ax = figure.fig.axes[0]
+            ticks = [x for x in ax.get_xticks() if ax.get_xlim()[0] <= x <= ax.get_xlim()[1]]
+            assert ticks and all(x == int(x) for x in ticks), (batches, figure.name, ticks)
+            plt.close(figure.fig)
 
 
 def test_a_report_whose_traces_no_table_answers_lists_them_and_draws_no_speed_up(tmp_path):

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 matplotlib.rcParams["text.parse_math"] = False  # a category 'cost $5 vs $6' is text, not TeX to render or fail on
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.ticker import LogFormatter  # noqa: E402
+from matplotlib.ticker import LogFormatter, MaxNLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from sotlat.report import analysis as an  # noqa: E402
@@ -69,16 +69,22 @@ def _y_axis(ax, values) -> None:
         ax.set_ylim(bottom=0)
 
 
-def _finish(fig, ax, title, xlabel, ylabel, legend=True, grid=True):
+def _finish(fig, ax, title, xlabel, ylabel, legend=True, grid=True, integer_x=False):
     ax.set_title(title)
+    if integer_x:  # batches and points: no tick at B = 0.98
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if grid:
         ax.grid(alpha=0.3)
     labels = ax.get_legend_handles_labels()[1] if legend else []
-    below = len(fig.axes) == 1 and len(labels) > 3 and max(map(len, labels)) > 30  # a box that would hide the lines
-    if labels and not below:
-        ax.legend(fontsize=7)
+    box = ax.legend(fontsize=7) if labels else None
+    # a box that would hide the lines (many long labels) or span the axes (wider than 3/4 of them, or past them)
+    below = box is not None and len(fig.axes) == 1 and (
+        (len(labels) > 3 and max(map(len, labels)) > 30)
+        or box.get_window_extent(fig.canvas.get_renderer()).width > 0.75 * ax.get_window_extent().width)
+    if below:
+        box.remove()
     fig.tight_layout()
     if below:  # under the axes, past the x label: the figure is saved with bbox_inches="tight"
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(ax.get_position().x0, 0), bbox_transform=fig.transFigure)
@@ -99,7 +105,7 @@ def fig3(tables) -> list[Figure]:
     for ax, column, name in ((axes[0], "prefill_ms", "prefill of 128 tokens"), (axes[1], "decode_ms", "decoding 64 tokens (Eq. 1, context 128)")):
         _lines(ax, data, "batch", column, colors)
         _y_axis(ax, data[column])
-        _finish(fig, ax, name, "batch size B", "latency (ms)")
+        _finish(fig, ax, name, "batch size B", "latency (ms)", integer_x=True)
     fig.suptitle("Fig. 3a: latency vs batch size", y=1.02)
     out.append(Figure("fig3a_latency_vs_batch", "Fig. 3a: latency vs batch size", fig, data[["table", "batch", "prefill_ms", "decode_ms", "total_ms", "missing"]],
                       "Decode latency that stays nearly flat with batch size is what SoT's batched point expansion relies on." + lacks))
@@ -113,13 +119,13 @@ def fig3(tables) -> list[Figure]:
             util.plot(part["batch"], part["decode_utilization"] * 100, ls="--", alpha=0.6, color=colors[name], label=f"{name} (utilization)")
         util.set_ylabel("utilization of peak (%)")
         util.set_ylim(bottom=0)
-    out.append(Figure("fig3b_decode_tflops", title, _finish(fig, ax, title, "batch size B", "TFLOPS"),
+    out.append(Figure("fig3b_decode_tflops", title, _finish(fig, ax, title, "batch size B", "TFLOPS", integer_x=True),
                       data[["table", "batch", "decode_tflops", "decode_utilization"]], lacks.strip()))
     fig, ax = plt.subplots(figsize=(6, 3.8))
     _lines(ax, data, "batch", "peak_memory_gb", colors)
     _y_axis(ax, data["peak_memory_gb"])
     title = "Fig. 3c: peak memory of prefill 128 + decode 64"
-    out.append(Figure("fig3c_peak_memory", title, _finish(fig, ax, title, "batch size B", "peak memory (GB)"),
+    out.append(Figure("fig3c_peak_memory", title, _finish(fig, ax, title, "batch size B", "peak memory (GB)", integer_x=True),
                       data[["table", "batch", "peak_memory_gb"]], lacks.strip()))
     return out
 
@@ -187,7 +193,8 @@ def quality(tables) -> tuple[Figure, pd.DataFrame]:
         if len(values):
             ax.hist(values, bins=40, alpha=0.5, color=colors[label(t)], label=f"{label(t)} ({len(values)} cells)")
     if not any(len(frame) for frame in cvs):
-        ax.text(0.5, 0.5, "no cell has repeated runs (simulated tables have none)", ha="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, "no cell has repeated runs (simulated tables have none)", ha="center", transform=ax.transAxes,
+                bbox=dict(facecolor="white", edgecolor="none"), zorder=3)  # over the threshold line, not struck through
         ax.set_xlim(0, 2 * an.HIGH_CV * 100)
     ax.axvline(an.HIGH_CV * 100, color="red", ls="--", label=f"high CV > {an.HIGH_CV:.0%}")
     title = "Measurement quality: coefficient of variation of each cell's runs"
@@ -264,7 +271,8 @@ def capacity(tables, budget_gb, headroom) -> Figure:
     colors = _colors(tables)
     for name, part in data.groupby("table", sort=False):
         ax.plot(part["batch"], part["measured_max_context"], marker="o", color=colors[name], label=f"{name}: measured (up to the profiled context)")
-        ax.plot(part["batch"], part["arithmetic_max_context"], ls="--", color=colors[name], label=f"{name}: weights + KV cache arithmetic")
+        ax.plot(part["batch"], part["arithmetic_max_context"], ls="--", marker="x", color=colors[name],  # a marker: one batch is a point
+                label=f"{name}: weights + KV cache arithmetic")
     title = f"Largest context that fits ({headroom:.0%} headroom)"
     cap = "Measured: the longest profiled context whose peak memory fits (capped by the profiled range, see the CSV). Arithmetic: (budget - weights) / (B x KV bytes per token)."
     nothing = [f"{name} ({part['usable_gb'].iloc[0]:.1f} GB usable)" for name, part in data.groupby("table", sort=False)
@@ -280,7 +288,7 @@ def capacity(tables, budget_gb, headroom) -> Figure:
         cap += f" Any context fits for {', '.join(unbounded)} (inf in the CSV): sliding windows bound its whole KV cache."
     if (data[["measured_max_context", "arithmetic_max_context"]].to_numpy(float) > 0).any():
         _log_y(ax)
-    return Figure("capacity_context", title, _finish(fig, ax, title, "batch size B", "max context (tokens)"), data, cap)
+    return Figure("capacity_context", title, _finish(fig, ax, title, "batch size B", "max context (tokens)", integer_x=True), data, cap)
 
 
 def throughput(tables, context, prompt, slo_tpot, slo_ttft) -> Figure:
@@ -297,7 +305,7 @@ def throughput(tables, context, prompt, slo_tpot, slo_ttft) -> Figure:
     _y_axis(ax, data["tokens_per_s"])
     slo = ", ".join(x for x in (f"TPOT <= {slo_tpot} ms" if slo_tpot else "", f"TTFT <= {slo_ttft} ms" if slo_ttft else "") if x) or "no SLO given"
     title = f"Decode throughput at context {context} ({slo})"
-    return Figure("throughput_vs_batch", title, _finish(fig, ax, title, "batch size B", "decode tokens / s"), data)
+    return Figure("throughput_vs_batch", title, _finish(fig, ax, title, "batch size B", "decode tokens / s", integer_x=True), data)
 
 
 def sot_whatif(tables, answer) -> Figure:
@@ -314,4 +322,4 @@ def sot_whatif(tables, answer) -> Figure:
     cap += "".join(f" Nothing to draw for {label(t)}: it has no batch of 2 or more, the points of a SoT answer."
                    for t in tables if has_latency(t) and label(t) not in set(data["table"]))
     cap += _nothing_drawn(data, "speedup", lambda part: f"at n = {part['points'].iloc[0]}, the {part['missing'].iloc[0]}")
-    return Figure("sot_whatif", title, _finish(fig, ax, title, "number of points n (= batch)", "speed-up (normal / SoT)"), data, cap)
+    return Figure("sot_whatif", title, _finish(fig, ax, title, "number of points n (= batch)", "speed-up (normal / SoT)", integer_x=True), data, cap)
