@@ -181,11 +181,24 @@ def test_a_batch_axis_has_whole_batches_even_for_one_batch():
     from sotlat.report.figures import fig3
 
     for batches in ((1,), (1, 2, 3, 4)):
-        for figure in fig3([synthetic_table(batches=batches, decode_max=30)]):
-            ax = figure.fig.axes[0]
-            ticks = [x for x in ax.get_xticks() if ax.get_xlim()[0] <= x <= ax.get_xlim()[1]]
-            assert ticks and all(x == int(x) for x in ticks), (batches, figure.name, ticks)
+        for figure in fig3([synthetic_table(batches=batches, prefill=(1, 200, 10), decode_max=300)]):
+            for ax in figure.fig.axes:
+                ticks = [x for x in ax.get_xticks() if ax.get_xlim()[0] <= x <= ax.get_xlim()[1]]
+                assert ticks and all(x == int(x) for x in ticks), (batches, figure.slug, ticks)
             plt.close(figure.fig)
+
+
+def test_axes_with_nothing_to_draw_say_so_and_show_no_scale():
+    import matplotlib.pyplot as plt
+
+    from sotlat.report.figures import fig3
+
+    figure = fig3([synthetic_table(decode_max=30)])[0]  # Fig. 3a needs a 128-token prompt and decode to k = 192
+    for ax in figure.fig.axes:
+        assert [t.get_text() for t in ax.texts] == ["nothing to draw (the caption says why)"]
+        assert not len(ax.get_xticks()) and not len(ax.get_yticks())
+    assert "Nothing to draw for synthetic" in figure.caption
+    plt.close(figure.fig)
 
 
 def test_a_report_whose_traces_no_table_answers_lists_them_and_draws_no_speed_up(tmp_path):

@@ -73,6 +73,9 @@ def _finish(fig, ax, title, xlabel, ylabel, legend=True, grid=True, integer_x=Fa
     ax.set_title(title)
     if integer_x:  # batches and points: no tick at B = 0.98
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if ax.lines and not any(np.isfinite(np.asarray(line.get_ydata(), float)).any() for line in ax.lines):
+        ax.set(xticks=[], yticks=[])  # no scale for nothing: the axes say so, the caption says why
+        ax.text(0.5, 0.5, "nothing to draw (the caption says why)", ha="center", transform=ax.transAxes)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if grid:
