@@ -734,7 +734,7 @@ def gpus(as_json: Annotated[bool, typer.Option("--json", help="Print the catalog
     if as_json:
         print(json.dumps(load_catalogue()))
         return
-    t = Table(title="GPU catalogue (dense FP16/BF16 tensor TFLOPS, FP32 without tensor cores; ? = unconfirmed; sources in src/sotlat/data/gpus.json)")
+    t = Table(title="GPU catalogue (dense FP16/BF16 tensor TFLOPS, FP32 without tensor cores; ? = unconfirmed; sources: sotlat gpus --json)")
     for c in ("id", "name", "memory GB", "bandwidth GB/s", "FP16 TFLOPS", "FP32 TFLOPS", "SMs", "L2 MB"):
         t.add_column(c, justify="left" if c in ("id", "name") else "right")
     for gid, entry in load_catalogue().items():
