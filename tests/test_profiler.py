@@ -262,9 +262,13 @@ def test_a_config_is_named_for_its_file_or_for_its_hf_model_folder(tmp_path):
     assert load_config(None, str(tmp_path / "mistral-small.json"))[0] == "mistral-small"
     assert load_config(None, str(folder / "config.json"))[0] == "Llama-3-8B"  # every HF download's file is config.json
     assert load_config(None, str(folder))[0] == "Llama-3-8B"  # the folder itself, as from_pretrained takes it
-    with pytest.raises(InputError, match=r"empty\W+config.json: no such file"):
+    with pytest.raises(InputError, match=r"empty\W+config.json: no such file$"):
         (tmp_path / "empty").mkdir()
         load_config(None, str(tmp_path / "empty"))
+    (tmp_path / "llama.cpp").mkdir()
+    (tmp_path / "llama.cpp" / "model-Q4_K_M.gguf").write_bytes(b"GGUF")
+    with pytest.raises(InputError, match=r"config.json: no such file \(the folder holds model-Q4_K_M.gguf: give --config that file\)"):
+        load_config(None, str(tmp_path / "llama.cpp"))
 
 
 def test_a_gguf_file_is_read_as_the_architecture_transformers_runs_it_as():

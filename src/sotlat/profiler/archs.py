@@ -67,13 +67,16 @@ def load_config(arch: str | None, config_path: str | None = None) -> tuple[str, 
     if config_path and config_path.endswith(".gguf"):
         return arch or config_name(config_path), gguf_config(config_path).get_text_config(decoder=True)
     if config_path:
+        hint = ""
         if os.path.isdir(config_path):  # an HF model folder: its config.json
+            ggufs = sorted(f for f in os.listdir(config_path) if f.endswith(".gguf"))
+            hint = f" (the folder holds {', '.join(ggufs)}: give --config that file)" if ggufs else ""
             config_path = os.path.join(config_path, "config.json")
         try:
             with open(config_path, encoding="utf-8-sig") as fh:
                 raw = json.load(fh)
         except FileNotFoundError:
-            raise InputError(f"{config_path}: no such file") from None
+            raise InputError(f"{config_path}: no such file{hint}") from None
         except (OSError, ValueError) as exc:  # ValueError: not JSON, or not text at all (UnicodeDecodeError)
             raise InputError(f"{config_path}: not a readable JSON config ({exc})") from None
         if not isinstance(raw, dict) or "model_type" not in raw:
