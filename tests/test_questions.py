@@ -16,10 +16,21 @@ def test_vicuna_has_80_questions_in_9_categories():
     assert qs[67]["category"] == "math" and qs[60]["category"] == "coding"
 
 
-def test_other_builtin_sets():
-    assert len(load_questions("wizardlm")) == 218
+def test_wizardlm_has_218_questions_in_its_29_skills_by_row():
+    qs = load_questions("wizardlm")
+    assert len(qs) == 218 and len({q["category"] for q in qs}) == 29 and None not in {q["category"] for q in qs}
+    # a block's first and last rows, as the content shows them
+    assert qs[18]["category"] == "math" and qs[18]["question"].startswith("What is the solution to the Hodge Conjecture")
+    assert qs[19]["category"] == "code-generation" and qs[19]["question"].startswith("Given an array of integers, find")
+    assert qs[95]["category"] == "code-debug" and qs[95]["question"].startswith("What is wrong with this C++ code")
+    assert qs[104]["category"] == "code-debug" and qs[105]["category"] == "common-sense"
+    assert [q["category"] for q in qs[183:193]] == ["art"] * 5 + ["music"] * 5  # paintings, then songs and scales
+    assert qs[-1]["category"] == "philosophy" and qs[-1]["question"].startswith("What are some of the deepest philosophical")
+
+
+def test_lima_has_no_categories():
     lima = load_questions("lima")
-    assert len(lima) == 1030 and lima[0]["id"] == "lima-0001"
+    assert len(lima) == 1030 and lima[0]["id"] == "lima-0001" and {q["category"] for q in lima} == {None}
 
 
 def test_user_files(tmp_path):

@@ -12,8 +12,18 @@ import pandas as pd
 from sotlat.errors import InputError
 
 BUILTIN = ("vicuna", "wizardlm", "lima")
-VICUNA_CATEGORIES = [("generic", 10), ("knowledge", 10), ("roleplay", 10), ("common-sense", 10), ("fermi", 10),
-                     ("counterfactual", 10), ("coding", 7), ("math", 3), ("writing", 10)]
+# categories by row, in contiguous blocks (data/questions/README.md): Vicuna-80's by FastChat's question_id;
+# the WizardLM test set's its 29 `Skill`s in the upstream file's order (upstream's "Writting" is writing)
+CATEGORIES_BY_ROW = {
+    "vicuna": [("generic", 10), ("knowledge", 10), ("roleplay", 10), ("common-sense", 10), ("fermi", 10),
+               ("counterfactual", 10), ("coding", 7), ("math", 3), ("writing", 10)],
+    "wizardlm": [("math", 19), ("code-generation", 18), ("writing", 18), ("computer-science", 15), ("reasoning", 13),
+                 ("complex-format", 12), ("code-debug", 10), ("common-sense", 9), ("counterfactual", 8), ("multilingual", 7),
+                 ("roleplay", 6), ("biology", 6), ("technology", 6), ("ethics", 6), ("truthfulqa", 5), ("sport", 5),
+                 ("law", 5), ("medicine", 5), ("literature", 5), ("entertainment", 5), ("art", 5), ("music", 5),
+                 ("toxicity", 4), ("economy", 5), ("physics", 5), ("history", 4), ("academic-writing", 4),
+                 ("chemistry", 2), ("philosophy", 1)],
+}
 
 
 def load_questions(source: str) -> list[dict]:
@@ -23,7 +33,7 @@ def load_questions(source: str) -> list[dict]:
         path = Path(str(resources.files("sotlat") / "data" / "questions" / f"{source}.csv"))
         requests = pd.read_csv(path)["request"].tolist()
         width = len(str(len(requests)))
-        categories = [c for c, n in VICUNA_CATEGORIES for _ in range(n)] if source == "vicuna" else [None] * len(requests)
+        categories = [c for c, n in CATEGORIES_BY_ROW.get(source, [(None, len(requests))]) for _ in range(n)]
         return [{"id": f"{source}-{i + 1:0{max(width, 3)}d}", "category": c, "question": q} for i, (q, c) in enumerate(zip(requests, categories))]
     path = Path(source)
     if not path.exists():
