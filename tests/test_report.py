@@ -253,6 +253,25 @@ def test_each_table_keeps_one_colour_in_every_figure_in_the_order_given(tmp_path
     plt.close("all")
 
 
+def test_wizardlms_29_categories_get_upright_labels_and_the_width_to_hold_them():
+    import matplotlib.pyplot as plt
+
+    from sotlat.estimator import estimate
+    from sotlat.report.figures import speedups
+    from sotlat.sot.questions import CATEGORIES_BY_ROW
+    from sotlat.tables.stats import label
+
+    t = synthetic_table()
+    for categories, rotation, at_least in ((CATEGORIES_BY_ROW["vicuna"], 30, 8), (CATEGORIES_BY_ROW["wizardlm"], 90, 8.5)):
+        traces = [trace(f"q{i}", category=c, points=[(15, 5)] * 2) for i, (c, _) in enumerate(categories)]
+        figure = speedups(estimate(t, traces).assign(table=label(t)), [t])[1]
+        ax = figure.fig.axes[0]
+        assert len(ax.get_xticklabels()) == len(categories)
+        assert {round(tick.get_rotation()) for tick in ax.get_xticklabels()} == {rotation}
+        assert figure.fig.get_figwidth() >= at_least
+        plt.close(figure.fig)
+
+
 def test_tables_that_read_alike_stay_apart_by_file_and_one_file_twice_is_refused(tmp_path):
     paths = _tables(tmp_path)
     twin = tmp_path / "twin.parquet"

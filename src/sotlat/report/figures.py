@@ -94,6 +94,14 @@ def _finish(fig, ax, title, xlabel, ylabel, legend=True, grid=True, integer_x=Fa
     return fig
 
 
+_BAR_INCHES = 0.3  # figure width per bar group where there are many: WizardLM's 29 categories stay legible
+
+
+def _bar_rotation(groups: int) -> int:
+    """Bar labels at 30 degrees, upright past a dozen groups, where slanted ones would overlap."""
+    return 30 if groups <= 12 else 90
+
+
 def _nothing_drawn(data: pd.DataFrame, column: str, why) -> str:
     """A caption sentence for each table with no value of `column` to draw, saying why (`why(part)`)."""
     return "".join(f" Nothing to draw for {name}: {why(part)}." for name, part in data.groupby("table", sort=False)
@@ -212,8 +220,8 @@ def speedups(estimates: pd.DataFrame, tables) -> list[Figure]:
                              ("category", "speedup_by_category", "Fig. 5: mean SoT speed-up by question category")):
         by = estimates.assign(**{key: estimates[key].fillna("-")}).groupby(["table", key])["speedup"].mean().unstack("table")
         by = by[[name for name in colors if name in by.columns]]  # the tables' order, not the alphabet's
-        fig, ax = plt.subplots(figsize=(8, 3.8))
-        by.plot.bar(ax=ax, rot=30, color=[colors[name] for name in by.columns])
+        fig, ax = plt.subplots(figsize=(max(8, _BAR_INCHES * len(by)), 3.8))
+        by.plot.bar(ax=ax, rot=_bar_rotation(len(by)), color=[colors[name] for name in by.columns])
         ax.axhline(1, color="black", lw=0.8)
         out.append(Figure(slug, title, _finish(fig, ax, title, key, "mean speed-up (normal / SoT)"), by.reset_index()))
     fig, ax = plt.subplots(figsize=(7, 3.8))
@@ -252,14 +260,17 @@ def token_lengths(lengths: pd.DataFrame) -> Figure:
     """Points per question, then mean lengths per category in one panel per model (Fig. 12 has a
     column per model): models are never averaged together."""
     models = list(dict.fromkeys(lengths["model"]))
-    fig, axes = plt.subplots(1, 1 + len(models), figsize=(5.5 * (1 + len(models)), 3.8), squeeze=False)
+    categories = lengths.groupby("model")["category"].nunique(dropna=False).max()
+    panel = max(5.5, 1.5 * _BAR_INCHES * categories)  # four bars per category
+    fig, axes = plt.subplots(1, 1 + len(models), figsize=(5.5 + panel * len(models), 3.8), squeeze=False,
+                             gridspec_kw={"width_ratios": [5.5] + [panel] * len(models)})
     top = lengths["points"].max(skipna=True) if lengths["points"].notna().any() else 1
     axes[0, 0].hist([lengths.loc[lengths["model"] == m, "points"].dropna() for m in models], bins=np.arange(0.5, top + 1.5), label=models)
     _finish(fig, axes[0, 0], "points per question", "number of points", "questions")
     cols = {"skeleton_tokens": "skeleton", "point_tokens": "point (mean)", "longest_point_tokens": "longest point", "normal_tokens": "normal answer"}
     by = lengths.groupby(["model", "category"], sort=False)[list(cols)].mean()
     for ax, model in zip(axes[0, 1:], models):
-        by.loc[model].sort_index().rename(columns=cols).plot.bar(ax=ax, rot=30)
+        by.loc[model].sort_index().rename(columns=cols).plot.bar(ax=ax, rot=_bar_rotation(len(by.loc[model])))
         _finish(fig, ax, f"mean completion tokens{f' of {model}' if model != '-' else ''} by category", "category", "tokens", legend=False)
         ax.set_ylim(0, np.nanmax([by.max().max(), 1]) * 1.25)  # one scale for every model; room for the legend above the bars
         ax.legend(fontsize=7, ncol=4, loc="upper left")
