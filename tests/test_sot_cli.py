@@ -129,6 +129,10 @@ def test_stats_per_category(tmp_path):
     assert s.loc["x", "point_imbalance"] == 50 / 40 and s.loc["x", "sot_answer_tokens"] == 80 and s.loc["x", "skeleton_at_limit"] == 0
     assert s.loc["x", "normal_at_limit"] == 1 and s.loc["y", "fallbacks"] == 1 and s.loc["y", "skeleton_tokens"] == 9
     assert s.loc["all", "n"] == 2 and s.loc["all", "normal_tokens"] == 70
+    result = invoke("stats", "--traces", traces, "--json")  # the same rows as data; an unknown value is null
+    assert result.exit_code == 0, result.output
+    rows = {r["category"]: r for r in json.loads(result.output)["rows"]}
+    assert rows["x"]["point_imbalance"] == 50 / 40 and rows["y"]["fallbacks"] == 1 and rows["y"]["points"] is None
 
 
 def test_stats_keep_models_apart_as_fig_12s_columns(tmp_path):

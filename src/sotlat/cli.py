@@ -697,6 +697,7 @@ def validate(
 def stats(
     traces: Annotated[list[Path], typer.Option(help="Trace file(s), JSONL; repeat for several.")],
     out: Annotated[Optional[Path], typer.Option(help="The per-model x category table: .jsonl, .csv or .parquet.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON, one object per model x category.")] = False,
 ):
     """Token-length statistics of traces per model x category (the paper's Fig. 12)."""
     from sotlat.estimator.traces import read_records, traces_frame
@@ -707,6 +708,11 @@ def stats(
     records = [r for p in traces for r in read_records(p)]
     traces_frame(records)  # checks every trace, and refuses an id in two files
     table = summarize_lengths(per_trace(records))
+    if out is not None:
+        write_frame(table, out)
+    if as_json:
+        print(json.dumps({"traces": [str(p) for p in traces], "rows": json.loads(table.to_json(orient="records"))}))
+        return
     one = table["model"].nunique() == 1
     source = str(traces[0]) if len(traces) == 1 else _count(len(traces), "trace file")
     model = table["model"].iloc[0]
@@ -721,8 +727,6 @@ def stats(
                   _num(r.sot_answer_tokens, ".0f"), _num(r.normal_tokens, ".0f"), _num(r.normal_at_limit, "d"), style="bold" if r.category == "all" else None,
                   end_section=r.category == "all" and not one)
     console.print(t)
-    if out is not None:
-        write_frame(table, out)
 
 
 @app.command()
