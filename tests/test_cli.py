@@ -442,6 +442,38 @@ def test_names_print_as_written_not_as_rich_markup(tmp_path):
     assert invoke("tables", "list", tmp_path).output.splitlines()[0] == str(path)
 
 
+def test_an_out_that_would_destroy_an_input_or_a_measured_table_is_refused_and_left_as_it_was(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(tmp_path / "t.jsonl", [trace("a")])
+    for name, batches in (("measured.parquet", (1, 2)), ("shard.parquet", (3, 4))):
+        save_table(synthetic_table(batches=batches), tmp_path / name)
+    other = synthetic_table(batches=(1, 2, 3, 4))
+    other.attrs["sotlat"]["device"] = {"name": "another-device"}
+    save_table(other, tmp_path / "other.parquet")
+    simulated = synthetic_table()
+    simulated.attrs["sotlat"]["device"] = {"name": "L4", "simulated": True}
+    save_table(simulated, tmp_path / "simulated.parquet")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for args, needle in [
+        (["estimate", "--table", "measured.parquet", "--traces", "t.jsonl", "--out", "t.jsonl"], "t.jsonl is one of this command's inputs"),
+        (["estimate", "--table", "simulated.parquet", "--traces", "t.jsonl", "--out", "./simulated.parquet"], "is one of this command's inputs"),
+        (["stats", "--traces", "t.jsonl", "--out", "measured.parquet"], "measured.parquet holds a measured latency table"),
+        (["simulate", "--gpu", "l4", "--arch", "tiny", "--out", "measured.parquet"], "measured.parquet holds a measured latency table"),
+        (["tables", "merge", "measured.parquet", "shard.parquet", "-o", "other.parquet"], "other.parquet holds a measured latency table"),
+        (["tables", "compare", "measured.parquet", "simulated.parquet", "--out", "simulated.parquet"], "is one of this command's inputs"),
+    ]:
+        assert_user_error(invoke(*args), needle)
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before, args
+    # a simulated table may be simulated again; a merge may go over an earlier merge of its shards, or over one of
+    # them: it keeps their cells
+    assert invoke("simulate", "--gpu", "l4", "--arch", "tiny", "--batches", "1", "--decode-max", "4", "--prefill-lengths", "1:20:10",
+                  "--out", "simulated.parquet").exit_code == 0
+    for out in ("merged.parquet", "merged.parquet", "measured.parquet"):
+        result = invoke("tables", "merge", "measured.parquet", "shard.parquet", "-o", out)
+        assert result.exit_code == 0, result.output
+        assert sorted(load_table(tmp_path / out).batch.unique()) == [1, 2, 3, 4]
+
+
 def test_a_system_error_such_as_a_full_disk_is_one_line_and_exit_1(monkeypatch):
     import sotlat.cli as cli
 

@@ -192,10 +192,22 @@ def _check_warmup(prefill_runs: int, prefill_warmup: int) -> None:
         raise InputError(f"--prefill-warmup ({prefill_warmup}) must be smaller than --prefill-runs ({prefill_runs})")
 
 
-def _check_out_suffix(out: Path | None, suffixes: tuple[str, ...] = OUT_SUFFIXES) -> None:
-    """Refuse an --out whose suffix is not what the command writes, before any work is done."""
-    if out is not None and out.suffix not in suffixes:
+def _check_out(out: Path | None, suffixes: tuple[str, ...] = OUT_SUFFIXES, inputs=(), keeps=()) -> None:
+    """Refuse, before any work is done, an --out whose suffix is not what the command writes, or whose
+    writing would destroy data: one of the command's `inputs` (traces, measurements), or a measured
+    table (device time to redo) other than those whose cells the output `keeps` (the shards a merge
+    joins, the table `profile --resume` continues)."""
+    from sotlat.tables.io import holds_measured_table
+
+    if out is None:
+        return
+    if out.suffix not in suffixes:
         raise InputError(f"--out: {out}: suffix must be {' or '.join(suffixes)}")
+    if any(out.resolve() == Path(f).resolve() for f in inputs):
+        raise InputError(f"--out: {out} is one of this command's inputs, and writing it would destroy it; choose another --out")
+    if holds_measured_table(out) and not any(out.resolve() == Path(f).resolve() for f in keeps):
+        raise InputError(f"--out: {out} holds a measured latency table, and writing it would replace it; choose another --out, "
+                         "or delete the file first")
 
 
 def _pct(x) -> str:
@@ -229,7 +241,7 @@ def profile(
     from sotlat.profiler.run import ProfileSpec
     from sotlat.tables.grid import parse_batches, parse_range
 
-    _check_out_suffix(out, (".parquet",))
+    _check_out(out, (".parquet",), keeps=[out])  # an existing table: refused below without --resume, continued with it
     _arch_or_config(arch, config)
     _check_warmup(prefill_runs, prefill_warmup)
     check_attention(attention)
@@ -351,7 +363,7 @@ def estimate(
     from sotlat.estimator.traces import read_records, traces_frame
     from sotlat.tables import load_table
 
-    _check_out_suffix(out)
+    _check_out(out, inputs=[table, *traces])
     _given_once(traces, "--traces")
     table_frame = load_table(table)
     frame = traces_frame([r for p in traces for r in read_records(p)])  # also refuses an id in two files
@@ -535,7 +547,7 @@ def trace(
     from sotlat.sot.questions import load_questions
     from sotlat.sot.record import record_question
 
-    _check_out_suffix(out, (".jsonl",))
+    _check_out(out, (".jsonl",), inputs=[questions] if questions.endswith((".csv", ".jsonl")) else [])
     todo = load_questions(questions)[:limit]
     done = jsonl.finished_ids(out, resume)
     todo = [q for q in todo if q["id"] not in done]
@@ -584,7 +596,7 @@ def replay(
     from sotlat.profiler.timer import timer_for
     from sotlat.sot.replay import measured_record, replay_trace, stratified_ids
 
-    _check_out_suffix(out, (".jsonl",))
+    _check_out(out, (".jsonl",), inputs=[traces])
     _arch_or_config(arch, config)
     check_attention(attention)
     records = read_records(traces)
@@ -648,7 +660,7 @@ def validate(
     from sotlat.tables import load_table
     from sotlat.tables.stats import label
 
-    _check_out_suffix(out)
+    _check_out(out, inputs=[table, measured])
     records = read_records(measured)
     traces = traces_frame(records)
     table_frame = load_table(table)
@@ -703,7 +715,7 @@ def stats(
     from sotlat.estimator.traces import read_records, traces_frame
     from sotlat.sot.stats import per_trace, summarize_lengths
 
-    _check_out_suffix(out)
+    _check_out(out, inputs=traces)
     _given_once(traces, "--traces")
     records = [r for p in traces for r in read_records(p)]
     traces_frame(records)  # checks every trace, and refuses an id in two files
@@ -765,7 +777,7 @@ def simulate(
     """Write a latency table for a GPU from the analytical model (same format as profile)."""
     from sotlat.tables import save_table
 
-    _check_out_suffix(out, (".parquet",))
+    _check_out(out, (".parquet",))
     spec, table = _simulated(gpu, arch, config, dtype, calibration, batches, prefill_lengths, decode_max, peak_tflops, bandwidth_gbps)
     save_table(table, out)
     oom = int((table["status"] == "oom").sum())
@@ -889,7 +901,7 @@ def calibrate(
     from sotlat.simulator.catalogue import gpu_spec
     from sotlat.tables import load_table
 
-    _check_out_suffix(out, (".json",))
+    _check_out(out, (".json",))
     measured = load_table(table)
     device = measured.attrs["sotlat"]["device"]
     if gpu:
@@ -1060,7 +1072,7 @@ def tables_compare(
     from sotlat.tables.compare import compare_summary, compare_tables
     from sotlat.tables.stats import label
 
-    _check_out_suffix(out)
+    _check_out(out, inputs=[table, reference])
     a, b = load_table(table), load_table(reference)
     cells = compare_tables(a, b)
     summary = compare_summary(cells)
@@ -1088,12 +1100,16 @@ def tables_compare(
 def tables_merge(files: list[Path], out: Annotated[Path, typer.Option("--out", "-o")]):
     """Merge shards of one profile (e.g. batch ranges run separately) into one table."""
     from sotlat.tables import load_table, merge_tables, save_table
+    from sotlat.tables.io import holds_measured_table
+    from sotlat.tables.merge import keeps_all_of
     from sotlat.tables.stats import is_complete
 
-    _check_out_suffix(out, (".parquet",))
+    _check_out(out, (".parquet",), keeps=[out])  # the suffix; whether it may go over a measured table, once merged
     _given_once(files, "tables merge")
     shards = [load_table(f) for f in files]
     merged = merge_tables(shards, [str(f) for f in files])
+    # over one of its shards, or an earlier merge of them (merged again once a shard is resumed): nothing is lost
+    _check_out(out, (".parquet",), keeps=[out] if holds_measured_table(out) and keeps_all_of(merged, load_table(out)) else [])
     save_table(merged, out)
     console.print(f"{out}: {len(merged)} cells from {len(files)} shards")
     for f, shard in zip(files, shards):

@@ -63,6 +63,16 @@ def load_table(path: str | os.PathLike) -> pd.DataFrame:
     return table
 
 
+def holds_measured_table(path: str | os.PathLike) -> bool:
+    """Whether a file is a sotlat table measured on a device (not simulated): device time to redo,
+    so never to be written over. Reads only the Parquet footer."""
+    try:
+        meta = json.loads((pq.read_schema(path).metadata or {})[META_KEY])
+        return not meta["device"].get("simulated")
+    except Exception:  # no file, not Parquet, not a sotlat table: nothing measured to lose
+        return False
+
+
 def _check_meta(name: str, raw: dict) -> dict:
     if META_KEY not in raw:
         raise InputError(f"{name}: no 'sotlat' metadata: not a sotlat latency table")

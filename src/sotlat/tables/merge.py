@@ -51,3 +51,10 @@ def merge_tables(tables: list[pd.DataFrame], names: list[str]) -> pd.DataFrame:
     meta["progress"] = {"complete": all(is_complete(t) for t in tables)}
     cells.attrs["sotlat"] = meta
     return cells
+
+
+def keeps_all_of(merged: pd.DataFrame, table: pd.DataFrame) -> bool:
+    """Whether a merge holds every cell of `table`, a profile of the same model and device (one of its
+    shards, or an earlier merge of them): writing the merge over it loses no measurement."""
+    return (_identity(merged.attrs["sotlat"]) == _identity(table.attrs["sotlat"])
+            and bool(table.set_index(CELL_KEY).index.isin(merged.set_index(CELL_KEY).index).all()))
