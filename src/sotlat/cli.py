@@ -203,9 +203,10 @@ def _check_out(out: Path | None, suffixes: tuple[str, ...] = OUT_SUFFIXES, input
         return
     if out.suffix not in suffixes:
         raise InputError(f"--out: {out}: suffix must be {' or '.join(suffixes)}")
-    if any(out.resolve() == Path(f).resolve() for f in inputs):
+    target = out.resolve()
+    if target in {Path(f).resolve() for f in inputs}:
         raise InputError(f"--out: {out} is one of this command's inputs, and writing it would destroy it; choose another --out")
-    if holds_measured_table(out) and not any(out.resolve() == Path(f).resolve() for f in keeps):
+    if holds_measured_table(out) and target not in {Path(f).resolve() for f in keeps}:
         raise InputError(f"--out: {out} holds a measured latency table, and writing it would replace it; choose another --out, "
                          "or delete the file first")
 
