@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from conftest import synthetic_table, trace, write_jsonl
 from sotlat.cli import app
+from sotlat.report import figures as F
 from sotlat.report.analysis import capacity, prefill_curves, quality, shown_batches, throughput
 from sotlat.tables import save_table
 
@@ -53,6 +54,12 @@ def test_report_has_every_figure_and_csv_and_is_self_contained(tmp_path):
     assert "b" in per_question["id"].tolist()
     first = per_question[per_question["table"] == per_question["table"].iloc[0]]["speedup"]
     assert f"{len(first)} questions, mean {first.mean():.2f}x, median {first.median():.2f}x, SoT faster on {(first > 1).mean():.0%}" in md
+    means = pd.read_csv(out / "latency_breakdown.csv").iloc[0]  # Fig. 6's caption: the bars' sums, in seconds
+    sot = means[["skeleton_prefill_ms", "skeleton_decode_ms", "points_prefill_ms", "points_decode_ms"]].sum()
+    assert (f"{means['table']}: normal {F.number((means['normal_prefill_ms'] + means['normal_decode_ms']) / 1e3)} s, SoT {F.number(sot / 1e3)} s, "
+            f"of which the points' decode {means['points_decode_ms'] / sot:.0%}.") in md
+    assert "2 traces, 2.5 points, skeleton 10 tokens, point 33, normal answer 110 (means)." in md  # Fig. 12: means of per-trace means
+    assert "\n\n\n" not in md  # no empty caption paragraphs
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report")]  # no temporary folder left
 
 
@@ -68,9 +75,8 @@ def test_capacity_and_slo_arithmetic(tmp_path):
     assert cap.loc[2, "arithmetic_max_context"] == (5000 - 1000) // (2 * per_token)
     small = capacity(table, budget_gb=800 / 1e9, headroom=0.0)  # the weights alone exceed it: nothing fits, not a negative context
     assert (small["arithmetic_max_context"] == 0).all() and small["measured_max_context"].isna().all()
-    from sotlat.report.figures import capacity as capacity_figure
 
-    figure = capacity_figure([table], 800 / 1e9, 0.0)
+    figure = F.capacity([table], 800 / 1e9, 0.0)
     assert "Nothing fits for synthetic · test-device · float16 (0.0 GB usable): the weights alone need more." in figure.caption
     assert figure.fig.axes[0].get_yscale() == "linear"  # nothing positive to draw on a log axis
     tp = throughput(table, context=100, prompt=50, slo_tpot_ms=1.25, slo_ttft_ms=36).set_index("batch")
@@ -85,13 +91,12 @@ def test_capacity_and_slo_arithmetic(tmp_path):
     ({"model_type": "no-such-model", "hidden_size": 64}, None),  # unknown to this transformers: no arithmetic, and said
 ])
 def test_capacity_arithmetic_reads_any_config_as_the_simulator_does(config, per_token):
-    from sotlat.report.figures import capacity as capacity_figure
 
     table = synthetic_table()
     table.attrs["sotlat"]["device"]["total_memory_bytes"] = 10_000
     table.attrs["sotlat"]["arch"].update(config=config, weight_bytes=1000)
     cap = capacity(table, None, headroom=0.0).set_index("batch")
-    figure = capacity_figure([table], None, 0.0)
+    figure = F.capacity([table], None, 0.0)
     if per_token:
         assert cap.loc[2, "arithmetic_max_context"] == (10_000 - 1000) // (2 * per_token)
     else:
@@ -110,16 +115,15 @@ def test_many_batches_stay_legible_and_single_runs_have_no_cv():
 
 
 def test_latency_axes_start_at_zero_unless_tables_differ_twentyfold():
-    from sotlat.report.figures import fig3
 
     flat = synthetic_table(prefill=(1, 300, 10), decode_max=300, t_decode=lambda b, k: 40.0 + 0.01 * b)  # decode: +0.4% over B = 1..4
     import matplotlib.pyplot as plt
 
-    fig3a = fig3([flat])[0].fig
+    fig3a = F.fig3([flat])[0].fig
     assert [ax.get_yscale() for ax in fig3a.axes] == ["linear", "linear"] and all(ax.get_ylim()[0] == 0 for ax in fig3a.axes)
     far = synthetic_table(prefill=(1, 300, 10), decode_max=300, t_decode=lambda b, k: 4000.0)
     far.attrs["sotlat"]["device"] = {"name": "slow-device"}
-    fig = fig3([flat, far])[0].fig
+    fig = F.fig3([flat, far])[0].fig
     assert [ax.get_yscale() for ax in fig.axes] == ["linear", "log"]  # prefill alike, decode 100x apart
     fig.canvas.draw()
     ticks = [t.get_text() for t in fig.axes[1].get_yticklabels() if t.get_text()]
@@ -151,7 +155,6 @@ def test_a_table_without_any_latency_is_left_out_of_the_latency_figures_and_alon
 def test_a_legend_of_many_long_labels_goes_under_the_axes_and_a_short_one_stays_inside():
     import matplotlib.pyplot as plt
 
-    from sotlat.report.figures import floor
 
     tables = []
     for gpu in ("first-device", "second-device", "third-device"):
@@ -166,22 +169,21 @@ def test_a_legend_of_many_long_labels_goes_under_the_axes_and_a_short_one_stays_
         plt.close(fig)
         return boxes
 
-    legend, axes = legend_and_axes(floor(tables).fig)  # six labels naming table and floor: they would hide the lines
+    legend, axes = legend_and_axes(F.floor(tables).fig)  # six labels naming table and floor: they would hide the lines
     assert legend.y1 < axes.y0
-    legend, axes = legend_and_axes(floor(tables[:1]).fig)
+    legend, axes = legend_and_axes(F.floor(tables[:1]).fig)
     assert axes.y0 <= legend.y0 and legend.y1 <= axes.y1
     tables[0].attrs["sotlat"]["device"]["name"] = "a device whose name makes a legend of two labels wider than the axes"
-    legend, axes = legend_and_axes(floor(tables[:1]).fig)  # inside, it would spill past the axes over the tick labels
+    legend, axes = legend_and_axes(F.floor(tables[:1]).fig)  # inside, it would spill past the axes over the tick labels
     assert legend.y1 < axes.y0
 
 
 def test_a_batch_axis_has_whole_batches_even_for_one_batch():
     import matplotlib.pyplot as plt
 
-    from sotlat.report.figures import fig3
 
     for batches in ((1,), (1, 2, 3, 4)):
-        for figure in fig3([synthetic_table(batches=batches, prefill=(1, 200, 10), decode_max=300)]):
+        for figure in F.fig3([synthetic_table(batches=batches, prefill=(1, 200, 10), decode_max=300)]):
             for ax in figure.fig.axes:
                 ticks = [x for x in ax.get_xticks() if ax.get_xlim()[0] <= x <= ax.get_xlim()[1]]
                 assert ticks and all(x == int(x) for x in ticks), (batches, figure.slug, ticks)
@@ -191,9 +193,8 @@ def test_a_batch_axis_has_whole_batches_even_for_one_batch():
 def test_axes_with_nothing_to_draw_say_so_and_show_no_scale():
     import matplotlib.pyplot as plt
 
-    from sotlat.report.figures import fig3
 
-    figure = fig3([synthetic_table(decode_max=30)])[0]  # Fig. 3a needs a 128-token prompt and decode to k = 192
+    figure = F.fig3([synthetic_table(decode_max=30)])[0]  # Fig. 3a needs a 128-token prompt and decode to k = 192
     for ax in figure.fig.axes:
         assert [t.get_text() for t in ax.texts] == ["nothing to draw (the caption says why)"]
         assert not len(ax.get_xticks()) and not len(ax.get_yticks())
@@ -214,10 +215,8 @@ def test_a_report_whose_traces_no_table_answers_lists_them_and_draws_no_speed_up
     assert "| --batches | --prefill-lengths | --decode-max |" in md and "| 1-2 | 1:42:10 | 5040 |" in md
 
 
-def test_report_tables_print_latencies_as_people_read_them():
-    from sotlat.report.build import _number
-
-    assert [_number(v) for v in (21986.4, -1500.0, 0.8412, 12.345, float("nan"))] == ["21,986", "-1,500", "0.841", "12.3", "-"]
+def test_report_tables_and_captions_print_numbers_as_people_read_them():
+    assert [F.number(v) for v in (21986.4, -1500.0, 0.8412, 12.345, float("nan"))] == ["21,986", "-1,500", "0.841", "12.3", "-"]
 
 
 def test_a_report_out_that_names_a_file_is_refused_before_any_work(tmp_path):
@@ -233,7 +232,6 @@ def test_each_table_keeps_one_colour_in_every_figure_in_the_order_given(tmp_path
     from matplotlib.colors import to_hex
 
     from sotlat.estimator import estimate
-    from sotlat.report.figures import fig3, speedups
     from sotlat.tables.stats import label
 
     z, a = synthetic_table(), synthetic_table(t_decode=lambda b, k: 2.0 + 0.1 * b)
@@ -241,14 +239,14 @@ def test_each_table_keeps_one_colour_in_every_figure_in_the_order_given(tmp_path
     a.attrs["sotlat"]["device"] = {"name": "alpha-device"}
     traces = [trace("q", points=[(15, 5)] * 2)]
     estimates = pd.concat([estimate(t, traces).assign(table=label(t)) for t in (z, a)], ignore_index=True)
-    by_category = speedups(estimates, [z, a])[1]
+    by_category = F.speedups(estimates, [z, a])[1]
     assert list(by_category.data.columns[1:]) == [label(z), label(a)]
     bars = [to_hex(c.patches[0].get_facecolor()) for c in by_category.fig.axes[0].containers]
-    lines = [to_hex(line.get_color()) for line in fig3([z, a])[0].fig.axes[1].get_lines()]
+    lines = [to_hex(line.get_color()) for line in F.fig3([z, a])[0].fig.axes[1].get_lines()]
     assert bars == lines == ["#1f77b4", "#ff7f0e"]  # C0, C1: the first table given, the second
     none = synthetic_table(status=lambda phase, b, l: "oom")
     none.attrs["sotlat"]["device"] = {"name": "small-device"}
-    lines = [to_hex(line.get_color()) for line in fig3([none, z, a])[0].fig.axes[1].get_lines()]
+    lines = [to_hex(line.get_color()) for line in F.fig3([none, z, a])[0].fig.axes[1].get_lines()]
     assert lines == ["#ff7f0e", "#2ca02c"]  # a table with no latency draws nothing and keeps its colour: the others keep theirs
     plt.close("all")
 
@@ -257,14 +255,13 @@ def test_wizardlms_29_categories_get_upright_labels_and_the_width_to_hold_them()
     import matplotlib.pyplot as plt
 
     from sotlat.estimator import estimate
-    from sotlat.report.figures import speedups
     from sotlat.sot.questions import CATEGORIES_BY_ROW
     from sotlat.tables.stats import label
 
     t = synthetic_table()
     for categories, rotation, at_least in ((CATEGORIES_BY_ROW["vicuna"], 30, 8), (CATEGORIES_BY_ROW["wizardlm"], 90, 8.5)):
         traces = [trace(f"q{i}", category=c, points=[(15, 5)] * 2) for i, (c, _) in enumerate(categories)]
-        figure = speedups(estimate(t, traces).assign(table=label(t)), [t])[1]
+        figure = F.speedups(estimate(t, traces).assign(table=label(t)), [t])[1]
         ax = figure.fig.axes[0]
         assert len(ax.get_xticklabels()) == len(categories)
         assert {round(tick.get_rotation()) for tick in ax.get_xticklabels()} == {rotation}
@@ -326,18 +323,40 @@ def test_the_token_length_figure_keeps_models_apart(tmp_path):
 
 
 def test_a_figure_a_table_cannot_draw_says_why_in_its_caption():
-    from sotlat.report.figures import fig3, sot_whatif
 
     short = synthetic_table(batches=(1,), prefill=(1, 100, 10), decode_max=300)  # prompts up to 91: no t^P(121) for Fig. 3's 128
     full = synthetic_table(prefill=(1, 300, 10), decode_max=300)
     full.attrs["sotlat"]["device"] = {"name": "other-device"}
-    fig3a, fig3b, _ = fig3([short, full])
+    fig3a, fig3b, _ = F.fig3([short, full])
     why = "Nothing to draw for synthetic · test-device · float16: B=1 needs t^P_1(121) for a 128-token prompt, but the prefill grid ends at 91."
-    assert fig3a.caption.endswith(why) and fig3b.caption == why and "other-device" not in fig3a.caption
+    assert fig3a.caption.endswith(why) and fig3b.caption.endswith(why) and "Nothing to draw for synthetic · other-device" not in fig3a.caption
     assert fig3a.data.set_index("table")["missing"].loc["synthetic · test-device · float16"].startswith("t^P_1(121)")
-    whatif = sot_whatif([short, full], 400)
+    whatif = F.sot_whatif([short, full], 400)
     assert whatif.caption.endswith("Nothing to draw for synthetic · test-device · float16: it has no batch of 2 or more, the points of a SoT answer.")
     assert whatif.data["speedup"].notna().any()  # the other table draws
-    far = sot_whatif([full], 100_000)  # past the 8x reach of extrapolated decode
+    far = F.sot_whatif([full], 100_000)  # past the 8x reach of extrapolated decode
     assert far.caption.endswith("at n = 2, the normal stage needs t^D_1(k) up to k=100050, but the table's decode for batch 1 ends at k=300 "
                                 "(extrapolated, it reaches k=2400 at most).")
+
+
+def test_captions_quote_what_the_figures_show():
+    """Each caption says the figure's numbers: Eq. 1 at the smallest and largest batch, the decode
+    step at the heatmap's corners, the best throughput and the SLO's batch, the speed-up extremes."""
+    t = synthetic_table(prefill=(1, 300, 10), decode_max=300)  # t^D_B(k) = 1 + 0.1 B + 0.001 k
+    name = "synthetic · test-device · float16"
+    fig3a = F.fig3([t])[0]
+    # 64 decoded after a 128-token prompt, Eq. 1 as printed: k = 128..192, 65 terms of 1 + 0.1 B + 0.001 k
+    assert f"Decoding 64 tokens: {name}: 81.9 ms at B=1, 101 at B=4 (1.24x)." in fig3a.caption
+    assert F.decode_heatmaps([t]).caption == f"{name}: t^D_1(1) = 1.1 ms, t^D_1(300) = 1.4 ms; t^D_4(1) = 1.4 ms, t^D_4(300) = 1.7 ms."
+    # t^P_B(l) = 10 B + 0.5 l on l = 1..291
+    assert F.prefill_lines([t]).caption == f"{name}: t^P_1(1) = 10.5 ms, t^P_1(291) = 156 ms; t^P_4(1) = 40.5 ms, t^P_4(291) = 186 ms."
+    # context 256: TPOT = 1.356 + 0.1 (B - 1) ms; B tokens per step
+    assert F.throughput([t], 256, 128, None, None).caption == f"{name}: most 2,415 tokens/s at B=4 (TPOT 1.66 ms)."
+    assert F.throughput([t], 256, 128, 1.5, None).caption.endswith("; the largest batch meeting the SLOs, B=2, gives 1,374 tokens/s.")
+    assert F.throughput([t], 256, 128, 1.0, None).caption.endswith("; no batch meets the SLOs.")
+    whatif = F.sot_whatif([t], 400)
+    equal = whatif.data[whatif.data["imbalance"] == 0].set_index("points")["speedup"]
+    assert whatif.caption.endswith(f"{name}: with equal points, at most {equal.max():.2f}x, at n = {equal.idxmax()}.") and equal.max() > equal.min()
+    by = pd.DataFrame({"t": [0.5, 2.0, 1.5]}, index=["coding", "roleplay", "math"])
+    assert F._bar_extremes(by) == "t: highest roleplay 2.00x, lowest coding 0.50x; above 1x for 2 of 3."
+    assert F._bar_extremes(by.iloc[:1]) == "t: coding 0.50x."

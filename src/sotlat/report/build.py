@@ -77,15 +77,10 @@ def untimed(tables: list[pd.DataFrame], names: list | None = None) -> list[str]:
             for t, name in zip(tables, names or [label(t) for t in tables]) if not F.has_latency(t)]
 
 
-def _number(v: float) -> str:
-    """A number in a report table: 22,004 ms, not 2.2e+04; three significant figures below 1,000."""
-    return "-" if pd.isna(v) else f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
-
-
 def _md_table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "_none_\n"
-    cells = frame.map(lambda v: _number(v) if isinstance(v, float) else str(v).replace("|", "\\|"))  # a '|' would end the cell
+    cells = frame.map(lambda v: F.number(v) if isinstance(v, float) else str(v).replace("|", "\\|"))  # a '|' would end the cell
     lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
     lines += ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)]
     return "\n".join(lines) + "\n"
@@ -97,7 +92,7 @@ def _markdown(sections, tables_md, sources, traces, left_out) -> str:
     if traces:
         out += ["Traces: " + ", ".join(str(Path(t).name) for t in traces), ""]
     for f, _ in sections:
-        out += [f"## {f.title}", "", f"![{f.title}]({f.slug}.png)", "", f.caption, "", f"Data: [{f.slug}.csv]({f.slug}.csv)", ""]
+        out += [f"## {f.title}", "", f"![{f.title}]({f.slug}.png)", "", *([f.caption, ""] if f.caption else []), f"Data: [{f.slug}.csv]({f.slug}.csv)", ""]
     for title, frame in tables_md.items():
         out += [f"## {title}", "", _md_table(frame)]
     return "\n".join(out)
@@ -111,9 +106,9 @@ def _html(sections, tables_md, sources, traces, left_out) -> str:
         body.append(f"<p>Traces: {esc(', '.join(Path(t).name for t in traces))}</p>")
     for f, b64 in sections:
         body.append(f"<section><h2>{esc(f.title)}</h2><img alt='{esc(f.title)}' src='data:image/png;base64,{b64}'>"
-                    f"<p>{esc(f.caption)}</p><p><a href='{f.slug}.csv'>data: {f.slug}.csv</a></p></section>")
+                    + (f"<p>{esc(f.caption)}</p>" if f.caption else "") + f"<p><a href='{f.slug}.csv'>data: {f.slug}.csv</a></p></section>")
     for title, frame in tables_md.items():
-        body.append(f"<section><h2>{esc(title)}</h2>{frame.to_html(index=False, float_format=_number) if len(frame) else '<p>none</p>'}</section>")
+        body.append(f"<section><h2>{esc(title)}</h2>{frame.to_html(index=False, float_format=F.number) if len(frame) else '<p>none</p>'}</section>")
     style = ("body{font-family:sans-serif;max-width:1150px;margin:2em auto;color:#222} img{max-width:100%} "
              "table{border-collapse:collapse;font-size:0.85em} td,th{border:1px solid #ccc;padding:2px 6px} section{margin-bottom:2em}")
     return f"<!doctype html><html><head><meta charset='utf-8'><title>sotlat report</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"

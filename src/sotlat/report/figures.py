@@ -26,6 +26,11 @@ class Figure:
     caption: str = ""
 
 
+def number(v: float) -> str:
+    """A number in a report table or caption: 22,004 ms, not 2.2e+04; three significant figures below 1,000."""
+    return "-" if pd.isna(v) else f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+
+
 def has_latency(table: pd.DataFrame) -> bool:
     """Whether a table has anything for a latency figure to draw: one with only oom cells (a model
     larger than the GPU) has not."""
@@ -108,6 +113,22 @@ def _nothing_drawn(data: pd.DataFrame, column: str, why) -> str:
                    if not part[column].notna().any())
 
 
+def _over_batches(data: pd.DataFrame, column: str, unit: str) -> str:
+    """A sentence per table: `column` at its smallest and its largest batch with a value, and their
+    ratio: what the figure shows, in numbers a capacity plan can quote."""
+    out = []
+    for name, part in data.groupby("table", sort=False):
+        part = part.dropna(subset=[column]).sort_values("batch")
+        if part.empty:
+            continue
+        lo, hi = part.iloc[0], part.iloc[-1]
+        at = f"{number(lo[column])} {unit} at B={int(lo['batch'])}"
+        if len(part) > 1:
+            at += f", {number(hi[column])} at B={int(hi['batch'])} ({hi[column] / lo[column]:.2f}x)"
+        out.append(f"{name}: {at}.")
+    return " ".join(out)
+
+
 def fig3(tables) -> list[Figure]:
     data = pd.concat([an.fig3(t) for t in tables if has_latency(t)], ignore_index=True)
     lacks = _nothing_drawn(data, "total_ms", lambda part: f"B={part['batch'].iloc[0]} needs {part['missing'].iloc[0]}")
@@ -119,7 +140,9 @@ def fig3(tables) -> list[Figure]:
         _finish(fig, ax, name, "batch size B", "latency (ms)", integer_x=True)
     fig.suptitle("Fig. 3a: latency vs batch size", y=1.02)
     out.append(Figure("fig3a_latency_vs_batch", "Fig. 3a: latency vs batch size", fig, data[["table", "batch", "prefill_ms", "decode_ms", "total_ms", "missing"]],
-                      "Decode latency that stays nearly flat with batch size is what SoT's batched point expansion relies on." + lacks))
+                      "Decode latency that stays nearly flat with batch size is what SoT's batched point expansion relies on. "
+                      f"Decoding 64 tokens: {_over_batches(data, 'decode_ms', 'ms')} Prefill of 128 tokens: {_over_batches(data, 'prefill_ms', 'ms')}"
+                      + lacks))
     fig, ax = plt.subplots(figsize=(6, 3.8))
     _lines(ax, data, "batch", "decode_tflops", colors)
     _y_axis(ax, data["decode_tflops"])
@@ -131,13 +154,13 @@ def fig3(tables) -> list[Figure]:
         util.set_ylabel("utilization of peak (%)")
         util.set_ylim(bottom=0)
     out.append(Figure("fig3b_decode_tflops", title, _finish(fig, ax, title, "batch size B", "TFLOPS", integer_x=True),
-                      data[["table", "batch", "decode_tflops", "decode_utilization"]], lacks.strip()))
+                      data[["table", "batch", "decode_tflops", "decode_utilization"]], (_over_batches(data, "decode_tflops", "TFLOPS") + lacks).strip()))
     fig, ax = plt.subplots(figsize=(6, 3.8))
     _lines(ax, data, "batch", "peak_memory_gb", colors)
     _y_axis(ax, data["peak_memory_gb"])
     title = "Fig. 3c: peak memory of prefill 128 + decode 64"
     out.append(Figure("fig3c_peak_memory", title, _finish(fig, ax, title, "batch size B", "peak memory (GB)", integer_x=True),
-                      data[["table", "batch", "peak_memory_gb"]], lacks.strip()))
+                      data[["table", "batch", "peak_memory_gb"]], (_over_batches(data, "peak_memory_gb", "GB") + lacks).strip()))
     return out
 
 
@@ -157,7 +180,23 @@ def decode_heatmaps(tables) -> Figure:
         frames.append(grid.stack().rename("latency_ms").reset_index().assign(table=label(t)))
     fig.suptitle("Decode step latency over batch x context (grey: not measured or oom)", y=1.02)
     fig.tight_layout()
-    return Figure("decode_heatmap", "Decode latency t^D_B(k) over batch x context", fig, pd.concat(frames, ignore_index=True))
+    data = pd.concat(frames, ignore_index=True)
+    return Figure("decode_heatmap", "Decode latency t^D_B(k) over batch x context", fig, data, _corners(data, "t^D"))
+
+
+def _corners(data: pd.DataFrame, symbol: str) -> str:
+    """A sentence per table: its latency (`symbol`: t^D or t^P) at the first and last length of its
+    smallest and largest batch."""
+    out = []
+    for name, part in data.dropna(subset=["latency_ms"]).groupby("table", sort=False):
+        ends = []
+        for b in sorted({part["batch"].min(), part["batch"].max()}):
+            row = part[part["batch"] == b].sort_values("length")
+            first, last = row.iloc[0], row.iloc[-1]
+            ends.append(f"{symbol}_{b}({first['length']}) = {number(first['latency_ms'])} ms, "
+                        f"{symbol}_{b}({last['length']}) = {number(last['latency_ms'])} ms")
+        out.append(f"{name}: {'; '.join(ends)}.")
+    return " ".join(out)
 
 
 def prefill_lines(tables) -> Figure:
@@ -174,7 +213,8 @@ def prefill_lines(tables) -> Figure:
             notes.append(f"{label(t)}: {p['batch'].nunique()} of its {len(an.batches(t))} batches shown")
     fig.suptitle("Prefill latency t^P_B(l)", y=1.02)
     fig.tight_layout()
-    return Figure("prefill_latency", "Prefill latency t^P_B(l)", fig, pd.concat(frames, ignore_index=True), "; ".join(notes))
+    data = pd.concat(frames, ignore_index=True)
+    return Figure("prefill_latency", "Prefill latency t^P_B(l)", fig, data, " ".join([_corners(data, "t^P"), *(f"{n}." for n in notes)]))
 
 
 def floor(tables) -> Figure:
@@ -223,7 +263,7 @@ def speedups(estimates: pd.DataFrame, tables) -> list[Figure]:
         fig, ax = plt.subplots(figsize=(max(8, _BAR_INCHES * len(by)), 3.8))
         by.plot.bar(ax=ax, rot=_bar_rotation(len(by)), color=[colors[name] for name in by.columns])
         ax.axhline(1, color="black", lw=0.8)
-        out.append(Figure(slug, title, _finish(fig, ax, title, key, "mean speed-up (normal / SoT)"), by.reset_index()))
+        out.append(Figure(slug, title, _finish(fig, ax, title, key, "mean speed-up (normal / SoT)"), by.reset_index(), _bar_extremes(by)))
     fig, ax = plt.subplots(figsize=(7, 3.8))
     finite = estimates["speedup"].dropna()
     bins = np.linspace(min(finite.min(), 0.9), finite.max(), 30) if len(finite) else 10
@@ -236,6 +276,20 @@ def speedups(estimates: pd.DataFrame, tables) -> list[Figure]:
     out.append(Figure("speedup_distribution", title, _finish(fig, ax, title, "speed-up (normal / SoT)", "questions"),
                       estimates[["table", "id", "category", "speedup"]], caption + "."))
     return out
+
+
+def _bar_extremes(by: pd.DataFrame) -> str:
+    """A sentence per table (a column of `by`, one row per model or category): its highest and
+    lowest mean speed-up, and how many are above 1x (SoT faster on average)."""
+    out = []
+    for name in by.columns:
+        s = by[name].dropna()
+        if len(s) == 1:
+            out.append(f"{name}: {s.index[0]} {s.iloc[0]:.2f}x.")
+        elif len(s):
+            top, low = s.idxmax(), s.idxmin()
+            out.append(f"{name}: highest {top} {s[top]:.2f}x, lowest {low} {s[low]:.2f}x; above 1x for {int((s > 1).sum())} of {len(s)}.")
+    return " ".join(out)
 
 
 def breakdown(estimates: pd.DataFrame) -> Figure:
@@ -253,7 +307,10 @@ def breakdown(estimates: pd.DataFrame) -> Figure:
     axes[0, 0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.suptitle("Fig. 6: latency breakdown by stage and phase (mean over questions)", y=1.02)
     fig.tight_layout()
-    return Figure("latency_breakdown", "Fig. 6: latency breakdown by stage and phase", fig, means.reset_index())
+    sot = means[parts[2:]].sum(axis=1)
+    cap = " ".join(f"{name}: normal {number(row[parts[:2]].sum() / 1e3)} s, SoT {number(sot[name] / 1e3)} s, of which the points' decode "
+                   f"{row['points_decode_ms'] / sot[name]:.0%}." for name, row in means.iterrows())
+    return Figure("latency_breakdown", "Fig. 6: latency breakdown by stage and phase", fig, means.reset_index(), cap)
 
 
 def token_lengths(lengths: pd.DataFrame) -> Figure:
@@ -276,7 +333,10 @@ def token_lengths(lengths: pd.DataFrame) -> Figure:
         ax.legend(fontsize=7, ncol=4, loc="upper left")
     fig.suptitle("Fig. 12: token lengths of the traces", y=1.02)
     fig.tight_layout()
-    return Figure("token_lengths", "Fig. 12: token lengths of the traces", fig, by.reset_index())
+    cap = " ".join(f"{f'{model}: ' if model != '-' else ''}{len(part)} traces, {part['points'].mean():.1f} points, skeleton {part['skeleton_tokens'].mean():.0f} "
+                   f"tokens, point {part['point_tokens'].mean():.0f}, normal answer {part['normal_tokens'].mean():.0f} (means)."
+                   for model, part in lengths.groupby("model", sort=False))
+    return Figure("token_lengths", "Fig. 12: token lengths of the traces", fig, by.reset_index(), cap)
 
 
 def capacity(tables, budget_gb, headroom) -> Figure:
@@ -319,7 +379,25 @@ def throughput(tables, context, prompt, slo_tpot, slo_ttft) -> Figure:
     _y_axis(ax, data["tokens_per_s"])
     slo = ", ".join(x for x in (f"TPOT <= {slo_tpot} ms" if slo_tpot else "", f"TTFT <= {slo_ttft} ms" if slo_ttft else "") if x) or "no SLO given"
     title = f"Decode throughput at context {context} ({slo})"
-    return Figure("throughput_vs_batch", title, _finish(fig, ax, title, "batch size B", "decode tokens / s", integer_x=True), data)
+    return Figure("throughput_vs_batch", title, _finish(fig, ax, title, "batch size B", "decode tokens / s", integer_x=True), data,
+                  _throughput_caption(data, bool(slo_tpot or slo_ttft)))
+
+
+def _throughput_caption(data: pd.DataFrame, slo: bool) -> str:
+    """A sentence per table: its most decode tokens/s and at which batch; under SLOs, the largest batch meeting them."""
+    out = []
+    for name, part in data.groupby("table", sort=False):
+        part = part.dropna(subset=["tokens_per_s"])
+        if part.empty:
+            continue
+        best = part.loc[part["tokens_per_s"].idxmax()]
+        line = f"{name}: most {number(best['tokens_per_s'])} tokens/s at B={int(best['batch'])} (TPOT {number(best['tpot_ms'])} ms)"
+        if slo:
+            ok = part[part["meets_slo"]]
+            line += (f"; the largest batch meeting the SLOs, B={int(ok['batch'].max())}, gives "
+                     f"{number(ok.loc[ok['batch'].idxmax(), 'tokens_per_s'])} tokens/s" if len(ok) else "; no batch meets the SLOs")
+        out.append(line + ".")
+    return " ".join(out)
 
 
 def sot_whatif(tables, answer) -> Figure:
@@ -333,6 +411,9 @@ def sot_whatif(tables, answer) -> Figure:
     ax.axhline(1, color="black", lw=0.8)
     title = f"SoT what-if: speed-up for a {answer}-token answer split into n points"
     cap = "Synthetic traces (prompt lengths in the CSV; skeleton 8 tokens per point); decode past the table is extrapolated (flagged in the CSV)."
+    for name, part in data[data["imbalance"] == 0].dropna(subset=["speedup"]).groupby("table", sort=False):
+        best = part.loc[part["speedup"].idxmax()]
+        cap += f" {name}: with equal points, at most {best['speedup']:.2f}x, at n = {int(best['points'])}."
     cap += "".join(f" Nothing to draw for {label(t)}: it has no batch of 2 or more, the points of a SoT answer."
                    for t in tables if has_latency(t) and label(t) not in set(data["table"]))
     cap += _nothing_drawn(data, "speedup", lambda part: f"at n = {part['points'].iloc[0]}, the {part['missing'].iloc[0]}")
