@@ -1,6 +1,7 @@
 """The GPU catalogue, simulated tables, calibration recovering known parameters, and profile plans."""
 
 import json
+import shlex
 from importlib import resources
 
 import pandas as pd
@@ -336,6 +337,22 @@ def test_plan_prints_the_simulated_cost_and_one_command_per_shard():
     assert plan["total_s"] == pytest.approx(seconds["total_s"].sum()) and [r["batch"] for r in plan["per_batch"]] == [1, 2, 3, 4]
     assert [parse_batches(s["batches"]) for s in plan["shards"]] == groups
     assert [s["command"] for s in plan["shards"]] == [c.split("#")[0].strip() for c in commands]
+    merge = f"sotlat tables merge {' '.join(s['out'] for s in plan['shards'])} -o tiny.parquet"  # then one table of the shards
+    assert plan["merge"] == merge and merge in CliRunner().invoke(app, ["plan", *args, "--shard-minutes", "0.2"]).output
+
+
+def test_plan_commands_quote_paths_for_the_shell(tmp_path):
+    folder = tmp_path / "my models"
+    folder.mkdir()
+    cfg = folder / "mistral small.json"
+    cfg.write_text('{"model_type": "mistral", "hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 1,'
+                   ' "vocab_size": 128}')
+    args = ["--gpu", "a100-80gb-sxm", "--config", str(cfg), "--batches", "1-4", "--prefill-lengths", "1:50:10", "--decode-max", "1024"]
+    plan = json.loads(CliRunner().invoke(app, ["plan", *args, "--shard-minutes", "0.2", "--json"]).output)
+    words = [shlex.split(s["command"]) for s in plan["shards"]]
+    assert len(words) > 1 and all(w[w.index("--config") + 1] == str(cfg) for w in words)
+    assert [w[w.index("--out") + 1] for w in words] == [s["out"] for s in plan["shards"]] and plan["shards"][0]["out"].startswith("mistral small__b")
+    assert shlex.split(plan["merge"])[-1] == "mistral small.parquet"
 
 
 def test_plan_of_a_model_the_gpu_cannot_hold_says_so_instead_of_a_zero_second_plan():

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import json
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -856,17 +857,20 @@ def plan(
     seconds = profile_seconds(table, prefill_runs, decode_runs)
     cal = table.attrs["sotlat"]["method"]["calibration"]["name"]
     oom = int((table["status"] == "oom").sum())
-    command = (f"sotlat profile {f'--arch {arch}' if arch else f'--config {config}'} --dtype {dtype} --prefill-lengths {prefill_lengths} "
+    command = (f"sotlat profile {f'--arch {arch}' if arch else f'--config {shlex.quote(str(config))}'} --dtype {dtype} --prefill-lengths {prefill_lengths} "
                f"--decode-max {decode_max} --prefill-runs {prefill_runs} --prefill-warmup {prefill_warmup} --decode-runs {decode_runs}")
     planned = []
     for group in shards(seconds, shard_minutes * 60):
         batches_text = format_batches(group)
         planned.append({"batches": batches_text, "seconds": float(seconds.loc[seconds["batch"].isin(group), "total_s"].sum()),
-                        "command": f"{command} --batches {batches_text} --out {name}__b{batches_text.replace(',', '_')}.parquet --resume"})
+                        "out": f"{name}__b{batches_text.replace(',', '_')}.parquet"})
+        planned[-1]["command"] = f"{command} --batches {batches_text} --out {shlex.quote(planned[-1]['out'])} --resume"
+    merge = (f"sotlat tables merge {' '.join(shlex.quote(s['out']) for s in planned)} -o {shlex.quote(name + '.parquet')}"
+             if len(planned) > 1 else None)
     if as_json:
         print(json.dumps({"gpu": spec["id"], "arch": name, "dtype": dtype, "calibration": cal, "total_s": float(seconds["total_s"].sum()),
                           "oom_cells": oom, "per_batch": json.loads(seconds.to_json(orient="records")), "shard_limit_s": shard_minutes * 60,
-                          "shards": planned}))
+                          "shards": planned, "merge": merge}))
         return
     console.print(f"profiling {name} ({dtype}) on {spec['name']}, simulated with the {cal} calibration:")
     view = Table()
@@ -881,6 +885,8 @@ def plan(
     for shard in planned:
         console.print(f"  {shard['command']}   # ~{_duration(shard['seconds'])}"
                       + ("; over the limit: --resume continues it" if shard["seconds"] > shard_minutes * 60 else ""), highlight=False, soft_wrap=True)
+    if merge:
+        console.print(f"then merge the shards into one table:\n  {merge}", highlight=False, soft_wrap=True)
 
 
 def _duration(seconds: float) -> str:
