@@ -1087,15 +1087,15 @@ def tables_compare(
     if as_json:
         print(json.dumps({"table": str(table), "reference": str(reference), "cells": len(cells), **only, **summary}))
     else:
-        console.print(f"{table} ({label(a)})\nagainst {reference} ({label(b)}):\n{len(cells)} cells ok in both; "
-                      f"{only['only_in_table']} ok only in the table, {only['only_in_reference']} only in the reference")
+        console.print(f"{table} ({label(a)})\nagainst {reference} ({label(b)}):\n{len(cells):,} cells ok in both; "
+                      f"{only['only_in_table']:,} ok only in the table, {only['only_in_reference']:,} only in the reference")
         view = Table(title="% error of the table's latency against the reference's (positive: the table is slower; ratio: table / reference)")
         for c in ("phase", "batch", "cells", "median |error|", "P90 |error|", "max |error|", "median signed", "median ratio"):
             view.add_column(c, justify="left" if c == "phase" else "right")
         for phase, s in summary.items():
             for batch, e in [("all", s), *s["by_batch"].items()]:
-                view.add_row(phase if batch == "all" else "", str(batch), str(e["n"]), f"{e['median_abs_pct']:.1f}%", f"{e['p90_abs_pct']:.1f}%",
-                             f"{e['max_abs_pct']:.1f}%", f"{e['median_signed_pct']:+.1f}%", f"{1 + e['median_signed_pct'] / 100:.3g}x",
+                view.add_row(phase if batch == "all" else "", str(batch), f"{e['n']:,}", f"{e['median_abs_pct']:.1f}%", f"{e['p90_abs_pct']:.1f}%",
+                             f"{e['max_abs_pct']:.1f}%", f"{e['median_signed_pct']:+.1f}%", f"{1 + e['median_signed_pct'] / 100:#.3g}x",
                              style="bold" if batch == "all" else None)
         console.print(view)
     if out is not None:
