@@ -783,7 +783,7 @@ def simulate(
     spec, table = _simulated(gpu, arch, config, dtype, calibration, batches, prefill_lengths, decode_max, peak_tflops, bandwidth_gbps)
     save_table(table, out)
     oom = int((table["status"] == "oom").sum())
-    console.print(f"{out}: {len(table)} simulated cells for {table.attrs['sotlat']['arch']['name']} on {spec['name']}"
+    console.print(f"{out}: {len(table):,} simulated cells for {table.attrs['sotlat']['arch']['name']} on {spec['name']}"
                   + (f" ({oom} over the GPU's memory: oom)" if oom else "")
                   + (f"; it rests on unconfirmed catalogue figures: {', '.join(spec['unconfirmed'])}" if spec["unconfirmed"] else ""))
     if too_big := _does_not_fit(spec, table):
@@ -1118,7 +1118,7 @@ def tables_merge(files: list[Path], out: Annotated[Path, typer.Option("--out", "
     # over one of its shards, or an earlier merge of them (merged again once a shard is resumed): nothing is lost
     _check_out(out, (".parquet",), keeps=[out] if holds_measured_table(out) and keeps_all_of(merged, load_table(out)) else [])
     save_table(merged, out)
-    console.print(f"{out}: {len(merged)} cells from {len(files)} shards")
+    console.print(f"{out}: {len(merged):,} cells from {len(files)} shards")
     for f, shard in zip(files, shards):
         if not is_complete(shard):
             console.print(f"warning: {f} is an unfinished profile: resume it and merge again (the merged table says INCOMPLETE)", style="yellow")
