@@ -60,6 +60,8 @@ def test_flops_command_agrees_with_paper_table_1(arch, prefill_flops, decode_flo
         assert result.exit_code == 0, result.output
         value = json.loads(result.output.strip().splitlines()[-1])["flops"]
         assert value == pytest.approx(expected, rel=0.05)
+        text = runner.invoke(app, ["flops", "--arch", arch, "--phase", phase, "--batch", "1", "--length", "128"]).output
+        assert text.strip() == f"{arch} {phase} B=1 length=128: {value:,.0f} FLOPs ({value / 1e9:.4g} GFLOP)"  # every digit, then readable
 
 
 def test_a_fill_that_misses_held_out_cells_is_marked_inexact(tiny):

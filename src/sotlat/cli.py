@@ -331,7 +331,7 @@ def flops(
     if as_json:
         print(json.dumps({"arch": name, "phase": phase, "batch": batch, "length": length, "flops": value}))
     else:
-        console.print(f"{name} {phase} B={batch} length={length}: {value:.4g} FLOPs")
+        console.print(f"{name} {phase} B={batch} length={length}: {value:,.0f} FLOPs ({value / 1e9:.4g} GFLOP)", highlight=False)
 
 
 def write_frame(frame: pd.DataFrame, out: Path) -> None:
