@@ -304,7 +304,7 @@ def test_estimate_skip_unanswerable_estimates_the_rest_and_says_why(tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert (data["traces"], data["estimated"], data["extrapolated"]) == (3, 2, 0)
-    assert data["unanswered"] == [{"id": "wide", "reason": "points stage needs batch 5, but the table has batches 1-3"}]
+    assert data["unanswered"] == [{"id": "wide", "model": None, "reason": "points stage needs batch 5, but the table has batches 1-3"}]
     assert data["answering_grid"] == {"--batches": "1,2,5", "--prefill-lengths": "1:32:10", "--decode-max": "70"}
     per_trace = pd.read_csv(out)
     assert data["summary"][-1]["category"] == "all" and data["summary"][-1]["n"] == 2

@@ -7,6 +7,7 @@ import pytest
 from conftest import synthetic_table, trace, write_jsonl
 from sotlat.errors import InputError
 from sotlat.estimator import OUTPUT_COLUMNS, estimate, estimate_answerable, load_traces, performance_summary, summarize
+from sotlat.estimator.traces import read_records, traces_frame
 
 T_P = lambda b, l: 10.0 * b + 0.5 * l  # noqa: E731
 T_D = lambda b, k: 1.0 + 0.1 * b + 0.001 * k  # noqa: E731
@@ -161,6 +162,21 @@ def test_load_traces_carries_optional_fields(tmp_path):
     bom = tmp_path / "bom.jsonl"  # as some Windows editors save it: a byte-order mark before the first line
     bom.write_bytes(b"\xef\xbb\xbf" + (tmp_path / "t.jsonl").read_bytes())
     assert list(load_traces(bom)["id"]) == ["a", "b"]
+
+
+def test_traces_of_several_models_share_question_ids(tmp_path, table):
+    """A trace is its model and id: the same questions answered by two models (the paper's Fig. 4) are
+    two sets of traces, estimated and summarised per model; one model's id twice is still refused."""
+    a = write_jsonl(tmp_path / "a.jsonl", [trace("q1", model="m", normal=(20, 80)), trace("q2", model="m")])
+    b = write_jsonl(tmp_path / "b.jsonl", [trace("q1", model="n", normal=(20, 10)), trace("q2", model="n", points=[(15, 5)] * 9)])
+    frame = traces_frame([r for p in (a, b) for r in read_records(p)])
+    est, unanswered = estimate_answerable(table, frame)
+    assert list(zip(est["model"], est["id"])) == [("m", "q1"), ("m", "q2"), ("n", "q1")]
+    assert est["normal_ms"].iloc[0] != est["normal_ms"].iloc[2]  # each model's own lengths
+    assert unanswered[["id", "model", "trace"]].values.tolist() == [["q2", "n", "q2 (n)"]]  # named by model where several
+    assert set(summarize(est)["model"]) == {"m", "n"}
+    with pytest.raises(InputError, match=r"b.jsonl:2: trace id 'q1' of model 'n' is already at \S*b.jsonl:1$"):
+        traces_frame([r for p in (a, b) for r in read_records(p)] + [(f"{b}:2", trace("q1", model="n"))])
 
 
 def test_summary_means_per_model_and_category(table):

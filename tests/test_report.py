@@ -2,6 +2,7 @@
 
 import re
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -15,6 +16,13 @@ from sotlat.tables import save_table
 FIGURES = ["fig3a_latency_vs_batch", "fig3b_decode_tflops", "fig3c_peak_memory", "decode_heatmap", "prefill_latency",
            "decode_b1_floor", "measurement_quality", "speedup_by_model", "speedup_by_category", "speedup_distribution", "latency_breakdown",
            "token_lengths", "capacity_context", "throughput_vs_batch", "sot_whatif"]
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Figures drawn by a test are closed after it: matplotlib keeps every open one."""
+    yield
+    plt.close("all")
 
 
 def _tables(tmp_path):
@@ -210,7 +218,7 @@ def test_a_report_whose_traces_no_table_answers_lists_them_and_draws_no_speed_up
     assert result.exit_code == 0, result.output
     assert not (out / "speedup_by_model.png").exists() and (out / "token_lengths.png").exists()
     md = (out / "report.md").read_text()
-    assert "| far | normal stage needs t^D_1(k) up to k=5040" in md
+    assert "| far | - | normal stage needs t^D_1(k) up to k=5040" in md  # no model: -
     # what to profile or simulate next: batch 1 and the 2 points, the 40-token prompt on the table's grid, k = 40 + 5000
     assert "| --batches | --prefill-lengths | --decode-max |" in md and "| 1-2 | 1:42:10 | 5040 |" in md
 
@@ -294,7 +302,7 @@ def test_trace_text_is_shown_as_written_not_parsed_as_tex_or_a_markdown_cell_end
     assert result.exit_code == 0, result.output
     assert pd.read_csv(tmp_path / "r" / "speedup_by_category.csv")["category"].tolist() == [r"cost $\frac$ x"]
     md = (tmp_path / "r" / "report.md").read_text()  # extrapolated past k = 300: listed in a Markdown table, '|' escaped
-    assert "| a\\|b | cost $\\frac$ x |" in md
+    assert "| a\\|b | m$1$ | cost $\\frac$ x |" in md
 
 
 def test_throughput_context_follows_the_shortest_decode_range_and_one_past_it_is_refused(tmp_path):
@@ -360,3 +368,4 @@ def test_captions_quote_what_the_figures_show():
     by = pd.DataFrame({"t": [0.5, 2.0, 1.5]}, index=["coding", "roleplay", "math"])
     assert F._bar_extremes(by) == "t: highest roleplay 2.00x, lowest coding 0.50x; above 1x for 2 of 3."
     assert F._bar_extremes(by.iloc[:1]) == "t: coding 0.50x."
+    assert F._bar_extremes(by.assign(t=1.5)) == "t: 1.50x for all 3."

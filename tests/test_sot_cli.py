@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from conftest import trace, write_jsonl
 from sotlat.cli import app
-from sotlat.jsonl import finished_ids
+from sotlat.jsonl import finished_keys
 from sotlat.errors import InputError
 
 runner = CliRunner()
@@ -53,18 +53,21 @@ def test_outputs_that_cannot_be_written_or_models_that_cannot_load_are_one_line_
     assert not (tmp_path / "out.jsonl").exists()
 
 
-def test_finished_ids_cuts_a_torn_line(tmp_path):
+def test_finished_keys_cuts_a_torn_line(tmp_path):
     path = tmp_path / "t.jsonl"
-    path.write_text('{"id": "a"}\n{"id": "b"}\n{"id": "c", "no')
-    assert finished_ids(path, resume=True) == {"a", "b"}
-    assert path.read_text() == '{"id": "a"}\n{"id": "b"}\n'
+    path.write_text('{"id": "a"}\n{"id": "b", "model": "m"}\n{"id": "c", "no')
+    assert finished_keys(path, resume=True) == {(None, "a"), ("m", "b")}  # a trace is its model's
+    assert path.read_text() == '{"id": "a"}\n{"id": "b", "model": "m"}\n'
     with pytest.raises(InputError, match="already exists"):
-        finished_ids(path, resume=False)
+        finished_keys(path, resume=False)
     path.write_bytes('{"id": "a", "text": "é"}\n{"id": "b", "text": "é'.encode()[:-1])  # torn inside a two-byte character
-    assert finished_ids(path, resume=True) == {"a"}
+    assert finished_keys(path, resume=True) == {(None, "a")}
     path.write_bytes(b'\xff\xfe{"id": "a"}\n')
     with pytest.raises(InputError, match="t.jsonl: cannot resume it: not a UTF-8 JSONL file"):
-        finished_ids(path, resume=True)
+        finished_keys(path, resume=True)
+    path.write_text('{"id": "a"}\n[1, 2]\n')
+    with pytest.raises(InputError, match="t.jsonl:2: not a record with an id"):
+        finished_keys(path, resume=True)
 
 
 def test_replay_then_validate_with_tiny(tmp_path):
@@ -91,7 +94,7 @@ def test_replay_then_validate_with_tiny(tmp_path):
         assert summary[q]["n"] == 2 and {"median_abs_pct", "p90_abs_pct", "median_signed_pct"} <= set(summary[q])
     assert set(summary["by_category"]) == {"x", "y"}
     assert summary["better_eq1_reading"] in ("printed", "loop")
-    assert (tmp_path / "v.csv").read_text().startswith("id,category,normal_estimated")
+    assert (tmp_path / "v.csv").read_text().startswith("id,model,category,normal_estimated")
     result = invoke("validate", "--table", table, "--measured", traces)
     assert result.exit_code == 2 and "measured is missing" in result.output
     assert all(x["attention"] == "sdpa" for x in lines)
@@ -105,6 +108,14 @@ def test_replay_then_validate_with_tiny(tmp_path):
     result = invoke("validate", "--table", table, "--measured", elsewhere, "--json")  # a simulated table against a GPU: fair, and said
     assert result.exit_code == 0 and "note: measured on NVIDIA H100 80GB HBM3; the table is of tiny" in result.stderr
     assert json.loads(result.stdout)["normal"]["n"] == 2
+    # the same questions replayed from another model's traces: each measurement checked against its own model's trace
+    other = [{**x, "model": "n", "measured": {**x["measured"], "normal_ms": 2 * x["measured"]["normal_ms"]}} for x in lines]
+    result = invoke("validate", "--table", table, "--measured", write_jsonl(tmp_path / "two.jsonl", lines + other), "--out", tmp_path / "v2.csv")
+    assert result.exit_code == 0, result.output
+    v = pd.read_csv(tmp_path / "v2.csv")
+    assert v["id"].tolist() == ["a", "b", "a", "b"] and v["model"].isna().tolist() == [True, True, False, False]
+    assert v["normal_measured"].iloc[2:].tolist() == pytest.approx(2 * v["normal_measured"].iloc[:2])
+    assert v["normal_estimated"].iloc[2:].tolist() == pytest.approx(v["normal_estimated"].iloc[:2].tolist())
 
     short = tmp_path / "short.parquet"  # decode to k = 65: both normal answers (Eq. 1 to k = 70) run past it
     assert invoke("profile", *grid[:-8], "--decode-max", "65", *grid[-6:], "--out", short).exit_code == 0
@@ -187,19 +198,24 @@ def test_ctrl_c_or_sigterm_during_trace_keeps_finished_questions_and_resume_goes
     assert result.exit_code == 0, result.output
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["q0", "q1", "q2"]
     assert calls == ["q0", "q1", "q1", "q2"]
+    monkeypatch.setattr(model_mod, "load_model", lambda spec, device: (None, None, "other"))  # another model's answers, same file
+    result = invoke("trace", "--questions", questions, "--device", "cpu", "--out", out, "--resume")
+    assert result.exit_code == 0 and "6 traces (3 from before)" in result.output, result.output
+    assert [(json.loads(x)["model"], json.loads(x)["id"]) for x in out.read_text().splitlines()][3:] == [("other", f"q{i}") for i in range(3)]
 
 
 def test_stratified_sample_is_proportional_spread_and_deterministic():
-    from sotlat.sot.replay import stratified_ids
+    from sotlat.sot.replay import stratified
 
     frame = pd.DataFrame({"id": [f"t{i:02d}" for i in range(26)], "category": ["a"] * 10 + ["b"] * 10 + ["c"] * 6})
-    picked = stratified_ids(frame, 13)
-    assert picked == stratified_ids(frame, 13) and picked == sorted(picked)
+    ids = lambda n: stratified(frame, n)["id"].tolist()  # noqa: E731
+    picked = ids(13)
+    assert picked == ids(13) and picked == sorted(picked)
     by_cat = frame.set_index("id").loc[picked, "category"].value_counts().to_dict()
     assert by_cat == {"a": 5, "b": 5, "c": 3}
     assert picked[:5] == ["t01", "t03", "t05", "t07", "t09"]  # evenly spaced within the category
-    assert len(stratified_ids(frame, 4)) == 4 and set(stratified_ids(frame, 4)) & {"t20", "t21", "t22", "t23", "t24", "t25"}
-    assert stratified_ids(frame, 26) == frame["id"].tolist() == stratified_ids(frame, 99)
+    assert len(ids(4)) == 4 and set(ids(4)) & {"t20", "t21", "t22", "t23", "t24", "t25"}
+    assert ids(26) == frame["id"].tolist() == ids(99)
 
 
 def test_replay_only_traces_the_table_answers_sampled_by_category(tmp_path):

@@ -375,7 +375,7 @@ def estimate(
     if estimates.empty:
         first = unanswered.iloc[0]
         which = "the one trace is not" if len(frame) == 1 else f"none of the {len(frame)} traces is"
-        raise InputError(f"{which} inside the table (trace {first['id']}: {first['reason']}); "
+        raise InputError(f"{which} inside the table (trace {first['trace']}: {first['reason']}); "
                          f"{_answering_options(frame, table_frame, 'it' if len(frame) == 1 else 'them all')}")
     if out is not None:
         write_frame(estimates, out)
@@ -396,7 +396,7 @@ def _estimates_json(table: pd.DataFrame, estimates: pd.DataFrame, unanswered: pd
     records = lambda frame: json.loads(frame.to_json(orient="records"))  # noqa: E731  NaN as null
     return {"table": label(table), "traces": len(traces), "estimated": len(estimates), "extrapolated": int(estimates["extrapolated"].sum()),
             "summary": records(summarize(estimates)), "performance": records(performance_summary(estimates)),
-            "unanswered": records(unanswered[["id", "reason"]]),
+            "unanswered": records(unanswered[["id", "model", "reason"]]),
             "answering_grid": answering_grid(traces, table) if len(unanswered) else None}
 
 
@@ -414,7 +414,7 @@ def _print_estimates(table: pd.DataFrame, estimates: pd.DataFrame, unanswered: p
     if len(unanswered):
         console.print(f"{len(unanswered)} of {len(estimates) + len(unanswered)} traces are outside the table and not estimated:", style="yellow")
         for r in unanswered.head(10).itertuples():
-            console.print(f"  {r.id}: {r.reason}", highlight=False, soft_wrap=True)  # one line each, as grep wants it
+            console.print(f"  {r.trace}: {r.reason}", highlight=False, soft_wrap=True)  # one line each, as grep wants it
         if len(unanswered) > 10:
             console.print(f"  ... and {len(unanswered) - 10} more")
     if len(unanswered) and traces is not None:
@@ -551,10 +551,10 @@ def trace(
 
     _check_out(out, (".jsonl",), inputs=[questions] if questions.endswith((".csv", ".jsonl")) else [])
     todo = load_questions(questions)[:limit]
-    done = jsonl.finished_ids(out, resume)
-    todo = [q for q in todo if q["id"] not in done]
+    done = jsonl.finished_keys(out, resume)
     device = _device(device)
     net, tokenizer, name = load_model(model, device)
+    todo = [q for q in todo if (name, q["id"]) not in done]  # one file may hold several models' traces
     timer, eos, device_name = timer_for(device), eos_ids(net, tokenizer), describe_device(device)["name"]
     tokens, started = 0, time.monotonic()
     with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TextColumn("questions"),
@@ -591,12 +591,12 @@ def replay(
 ):
     """Actual latency (App. C.4): replay recorded token counts with random weights, timed per stage."""
     from sotlat import jsonl
-    from sotlat.estimator.traces import longest_context, read_records, traces_frame
+    from sotlat.estimator.traces import frame_keys, longest_context, read_records, trace_key, traces_frame, with_keys
     from sotlat.profiler.archs import build_model, check_attention, check_positions, check_weights_fit, load_config, meta_model
     from sotlat.profiler.device import default_dtype, describe_device, host_load
     from sotlat.profiler.run import torch_dtype
     from sotlat.profiler.timer import timer_for
-    from sotlat.sot.replay import measured_record, replay_trace, stratified_ids
+    from sotlat.sot.replay import measured_record, replay_trace, stratified
 
     _check_out(out, (".jsonl",), inputs=[traces])
     _arch_or_config(arch, config)
@@ -618,16 +618,15 @@ def replay(
             raise InputError(f"--table: {table}: {field} is {theirs!r}, this replay's is {ours!r}: {SAME}")
         answered, failed = estimate_answerable(table_frame, frame, extrapolate)
         if answered.empty:
-            raise InputError(f"--table: {table}: none of the {len(frame)} traces is within it (trace {failed['id'].iloc[0]}: "
+            raise InputError(f"--table: {table}: none of the {len(frame)} traces is within it (trace {failed['trace'].iloc[0]}: "
                              f"{failed['reason'].iloc[0]})")
         console.print(f"{len(answered)} of {len(frame)} traces are within {table} ({len(failed)} are not: batch, prompt or oom)")
-        frame = frame[frame["id"].isin(answered["id"])]
-    chosen = set(stratified_ids(frame, sample) if sample else frame["id"])
-    done = jsonl.finished_ids(out, resume)
-    todo = [t for _, t in records if t["id"] in chosen][:limit]
-    todo = [t for t in todo if t["id"] not in done]
+        frame = with_keys(frame, frame_keys(answered))
+    chosen, done = set(frame_keys(stratified(frame, sample) if sample else frame)), jsonl.finished_keys(out, resume)
+    todo = [t for _, t in records if trace_key(t) in chosen][:limit]
+    todo = [t for t in todo if trace_key(t) not in done]
     shapes = meta_model(cfg, attention)
-    check_positions(shapes, longest_context(frame[frame["id"].isin({t["id"] for t in todo})]), "the longest trace to replay")
+    check_positions(shapes, longest_context(with_keys(frame, map(trace_key, todo))), "the longest trace to replay")
     check_weights_fit(name, shapes, torch_dtype(dtype), device)
     load = host_load(device)  # before the model: this process idle
     model = build_model(cfg, device, torch_dtype(dtype), attention)
@@ -677,7 +676,7 @@ def validate(
             field, theirs, ours = differs
             raise InputError(f"{where}: {field} is {ours!r}, the table's is {theirs!r}: {SAME}")
         devices.add(t.get("device"))
-        rows.append({"id": t["id"], **{k: m.get(k) for k in ("normal_ms", "sot_ms", "speedup")}})
+        rows.append({"id": t["id"], "model": t.get("model"), **{k: m.get(k) for k in ("normal_ms", "sot_ms", "speedup")}})
     if devices != {meta["device"]["name"]}:  # a simulated table against a real GPU is a fair question; say so
         err.print(f"note: measured on {', '.join(sorted(map(str, devices)))}; the table is of {label(table_frame)}")
     result = run(table_frame, traces, pd.DataFrame(rows), decode_terms, extrapolate)

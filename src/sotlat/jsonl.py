@@ -8,10 +8,12 @@ from pathlib import Path
 
 from sotlat.atomic import writable
 from sotlat.errors import InputError
+from sotlat.estimator.traces import trace_key
 
 
-def finished_ids(path: Path, resume: bool) -> set[str]:
-    """Ids already in `path` (for --resume); a torn last line is cut off. Refuses an existing file without resume."""
+def finished_keys(path: Path, resume: bool) -> set[tuple[str | None, str]]:
+    """(model, id) of the traces already in `path` (for --resume); a torn last line is cut off.
+    Refuses an existing file without resume."""
     if not path.exists():
         with writable(path):  # before any work: a file that cannot be written is found now, not after the first record
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,13 +32,13 @@ def finished_ids(path: Path, resume: bool) -> set[str]:
     if len(whole) < len(data):
         with writable(path), open(path, "r+b") as fh:
             fh.truncate(len(whole))
-    ids = set()
+    keys = set()
     for number, line in enumerate(text.splitlines(), 1):
         try:
-            ids.add(json.loads(line)["id"])
-        except (json.JSONDecodeError, KeyError, TypeError):
+            keys.add(trace_key(json.loads(line)))
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             raise InputError(f"{path}:{number}: not a record with an id; cannot resume this file") from None
-    return ids
+    return keys
 
 
 def append(path: Path, record: dict) -> None:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from sotlat.errors import InputError
 from sotlat.estimator.lookup import EXTRAPOLATION_REACH, Lookup, build_lookup, range_max
-from sotlat.estimator.traces import STAGE_COLUMNS, longest_context, traces_frame
+from sotlat.estimator.traces import STAGE_COLUMNS, longest_context, trace_names, traces_frame
 from sotlat.tables.grid import format_batches
 
 OUTPUT_COLUMNS = [
@@ -98,13 +98,14 @@ def unanswered_error(unanswered: pd.DataFrame) -> InputError:
     """The error naming the first trace a table cannot answer and why, and how many more fail."""
     n = len(unanswered) - 1
     more = f" ({n} more trace{'s' if n > 1 else ''} fail{'' if n > 1 else 's'})" if n else ""
-    return InputError(f"trace {unanswered['id'].iloc[0]}: {unanswered['reason'].iloc[0]}{more}")
+    return InputError(f"trace {unanswered['trace'].iloc[0]}: {unanswered['reason'].iloc[0]}{more}")
 
 
 def estimate_answerable(table: pd.DataFrame, traces, extrapolate: bool = False, peak_tflops: float | None = None,
                         decode_terms: str = "printed") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """`estimate` of the traces the table answers, and the others as (id, reason): a batch it
-    lacks, a prompt past its prefill grid, an oom cell, decode past its k (without `extrapolate`)."""
+    """`estimate` of the traces the table answers, and the others as (id, model, trace: how to name
+    it, reason): a batch it lacks, a prompt past its prefill grid, an oom cell, decode past its k
+    (without `extrapolate`)."""
     check_decode_terms(decode_terms)
     if not isinstance(traces, pd.DataFrame):
         traces = traces_frame((f"trace {i}", t) for i, t in enumerate(traces))
@@ -119,9 +120,10 @@ def estimate_answerable(table: pd.DataFrame, traces, extrapolate: bool = False, 
         "points": stage(lk, col("points_prompt"), col("points_completion"), col("num_points"), has_sot, decode_terms),
     }
     failing = np.any([st["problem"] != OK for st in stages.values()], axis=0)
-    unanswered = pd.DataFrame({"id": traces["id"][failing].to_numpy(),
+    unanswered = pd.DataFrame({"id": traces["id"][failing].to_numpy(), "model": traces["model"][failing].to_numpy(),
+                               "trace": np.array(trace_names(traces), dtype=object)[failing],
                                "reason": [_problem(traces, stages, lk, col("num_points"), row) for row in np.flatnonzero(failing)]},
-                              columns=["id", "reason"])
+                              columns=["id", "model", "trace", "reason"])
 
     n, s, p = stages["normal"], stages["skeleton"], stages["points"]
     out = pd.DataFrame({"id": traces["id"], "category": traces["category"], "model": traces["model"]})

@@ -103,12 +103,44 @@ def traces_frame(records: Iterable[tuple[str, dict]]) -> pd.DataFrame:
         frame[column] = frame[column].astype("Int64")
     for column in TRACE_COLUMNS[10:]:
         frame[column] = frame[column].astype("float64")
-    dup = frame["id"].duplicated()
-    if dup.any():
-        second = int(dup.to_numpy().argmax())
-        first = int((frame["id"] == frame["id"].iloc[second]).to_numpy().argmax())
-        raise InputError(f"{records[second][0]}: trace id {frame['id'].iloc[second]!r} is already at {records[first][0]}")
+    keys = frame_keys(frame)
+    if len(set(keys)) < len(keys):
+        seen = {}
+        for (where, _), key in zip(records, keys):
+            if key in seen:
+                model = f" of model {key[0]!r}" if key[0] is not None else ""
+                raise InputError(f"{where}: trace id {key[1]!r}{model} is already at {seen[key]}")
+            seen[key] = where
     return frame
+
+
+def trace_key(trace: dict) -> tuple[str | None, str]:
+    """What names a trace: its model and its id. Traces of several models on one question set share
+    ids (vicuna-001), and are compared by model (the paper's Fig. 4)."""
+    return trace.get("model"), trace["id"]
+
+
+def frame_keys(frame: pd.DataFrame) -> list[tuple[str | None, str]]:
+    """`trace_key` of each row of a traces (or estimates) frame, in order."""
+    return [(None if pd.isna(m) else m, i) for m, i in zip(frame["model"], frame["id"])]
+
+
+def trace_names(frame: pd.DataFrame) -> list[str]:
+    """How to name each trace to a user: its id, and its model too where the frame holds several."""
+    keys = frame_keys(frame)
+    several = len({model for model, _ in keys}) > 1
+    return [f"{i} ({model or '-'})" if several else i for model, i in keys]
+
+
+def by_key(frame: pd.DataFrame) -> pd.DataFrame:
+    """A traces (or estimates, or measurements) frame indexed by `trace_key`, to align on."""
+    return frame.set_axis(pd.Index(frame_keys(frame), tupleize_cols=False))
+
+
+def with_keys(frame: pd.DataFrame, keys) -> pd.DataFrame:
+    """The rows of a traces (or estimates) frame whose `trace_key` is in `keys`."""
+    keys = set(keys)
+    return frame[[k in keys for k in frame_keys(frame)]]
 
 
 def _count(where: str, obj: dict, path: str, key: str, minimum: int) -> int:

@@ -114,7 +114,7 @@ def estimate_all(table: pd.DataFrame, traces: pd.DataFrame) -> tuple[pd.DataFram
     """Estimates (decode extrapolated where needed) of every trace the table can answer, and the
     traces it cannot (batch not profiled, oom cells, prompt past the prefill grid) with the reason."""
     estimates, failed = estimate_answerable(table, traces, extrapolate=True)
-    return estimates.assign(table=label(table)), failed.assign(table=label(table))[["table", "id", "reason"]]
+    return estimates.assign(table=label(table)), failed.assign(table=label(table))[["table", "id", "model", "reason"]]
 
 
 def sot_whatif(table: pd.DataFrame, answer: int, normal_prompt: int = 50, skeleton_prompt: int = 300,

@@ -43,14 +43,14 @@ def build_report(tables: list[pd.DataFrame], trace_paths: list[Path], out_dir: P
         if len(estimates):  # else every trace is outside the tables: listed below, no speed-up to draw
             figures += [*F.speedups(estimates, tables), F.breakdown(estimates)]
         figures.append(F.token_lengths(per_trace(records)))
-        slower = estimates[estimates["speedup"] < 1][["table", "id", "category", "normal_ms", "sot_ms", "speedup"]]
+        slower = estimates[estimates["speedup"] < 1][["table", "id", "model", "category", "normal_ms", "sot_ms", "speedup"]]
         tables_md["Questions SoT slows down"] = slower
         tables_md["Traces a table cannot answer"] = failed
         grids = [{"table": label(t), **grid} for t in tables if (grid := answering_grid(frame, t))]  # none where only cells are missing
         if len(failed) and grids:  # what to profile or simulate next
             tables_md["Grid of a table that answers every trace (sotlat profile or simulate options)"] = pd.DataFrame(grids)
         if estimates["extrapolated"].any():
-            tables_md["Estimates using extrapolated decode latency"] = estimates[estimates["extrapolated"]][["table", "id", "category"]]
+            tables_md["Estimates using extrapolated decode latency"] = estimates[estimates["extrapolated"]][["table", "id", "model", "category"]]
     figures += [F.capacity(tables, budget_gb, headroom), F.throughput(tables, context, prompt, slo_tpot_ms, slo_ttft_ms),
                 F.sot_whatif(tables, answer)]
 
@@ -80,10 +80,17 @@ def untimed(tables: list[pd.DataFrame], names: list | None = None) -> list[str]:
 def _md_table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "_none_\n"
-    cells = frame.map(lambda v: F.number(v) if isinstance(v, float) else str(v).replace("|", "\\|"))  # a '|' would end the cell
+    cells = frame.map(lambda v: F.number(v) if isinstance(v, float) or v is None else str(v).replace("|", "\\|"))  # a '|' would end the cell
     lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
     lines += ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)]
     return "\n".join(lines) + "\n"
+
+
+def _html_table(frame: pd.DataFrame) -> str:
+    """A report table as HTML; missing values (a trace without a model) as '-', as in report.md."""
+    if frame.empty:
+        return "<p>none</p>"
+    return frame.map(lambda v: "-" if v is None else v).to_html(index=False, float_format=F.number, na_rep="-")
 
 
 def _markdown(sections, tables_md, sources, traces, left_out) -> str:
@@ -108,7 +115,7 @@ def _html(sections, tables_md, sources, traces, left_out) -> str:
         body.append(f"<section><h2>{esc(f.title)}</h2><img alt='{esc(f.title)}' src='data:image/png;base64,{b64}'>"
                     + (f"<p>{esc(f.caption)}</p>" if f.caption else "") + f"<p><a href='{f.slug}.csv'>data: {f.slug}.csv</a></p></section>")
     for title, frame in tables_md.items():
-        body.append(f"<section><h2>{esc(title)}</h2>{frame.to_html(index=False, float_format=F.number) if len(frame) else '<p>none</p>'}</section>")
+        body.append(f"<section><h2>{esc(title)}</h2>{_html_table(frame)}</section>")
     style = ("body{font-family:sans-serif;max-width:1150px;margin:2em auto;color:#222} img{max-width:100%} "
              "table{border-collapse:collapse;font-size:0.85em} td,th{border:1px solid #ccc;padding:2px 6px} section{margin-bottom:2em}")
     return f"<!doctype html><html><head><meta charset='utf-8'><title>sotlat report</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"

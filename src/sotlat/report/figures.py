@@ -274,7 +274,7 @@ def speedups(estimates: pd.DataFrame, tables) -> list[Figure]:
     caption = "; ".join(f"{name}: {len(s)} questions, mean {s.mean():.2f}x, median {s.median():.2f}x, SoT faster on {(s > 1).mean():.0%}"
                         for name, s in ((n, p["speedup"].dropna()) for n, p in estimates.groupby("table", sort=False)) if len(s))
     out.append(Figure("speedup_distribution", title, _finish(fig, ax, title, "speed-up (normal / SoT)", "questions"),
-                      estimates[["table", "id", "category", "speedup"]], caption + "."))
+                      estimates[["table", "id", "model", "category", "speedup"]], caption + "."))
     return out
 
 
@@ -286,6 +286,8 @@ def _bar_extremes(by: pd.DataFrame) -> str:
         s = by[name].dropna()
         if len(s) == 1:
             out.append(f"{name}: {s.index[0]} {s.iloc[0]:.2f}x.")
+        elif f"{s.max():.2f}" == f"{s.min():.2f}":
+            out.append(f"{name}: {s.iloc[0]:.2f}x for all {len(s)}.")
         elif len(s):
             top, low = s.idxmax(), s.idxmin()
             out.append(f"{name}: highest {top} {s[top]:.2f}x, lowest {low} {s[low]:.2f}x; above 1x for {int((s > 1).sum())} of {len(s)}.")

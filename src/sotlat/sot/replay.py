@@ -43,20 +43,20 @@ def replay_trace(model, vocab: int, trace: dict, repeats: int, timer) -> dict:
     return measured
 
 
-def stratified_ids(frame: pd.DataFrame, n: int) -> list[str]:
-    """`n` trace ids stratified by category: shares proportional to the categories' sizes (largest
+def stratified(frame: pd.DataFrame, n: int) -> pd.DataFrame:
+    """`n` traces stratified by category: shares proportional to the categories' sizes (largest
     remainders), evenly spaced within each category in file order. Deterministic, in file order."""
     if n >= len(frame):
-        return frame["id"].tolist()
-    cats = frame["category"].fillna("-")
-    quota = cats.value_counts(sort=False) * n / len(frame)
+        return frame
+    cats = frame["category"].fillna("-").to_numpy()
+    quota = pd.Series(cats).value_counts(sort=False) * n / len(frame)
     share = np.floor(quota).astype(int)
     share[(quota - share).sort_values(ascending=False, kind="stable").index[: n - share.sum()]] += 1
-    picked = set()
+    picked = []
     for cat, k in share.items():
-        ids = frame["id"][cats == cat].tolist()
-        picked |= {ids[int((j + 0.5) * len(ids) / k)] for j in range(k)}
-    return [i for i in frame["id"] if i in picked]
+        rows = np.flatnonzero(cats == cat)
+        picked += [rows[int((j + 0.5) * len(rows) / k)] for j in range(k)]
+    return frame.iloc[sorted(picked)]
 
 
 def measured_record(trace: dict, measured: dict, **about) -> dict:

@@ -7,6 +7,7 @@ import pandas as pd
 
 from sotlat.estimator import estimate
 from sotlat.estimator.equations import DECODE_TERMS
+from sotlat.estimator.traces import by_key
 from sotlat.errors import InputError
 from sotlat.pct_errors import error_stats, relative_pct
 from sotlat.tables.stats import measured_attention
@@ -29,16 +30,16 @@ def compare(table: pd.DataFrame, traces: pd.DataFrame, measured: pd.DataFrame, d
             extrapolate: bool = False) -> pd.DataFrame:
     """Per trace: estimated, measured and % errors (signed: estimate above measurement is positive),
     and whether the estimate extrapolates decode past the table."""
-    est = estimate(table, traces, extrapolate=extrapolate, decode_terms=decode_terms).set_index("id")
-    out = pd.DataFrame({"id": traces["id"].to_numpy(), "category": traces["category"].to_numpy()}).set_index("id")
-    meas = measured.set_index("id")
+    est = by_key(estimate(table, traces, extrapolate=extrapolate, decode_terms=decode_terms))
+    meas = by_key(measured)
+    out = by_key(traces[["id", "model", "category"]])  # a trace is (model, id): several models' traces of one question are several
     for q in QUANTITIES:
         column = "speedup" if q == "speedup" else f"{q}_ms"
-        out[f"{q}_estimated"] = est[column]
-        out[f"{q}_measured"] = meas[column]
+        out[f"{q}_estimated"] = est[column].reindex(out.index)
+        out[f"{q}_measured"] = meas[column].reindex(out.index)
         out[f"{q}_error_pct"] = relative_pct(out[f"{q}_estimated"], out[f"{q}_measured"])
-    out["extrapolated"] = est["extrapolated"]
-    return out.reset_index()
+    out["extrapolated"] = est["extrapolated"].reindex(out.index)
+    return out.reset_index(drop=True)
 
 
 def validate(table: pd.DataFrame, traces: pd.DataFrame, measured: pd.DataFrame, decode_terms: str = "printed",
