@@ -65,7 +65,7 @@ def test_report_has_every_figure_and_csv_and_is_self_contained(tmp_path):
     means = pd.read_csv(out / "latency_breakdown.csv").iloc[0]  # Fig. 6's caption: the bars' sums, in seconds
     sot = means[["skeleton_prefill_ms", "skeleton_decode_ms", "points_prefill_ms", "points_decode_ms"]].sum()
     assert (f"{means['table']}: normal {F.number((means['normal_prefill_ms'] + means['normal_decode_ms']) / 1e3)} s, SoT {F.number(sot / 1e3)} s, "
-            f"of which the points' decode {means['points_decode_ms'] / sot:.0%}.") in md
+            f"of which the points' decode {means['points_decode_ms'] / sot:.0%}; mean speed-up {means['speedup']:.2f}x.") in md
     assert "2 traces, 2.5 points, skeleton 10 tokens, point 33, normal answer 110 (means)." in md  # Fig. 12: means of per-trace means
     assert "\n\n\n" not in md  # no empty caption paragraphs
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".report")]  # no temporary folder left
@@ -369,3 +369,18 @@ def test_captions_quote_what_the_figures_show():
     assert F._bar_extremes(by) == "t: highest roleplay 2.00x, lowest coding 0.50x; above 1x for 2 of 3."
     assert F._bar_extremes(by.iloc[:1]) == "t: coding 0.50x."
     assert F._bar_extremes(by.assign(t=1.5)) == "t: 1.50x for all 3."
+
+
+def test_latency_breakdown_is_per_model_where_traces_come_from_several_and_marks_the_mean_speed_up():
+    from sotlat.estimator import estimate
+    from sotlat.tables.stats import label
+
+    t = synthetic_table(prefill=(1, 300, 10), decode_max=300)
+    traces = [trace("q1", model="m", normal=(20, 80)), trace("q2", model="m"), trace("q1", model="n", normal=(20, 10))]
+    est = estimate(t, traces).assign(table=label(t))
+    figure = F.breakdown(est)
+    assert figure.data["model"].tolist() == ["m", "n"]  # the models are never averaged together
+    assert figure.data["speedup"].tolist() == pytest.approx([est["speedup"][:2].mean(), est["speedup"][2]])
+    assert [ax.get_title() for ax in figure.fig.axes] == [f"{label(t)} · traces of m", f"{label(t)} · traces of n"]
+    assert [x.get_text() for x in figure.fig.axes[0].texts] == [f"mean speed-up {est['speedup'][:2].mean():.2f}x"]
+    assert "model" not in F.breakdown(est[est["model"] == "m"]).data  # one model: one panel per table, as before
