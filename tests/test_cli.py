@@ -145,6 +145,7 @@ NO_CACHE = (["config (bert): the model keeps no KV cache", "is_decoder: true"] i
 
 @pytest.mark.parametrize("args, needles", [
     (["estimate", "--table", "missing.parquet", "--traces", "x.jsonl"], ["missing.parquet: no such file"]),
+    (["stats", "--traces", "folder"], ["folder: a folder, not a traces file (JSONL)"]),
     (["profile", "--arch", "tiny", "--device", "cpu", "--batches", "0-2", "--out", "o.parquet"], ["--batches"]),
     (["profile", "--arch", "tiny", "--device", "cuda", "--out", "o.parquet"], ["no CUDA device"]),
     (["profile", "--arch", "tiny", "--device", "cuda1", "--out", "o.parquet"], ["--device: expected cuda, cuda:N or cpu, got 'cuda1'"]),
@@ -202,6 +203,7 @@ def test_usage_errors(tmp_path, monkeypatch, args, needles):
     (tmp_path / "t5.json").write_text('{"model_type": "t5", "d_model": 64}')
     (tmp_path / "bloom.json").write_text(BLOOM)
     (tmp_path / "awq.json").write_text('{"model_type": "llama", "quantization_config": {"quant_method": "awq", "bits": 4}}')
+    (tmp_path / "folder").mkdir()
     assert_user_error(invoke(*args), *needles)
 
 

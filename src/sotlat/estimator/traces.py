@@ -79,6 +79,8 @@ def read_records(path: str | os.PathLike) -> list[tuple[str, dict]]:
             lines = fh.read().splitlines()
     except FileNotFoundError:
         raise InputError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{name}: a folder, not a traces file (JSONL)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{name}: cannot read ({exc})") from None
     records = []
