@@ -207,7 +207,7 @@ def test_ctrl_c_or_sigterm_during_trace_keeps_finished_questions_and_resume_goes
 def test_stratified_sample_is_proportional_spread_and_deterministic():
     from sotlat.sot.replay import stratified
 
-    frame = pd.DataFrame({"id": [f"t{i:02d}" for i in range(26)], "category": ["a"] * 10 + ["b"] * 10 + ["c"] * 6})
+    frame = pd.DataFrame({"id": [f"t{i:02d}" for i in range(26)], "model": None, "category": ["a"] * 10 + ["b"] * 10 + ["c"] * 6})
     ids = lambda n: stratified(frame, n)["id"].tolist()  # noqa: E731
     picked = ids(13)
     assert picked == ids(13) and picked == sorted(picked)
@@ -216,6 +216,9 @@ def test_stratified_sample_is_proportional_spread_and_deterministic():
     assert picked[:5] == ["t01", "t03", "t05", "t07", "t09"]  # evenly spaced within the category
     assert len(ids(4)) == 4 and set(ids(4)) & {"t20", "t21", "t22", "t23", "t24", "t25"}
     assert ids(26) == frame["id"].tolist() == ids(99)
+    two = pd.concat([frame.assign(model="m"), frame.assign(model="n")], ignore_index=True)  # two models' traces of one question set
+    picked = stratified(two, 26)
+    assert picked.groupby(["model", "category"]).size().to_dict() == {(m, c): k for m in "mn" for c, k in (("a", 5), ("b", 5), ("c", 3))}
 
 
 def test_replay_only_traces_the_table_answers_sampled_by_category(tmp_path):

@@ -585,7 +585,7 @@ def replay(
     table: Annotated[Optional[Path], typer.Option(help="Only traces this table answers (the one validate will use).")] = None,
     extrapolate: Annotated[bool, typer.Option(help="With --table: also the traces it answers with decode extended linearly "
                                                    "in k (validate them with --extrapolate).")] = False,
-    sample: Annotated[Optional[int], typer.Option(min=1, help="A sample of N traces stratified by category.")] = None,
+    sample: Annotated[Optional[int], typer.Option(min=1, help="A sample of N traces stratified by model and category.")] = None,
     attention: Attention = "sdpa",
     resume: Annotated[bool, typer.Option(help="Skip traces already in --out.")] = False,
 ):

@@ -44,18 +44,15 @@ def replay_trace(model, vocab: int, trace: dict, repeats: int, timer) -> dict:
 
 
 def stratified(frame: pd.DataFrame, n: int) -> pd.DataFrame:
-    """`n` traces stratified by category: shares proportional to the categories' sizes (largest
-    remainders), evenly spaced within each category in file order. Deterministic, in file order."""
+    """`n` traces stratified by model and category: shares proportional to the groups' sizes
+    (largest remainders), evenly spaced within each group in file order. Deterministic, in file order."""
     if n >= len(frame):
         return frame
-    cats = frame["category"].fillna("-").to_numpy()
-    quota = pd.Series(cats).value_counts(sort=False) * n / len(frame)
+    groups = list(frame.groupby([frame["model"].fillna("-"), frame["category"].fillna("-")], sort=False).indices.values())
+    quota = np.array([len(rows) for rows in groups]) * n / len(frame)
     share = np.floor(quota).astype(int)
-    share[(quota - share).sort_values(ascending=False, kind="stable").index[: n - share.sum()]] += 1
-    picked = []
-    for cat, k in share.items():
-        rows = np.flatnonzero(cats == cat)
-        picked += [rows[int((j + 0.5) * len(rows) / k)] for j in range(k)]
+    share[np.argsort(-(quota - share), kind="stable")[: n - share.sum()]] += 1
+    picked = [rows[int((j + 0.5) * len(rows) / k)] for rows, k in zip(groups, share) for j in range(k)]
     return frame.iloc[sorted(picked)]
 
 
