@@ -368,7 +368,7 @@ def estimate(
     _check_out(out, inputs=[table, *traces])
     _given_once(traces, "--traces")
     table_frame = load_table(table)
-    frame = traces_frame([r for p in traces for r in read_records(p)])  # also refuses an id in two files
+    frame = traces_frame([r for p in traces for r in read_records(p)])  # also refuses one model's trace id twice, in one file or two
     estimates, unanswered = estimate_answerable(table_frame, frame, extrapolate, peak_tflops, decode_terms)
     if len(unanswered) and not skip_unanswerable:
         raise InputError(f"{unanswered_error(unanswered)}; --skip-unanswerable estimates the others and lists these")
@@ -719,7 +719,7 @@ def stats(
     _check_out(out, inputs=traces)
     _given_once(traces, "--traces")
     records = [r for p in traces for r in read_records(p)]
-    traces_frame(records)  # checks every trace, and refuses an id in two files
+    traces_frame(records)  # checks every trace, and refuses one model's trace id twice
     table = summarize_lengths(per_trace(records))
     if out is not None:
         write_frame(table, out)
