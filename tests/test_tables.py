@@ -101,6 +101,9 @@ def test_merge_joins_batch_shards_and_refuses_overlap_or_other_profiles():
     newer.attrs["sotlat"]["arch"]["config"] = {**newer.attrs["sotlat"]["arch"]["config"], "num_hidden_layers": 99}
     with pytest.raises(InputError, match="not a shard of the same profile as a: arch.config.num_hidden_layers is 99 there, \\(missing\\) in a$"):
         merge_tables([a, newer], ["a", "n"])
+    newer.attrs["sotlat"]["arch"]["name"] = "llama-7b"  # another model: named first, not the first of its config's differences
+    with pytest.raises(InputError, match="not a shard of the same profile as a: arch.name is 'llama-7b' there, 'synthetic' in a$"):
+        merge_tables([a, newer], ["a", "n"])
 
 
 def test_compare_gives_the_error_of_each_phase_and_batch_against_the_reference():

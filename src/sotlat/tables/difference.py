@@ -12,9 +12,10 @@ MISSING = _Missing()  # a key one side lacks, told apart from a recorded None
 
 
 def first_difference(path: str, a, b):
-    """(dotted path, a's value, b's value) of the first leaf where a and b differ; ("", ...) if equal."""
+    """(dotted path, a's value, b's value) of the first leaf where a and b differ, in a's key order
+    (a table's metadata: architecture name before its config); ("", ...) if equal."""
     if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b), key=str):
+        for key in [*a, *(k for k in b if k not in a)]:
             found = first_difference(f"{path}.{key}" if path else str(key), a.get(key, MISSING), b.get(key, MISSING))
             if found[0]:
                 return found
