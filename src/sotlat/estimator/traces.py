@@ -105,14 +105,12 @@ def traces_frame(records: Iterable[tuple[str, dict]]) -> pd.DataFrame:
         frame[column] = frame[column].astype("Int64")
     for column in TRACE_COLUMNS[10:]:
         frame[column] = frame[column].astype("float64")
-    keys = frame_keys(frame)
-    if len(set(keys)) < len(keys):
-        seen = {}
-        for (where, _), key in zip(records, keys):
-            if key in seen:
-                model = f" of model {key[0]!r}" if key[0] is not None else ""
-                raise InputError(f"{where}: trace id {key[1]!r}{model} is already at {seen[key]}")
-            seen[key] = where
+    seen = {}
+    for (where, _), key in zip(records, frame_keys(frame)):
+        if key in seen:
+            model = f" of model {key[0]!r}" if key[0] is not None else ""
+            raise InputError(f"{where}: trace id {key[1]!r}{model} is already at {seen[key]}")
+        seen[key] = where
     return frame
 
 
