@@ -181,7 +181,7 @@ def test_traces_of_several_models_share_question_ids(tmp_path, table):
 
 def test_summary_means_per_model_and_category(table):
     traces = [trace("a", category="x", model="m"), trace("b", category="x", model="m", normal=(20, 80)),
-              trace("c", category="y", model="m", normal=(20, 3))]
+              trace("c", category="y", model="m", normal=(20, 3), points=[(15, 30), (12, 8)])]
     est = estimate(table, traces)
     summary = summarize(est)
     assert list(summary["category"]) == ["x", "y", "all"]
@@ -190,6 +190,10 @@ def test_summary_means_per_model_and_category(table):
     every = summary[summary.category == "all"].iloc[0]
     assert every.n == 3 and every.median_speedup == pytest.approx(est.speedup.median())
     assert every.sot_faster == pytest.approx((est.speedup > 1).mean()) and 0 < every.sot_faster < 1
+    # all the questions' normal latency over their SoT latency: not the mean of the ratios
+    assert every.total_speedup == pytest.approx(est.normal_ms.sum() / est.sot_ms.sum()) and every.total_speedup != pytest.approx(every.speedup)
+    alone = summarize(estimate(table, traces + [trace("d", category="y", model="m", skeleton=None)]))  # a normal answer without SoT
+    assert alone[alone.category == "all"].iloc[0].total_speedup == pytest.approx(every.total_speedup)  # counts only traces with both
 
 
 def test_performance_summary_is_eq4_mean_and_largest_peak_memory_per_model(table):

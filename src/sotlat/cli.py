@@ -473,12 +473,13 @@ def _print_summary(summary: pd.DataFrame, title: str) -> None:
     one = summary["model"].nunique() == 1
     heading = f"traces of {summary['model'].iloc[0]} on {title}" if one and summary["model"].iloc[0] != "-" else title  # '-': not recorded
     t = Table(title=f"SoT vs normal: means per {'' if one else 'model x '}category - {heading}")
-    for name in ("model", "category", "n", "speed-up", "median", "SoT faster", "normal ms", "SoT ms", "skeleton prefill", "skeleton decode",
-                 "points prefill", "points decode")[one:]:
+    for name in ("model", "category", "n", "speed-up", "median", "total", "SoT faster", "normal ms", "SoT ms", "skeleton prefill",
+                 "skeleton decode", "points prefill", "points decode")[one:]:
         t.add_column(name, justify="left" if name in ("model", "category") else "right")
     for r in summary.itertuples():
         style = "bold" if r.category == "all" else None
-        t.add_row(*[r.model][one:], r.category, str(r.n), _x(r.speedup), _x(r.median_speedup), "-" if pd.isna(r.sot_faster) else f"{r.sot_faster:.0%}",
+        t.add_row(*[r.model][one:], r.category, str(r.n), _x(r.speedup), _x(r.median_speedup), _x(r.total_speedup),
+                  "-" if pd.isna(r.sot_faster) else f"{r.sot_faster:.0%}",
                   _ms(r.normal_ms), _ms(r.sot_ms),
                   _ms(r.skeleton_prefill_ms), _ms(r.skeleton_decode_ms), _ms(r.points_prefill_ms), _ms(r.points_decode_ms), style=style)
     console.print(t)
@@ -783,7 +784,7 @@ def simulate(
     save_table(table, out)
     oom = int((table["status"] == "oom").sum())
     console.print(f"{out}: {len(table):,} simulated cells for {table.attrs['sotlat']['arch']['name']} on {spec['name']}"
-                  + (f" ({oom} over the GPU's memory: oom)" if oom else "")
+                  + (f" ({oom:,} over the GPU's memory: oom)" if oom else "")
                   + (f"; it rests on unconfirmed catalogue figures: {', '.join(spec['unconfirmed'])}" if spec["unconfirmed"] else ""))
     if too_big := _does_not_fit(spec, table):
         console.print(f"warning: {too_big}", style="yellow", highlight=False)

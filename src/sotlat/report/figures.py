@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import LogFormatter, MaxNLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from sotlat.estimator.summary import total_speedup  # noqa: E402
 from sotlat.report import analysis as an  # noqa: E402
 from sotlat.tables.stats import label  # noqa: E402
 
@@ -271,8 +272,9 @@ def speedups(estimates: pd.DataFrame, tables) -> list[Figure]:
         ax.hist(part["speedup"].dropna(), bins=bins, alpha=0.5, color=colors[name], label=name)
     ax.axvline(1, color="red", ls="--", label="no speed-up")
     title = "Per-question SoT speed-up"
-    caption = "; ".join(f"{name}: {len(s)} questions, mean {s.mean():.2f}x, median {s.median():.2f}x, SoT faster on {(s > 1).mean():.0%}"
-                        for name, s in ((n, p["speedup"].dropna()) for n, p in estimates.groupby("table", sort=False)) if len(s))
+    caption = "; ".join(f"{name}: {len(p)} questions, mean {p['speedup'].mean():.2f}x, median {p['speedup'].median():.2f}x, "
+                        f"total {total_speedup(p):.2f}x, SoT faster on {(p['speedup'] > 1).mean():.0%}"
+                        for name, p in ((n, p.dropna(subset=["speedup"])) for n, p in estimates.groupby("table", sort=False)) if len(p))
     out.append(Figure("speedup_distribution", title, _finish(fig, ax, title, "speed-up (normal / SoT)", "questions"),
                       estimates[["table", "id", "model", "category", "speedup"]], caption + "."))
     return out
