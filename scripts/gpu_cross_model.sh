@@ -2,8 +2,8 @@
 # One device call on a lent GPU, product commands only: the CUDA paths proven on `tiny`, then issue
 # 4's cross-model check of the simulator (llama-7b and llama-13b measured on one reduced grid, each
 # calibrated on and the other predicted, per phase and batch) and the paper's Table 1 question on
-# this GPU. ~4 min of forward passes on an H200 or H100 (`sotlat plan`, hf-eager); every step is
-# cut to fit BUDGET seconds (default 540), a cut profile is saved and `--resume`d by the next call.
+# this GPU. ~4 min of forward passes on an H200 or H100 (`sotlat plan`, hf-eager); the two profiles
+# are cut to fit BUDGET seconds in all (default 540), a cut one saved and `--resume`d by the next call.
 # The three measured tables, the two calibrations and log.txt land in out/gpu/ and in $OUT.
 #
 # Device tool: command `bash scripts/gpu_cross_model.sh`, carry [".whl", "out/gpu"], timeout_s 600.
@@ -26,7 +26,6 @@ left() { local s=$((BUDGET - SECONDS - $1)); echo $((s > 1 ? s : 1)); }  # secon
 echo "== $(date -u +%FT%TZ) $(git rev-parse --short HEAD 2>/dev/null) on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || echo "$DEVICE")"
 $S profile --arch tiny --device "$DEVICE" --batches 1-4 --prefill-lengths 1:200:50 --decode-max 128 --out "$D/tiny.parquet" --resume \
   || { echo "== tiny failed: the CUDA paths need fixing before the check"; exit 1; }
-$S tables show "$D/tiny.parquet"
 timeout -s TERM "$(left 330)" $S profile --arch "$A" --device "$DEVICE" --dtype "$DTYPE" $GRID $RUNS --out "$D/$A.parquet" --resume
 timeout -s TERM "$(left 60)" $S profile --arch "$B" --device "$DEVICE" --dtype "$DTYPE" $GRID $RUNS --out "$D/$B.parquet" --resume
 GPU=${GPU:-$($S tables show --json "$D/$A.parquet" | python3 -c "import json, sys; print(json.load(sys.stdin)['metadata']['device'].get('catalogue_id', ''))")}
