@@ -267,7 +267,7 @@ def test_each_reason_a_trace_is_outside_the_table_is_one_line_however_narrow_the
     result = invoke("estimate", "--table", table, "--traces", traces, "--skip-unanswerable")
     assert result.exit_code == 0, result.output
     line = next(ln for ln in result.output.splitlines() if ln.startswith("  long: "))
-    assert line.endswith("(--extrapolate extends it, to k=1600 at most)") and len(line) > 80
+    assert line.endswith("(--extrapolate, or extrapolate=True in Python, extends it to k=1600 at most)") and len(line) > 80
 
 
 def test_where_the_grid_already_covers_the_traces_no_grid_is_suggested_only_the_missing_cells_said(tmp_path):

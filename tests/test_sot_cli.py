@@ -120,7 +120,7 @@ def test_replay_then_validate_with_tiny(tmp_path):
     short = tmp_path / "short.parquet"  # decode to k = 65: both normal answers (Eq. 1 to k = 70) run past it
     assert invoke("profile", *grid[:-8], "--decode-max", "65", *grid[-6:], "--out", short).exit_code == 0
     result = invoke("validate", "--table", short, "--measured", measured)
-    assert result.exit_code == 2 and "trace a: normal stage needs t^D_1(k) up to k=70" in result.output and "--extrapolate extends it" in result.output
+    assert result.exit_code == 2 and "trace a: normal stage needs t^D_1(k) up to k=70" in result.output and "--extrapolate, or extrapolate=True in Python, extends it" in result.output
     for t, extended in ((short, True), (table, False)):
         result = invoke("validate", "--table", t, "--measured", measured, "--extrapolate", "--json", "--out", tmp_path / "x.csv")
         assert result.exit_code == 0 and json.loads(result.output)["extrapolated_traces"] == 2 * extended

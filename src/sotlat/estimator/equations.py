@@ -175,6 +175,6 @@ def missing_cells(lk: Lookup, code: int, l_in: int, hi: int, batch: int) -> str:
         reach = EXTRAPOLATION_REACH * int(lk.decode_last.max())
         extending = lk.k_cap > int(lk.decode_last.max())  # extrapolating already, and still short
         return (f"t^D_{batch}(k) up to k={hi}, but the table's decode for batch {batch} ends at k={int(lk.decode_last[batch])} "
-                + (f"(extrapolated, it reaches k={reach} at most)" if extending else f"(--extrapolate extends it, to k={reach} at most)"))
+                + (f"(extrapolated, it reaches k={reach} at most)" if extending else f"(--extrapolate, or extrapolate=True in Python, extends it to k={reach} at most)"))
     k = next(k for k in range(l_in, hi + 1) if (batch, k) in lk.decode_status or k > lk.decode_last[batch])
     return f"t^D_{batch}({k}), which is {lk.decode_status.get((batch, k), 'not measured')} in the table"
