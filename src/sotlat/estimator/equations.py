@@ -172,8 +172,9 @@ def missing_cells(lk: Lookup, code: int, l_in: int, hi: int, batch: int) -> str:
         status = lk.prefill_status[batch, j] or "not measured"
         return f"t^P_{batch}({cell}) for a {l_in}-token prompt, which is {status} in the table"
     if code == DECODE_RANGE:
-        reach = EXTRAPOLATION_REACH * int(lk.decode_last.max())
-        extending = lk.k_cap > int(lk.decode_last.max())  # extrapolating already, and still short
+        profiled = int(lk.decode_last.max())
+        reach = EXTRAPOLATION_REACH * profiled
+        extending = lk.k_cap > profiled  # extrapolating already, and still short
         return (f"t^D_{batch}(k) up to k={hi}, but the table's decode for batch {batch} ends at k={int(lk.decode_last[batch])} "
                 + (f"(extrapolated, it reaches k={reach} at most)" if extending else f"(--extrapolate, or extrapolate=True in Python, extends it to k={reach} at most)"))
     k = next(k for k in range(l_in, hi + 1) if (batch, k) in lk.decode_status or k > lk.decode_last[batch])
