@@ -15,8 +15,9 @@ from sotlat.interrupts import Interrupted
 from sotlat.profiler.run import ProfileSpec, profile
 from sotlat.tables import PrefillGrid, load_table, save_table
 
+# no decode warm-up, so that the forward passes the tests count are the measured ones (warm-ups: test_warmup.py)
 SPEC = ProfileSpec(arch="tiny", device="cpu", dtype="float32", batches=[1, 2, 3], prefill_lengths=PrefillGrid(1, 40, 10),
-                   decode_max=12, prefill_runs=4, prefill_warmup=1, decode_runs=2)
+                   decode_max=12, prefill_runs=4, prefill_warmup=1, decode_runs=2, decode_warmup=0)
 
 
 class Wrapped(torch.nn.Module):

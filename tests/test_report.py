@@ -385,3 +385,19 @@ def test_latency_breakdown_is_per_model_where_traces_come_from_several_and_marks
     assert [ax.get_title() for ax in figure.fig.axes] == [f"{label(t)} · traces of m", f"{label(t)} · traces of n"]
     assert [x.get_text() for x in figure.fig.axes[0].texts] == [f"mean speed-up {est['speedup'][:2].mean():.2f}x"]
     assert "model" not in F.breakdown(est[est["model"] == "m"]).data  # one model: one panel per table, as before
+
+
+def test_the_measurement_quality_section_gives_each_tables_dispersion_and_warm_up(tmp_path):
+    from pathlib import Path
+
+    h200 = Path(__file__).parents[1] / "docs" / "validation" / "h200-2026-12-04" / "llama-13b.parquet"  # no warm-up, cold first sweeps
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["report", "--table", str(h200), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    md = (out / "report.md").read_text()
+    section = md.split("## Measurement quality per table")[1].split("\n## ")[0]
+    rows = [r for r in section.splitlines() if r.startswith("| llama-13b")]
+    assert len(rows) == 2  # prefill, decode
+    prefill, decode = ([c.strip() for c in r.strip("|").split("|")] for r in rows)
+    assert prefill[1:5] == ["prefill", "42", "1", "2.9"] and decode[1:5] == ["decode", "1152", "42.2", "57.4"]  # as `tables show` says
+    assert decode[5:7] == ["none recorded", "147"] and "likely cause: no warm-up sweep" in decode[7]

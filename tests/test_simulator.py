@@ -307,7 +307,7 @@ def test_a_calibration_file_is_checked_field_by_field(tmp_path, edit, message):
 def test_profile_cost_matches_the_time_a_measured_profile_took(name):
     table = load_table(resources.files("sotlat") / "data" / "tables" / f"{name}__cpu-amd-epyc-2c.parquet")
     meta = table.attrs["sotlat"]
-    seconds = profile_seconds(table, meta["method"]["prefill"]["runs"], meta["method"]["decode"]["runs"])
+    seconds = profile_seconds(table, meta["method"]["prefill"]["runs"], meta["method"]["decode"]["runs"], meta["method"]["decode"].get("warmup", 0))
     assert list(seconds["batch"]) == meta["method"]["grid"]["batches"]
     assert seconds["total_s"].sum() == pytest.approx(meta["progress"]["elapsed_s"], rel=0.02)  # 4 minutes, within 5 s
 
@@ -324,7 +324,7 @@ def test_plan_prints_the_simulated_cost_and_one_command_per_shard():
     result = CliRunner().invoke(app, ["plan", *args, "--shard-minutes", "0.2"])  # 12 s: ~7 s per batch
     assert result.exit_code == 0, result.output
     table = simulate("tiny", None, gpu_spec("a100-80gb-sxm", "float16"), load_calibration("hf-eager"), "float16", [1, 2, 3, 4], PrefillGrid(1, 50, 10), 1024)
-    seconds = profile_seconds(table, 7, 3)
+    seconds = profile_seconds(table, 7, 3, 1)  # plan's defaults: a warm-up sweep and 3 measured ones
     assert f"total {seconds['total_s'].sum():.0f} s of forward passes" in result.output
     commands = [line for line in result.output.splitlines() if line.strip().startswith("sotlat profile")]
     groups = shards(seconds, 12)

@@ -63,7 +63,6 @@ tables_app = typer.Typer(help="List, inspect, compare and merge latency tables."
 app.add_typer(tables_app, name="tables")
 
 OUT_SUFFIXES = (".jsonl", ".csv", ".parquet")
-BUSY_PCT = 25  # other work on the CPUs (GPU) above this when a CPU (GPU) profile or replay starts: warn
 
 
 def _positive(value: float | None) -> float | None:
@@ -99,6 +98,7 @@ DecodeMax = Annotated[int, typer.Option(min=1, help="Decode cells k = 1..N (toke
 PrefillRuns = Annotated[int, typer.Option(min=1, help="Forward passes per prefill cell, warm-ups included.")]
 PrefillWarmup = Annotated[int, typer.Option(min=0, help="Leading prefill passes dropped as warm-up.")]
 DecodeRuns = Annotated[int, typer.Option(min=1, help="Decode sweeps: runs of every decode cell.")]
+DecodeWarmup = Annotated[int, typer.Option(min=0, help="Untimed decode sweeps per batch before the measured ones (0: the paper's literal method).")]
 Calibration = Annotated[str, typer.Option(help="default, hf-eager, or a file from sotlat calibrate.")]
 Attention = Annotated[str, typer.Option(help="sdpa (one fused kernel, transformers' default) or eager (matmul, softmax, matmul, "
                                              "as the paper's transformers 4.28 computed attention).")]
@@ -234,6 +234,7 @@ def profile(
     prefill_runs: PrefillRuns = 7,
     prefill_warmup: PrefillWarmup = 2,
     decode_runs: DecodeRuns = 3,
+    decode_warmup: DecodeWarmup = 1,
     attention: Attention = "sdpa",
     resume: Annotated[bool, typer.Option(help="Continue an interrupted profile in --out.")] = False,
 ):
@@ -252,7 +253,7 @@ def profile(
         arch=arch, config_path=str(config) if config else None, device=device,
         dtype=dtype or default_dtype(device),
         batches=parse_batches(batches), prefill_lengths=parse_range(prefill_lengths), decode_max=decode_max,
-        prefill_runs=prefill_runs, prefill_warmup=prefill_warmup, decode_runs=decode_runs, attention=attention,
+        prefill_runs=prefill_runs, prefill_warmup=prefill_warmup, decode_runs=decode_runs, decode_warmup=decode_warmup, attention=attention,
     )
     _run_profile(spec, str(out), resume)
 
@@ -287,12 +288,39 @@ def _run_profile(spec, out: str, resume: bool) -> pd.DataFrame:
     measuring = f"{seconds(s['elapsed_s'])} measuring" + (" (every run of this profile together)" if continued else "")
     console.print(Text.assemble((out, "bold"), f": {s['cells']:,} cells ({_statuses(s['status'])}) in {seconds(time.monotonic() - started)}, "
                                 f"{measuring}; median CV of the runs {_pct(s['median_cv'])}"))
+    _print_dispersion(table.attrs["sotlat"], s["dispersion"], per_batch=False)
     _print_floor(s)
     return table
 
 
+def _print_dispersion(meta: dict, d: dict, per_batch: bool) -> None:
+    """Median and P90 CV of the runs per phase; the decode warm-up and the measured sweeps' medians
+    (every batch's with `per_batch`, else the batch whose sweeps differ most); for a GPU profile
+    outside the goals, a warning naming the likely cause."""
+    from sotlat.tables.stats import decode_warmup, dispersion_warning
+
+    phases = [f"{phase} median {_pct(d[phase]['median_cv'])}, P90 {_pct(d[phase]['p90_cv'])}" for phase in ("prefill", "decode") if d[phase]["cells"]]
+    if not phases:  # a simulated table: no runs
+        return
+    console.print("CV of the runs: " + "; ".join(phases), highlight=False)
+    warmup = decode_warmup(meta)
+    line = ("decode warm-up: none (a table from before --decode-warmup: its first, cold, sweep is among the runs)" if warmup is None
+            else f"decode warm-up: {warmup} untimed sweep{'s' * (warmup != 1)} per batch")
+    sweeps = {b: m for b, m in d["decode"]["sweep_medians_ms"].items() if len(m) > 1}
+    if sweeps:
+        spread = lambda m: max(m) / min(m) - 1  # noqa: E731
+        shown = sweeps if per_batch else dict([max(sweeps.items(), key=lambda item: spread(item[1]))])
+        line += (f"; measured sweeps' medians{'' if per_batch else ' where they differ most'}: "
+                 + ", ".join(f"B={b} {'/'.join(f'{x:.2f}' for x in m)} ms ({spread(m):.1%} apart)" for b, m in shown.items()))
+    console.print(line, highlight=False, soft_wrap=True)
+    if warning := dispersion_warning(meta, d):
+        console.print(f"warning: {warning}", style="yellow", highlight=False, soft_wrap=True)
+
+
 def _warn_if_busy(load: dict, device: str, run: str) -> None:
     """Warn where other work kept the CPUs (of a CPU run) or the GPU busy when the run started."""
+    from sotlat.tables.stats import BUSY_PCT
+
     if device == "cpu" and load.get("cpu_busy_pct", 0) > BUSY_PCT:
         console.print(f"warning: the CPUs were {load['cpu_busy_pct']:.0f}% busy with other work when the {run} "
                       "started: CPU timings can be many times too slow", style="yellow")
@@ -840,6 +868,7 @@ def plan(
     prefill_runs: PrefillRuns = 7,
     prefill_warmup: PrefillWarmup = 2,
     decode_runs: DecodeRuns = 3,
+    decode_warmup: DecodeWarmup = 1,
     shard_minutes: Annotated[float, typer.Option(min=0.1, help="Time limit of one command: group batches into shards within it.")] = 9.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan (per-batch seconds, shards and their commands) as JSON.")] = False,
     peak_tflops: PeakTflops = None,
@@ -854,11 +883,12 @@ def plan(
     name = table.attrs["sotlat"]["arch"]["name"]
     if too_big := _does_not_fit(spec, table):
         raise InputError(f"{too_big}; nothing to plan")
-    seconds = profile_seconds(table, prefill_runs, decode_runs)
+    seconds = profile_seconds(table, prefill_runs, decode_runs, decode_warmup)
     cal = table.attrs["sotlat"]["method"]["calibration"]["name"]
     oom = int((table["status"] == "oom").sum())
     command = (f"sotlat profile {f'--arch {arch}' if arch else f'--config {shlex.quote(str(config))}'} --dtype {dtype} --prefill-lengths {prefill_lengths} "
-               f"--decode-max {decode_max} --prefill-runs {prefill_runs} --prefill-warmup {prefill_warmup} --decode-runs {decode_runs}")
+               f"--decode-max {decode_max} --prefill-runs {prefill_runs} --prefill-warmup {prefill_warmup} --decode-runs {decode_runs} "
+               f"--decode-warmup {decode_warmup}")
     planned = []
     for group in shards(seconds, shard_minutes * 60):
         batches_text = format_batches(group)
@@ -1026,8 +1056,7 @@ def tables_show(
         view.add_row(c["phase"], f"{format_batches(c['batches'])} ({len(c['batches'])})", f"{c['length_min']}-{c['length_max']} ({c['lengths']})",
                      f"{c['cells']:,}", _statuses(c["status"]))
     console.print(view)
-    if not method.get("simulated"):  # a simulated table has no runs to vary
-        console.print(f"median CV of the runs {_pct(s['median_cv'])}")
+    _print_dispersion(meta, s["dispersion"], per_batch=True)
     _print_floor(s)
     if not cells:
         return

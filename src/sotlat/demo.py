@@ -30,16 +30,17 @@ class Budget:
     prefill_runs: int
     prefill_warmup: int
     decode_runs: int
+    decode_warmup: int
 
 
 # Both about 5-8 minutes. GPU: llama-7b, the paper's bounds (B <= 16, l < 700) on a coarser grid
-# (prompts step 20, decode measured to k = 512, 5/1 prefill runs, 2 sweeps): `sotlat plan` gives
-# 5.4 min on an H100 and 7.5 on an A100 under hf-eager, where the paper's full grid takes ~16 min
+# (prompts step 20, decode measured to k = 384, 4/1 prefill runs, a warm-up and 2 measured sweeps):
+# `sotlat plan` gives 7.5 min on an A100 under hf-eager, where the paper's full grid takes ~16 min
 # for these traces (its whole grid, `sotlat profile`, ~45). CPU (2 cores): the traces' own model,
 # batches up to 8, prompts up to 384 tokens, decode measured to k = 384 (from there extrapolation
 # is within 0.3% / 3.4% of measured normal / SoT latency: docs/method.md).
-GPU = Budget("llama-7b", "float16", 16, 699, 20, 512, 5, 1, 2)
-CPU = Budget("smollm2-135m", "float32", 8, 384, 40, 384, 3, 1, 2)
+GPU = Budget("llama-7b", "float16", 16, 699, 20, 384, 4, 1, 2, 1)
+CPU = Budget("smollm2-135m", "float32", 8, 384, 40, 384, 3, 1, 2, 1)
 
 
 def recorded_traces() -> Path:
@@ -68,4 +69,5 @@ def demo_spec(frame: pd.DataFrame, device: str | None = None) -> ProfileSpec:
         prefill_runs=budget.prefill_runs,
         prefill_warmup=budget.prefill_warmup,
         decode_runs=budget.decode_runs,
+        decode_warmup=budget.decode_warmup,
     )

@@ -2,7 +2,8 @@
 
 Order: for each batch B, its prefill cells (B, l), then its decode sweeps. A decode sweep
 prefills one token and then runs `decode_max` single-token steps, each step timed on its own
-(no host sync inside a sweep); `decode_runs` sweeps give each cell (B, k) its runs.
+(no host sync inside a sweep); `decode_warmup` untimed sweeps, then `decode_runs` measured ones
+that give each cell (B, k) its runs. No garbage collection runs inside a timed region (`quiet`).
 Finished cells and finished sweeps (saved as `unfinished` cells) are never measured again
 (`--resume`); OOM cells are recorded and the cells that must OOM too (larger batches at that
 length) are recorded without trying.
@@ -31,12 +32,13 @@ from sotlat.profiler.device import describe_device, host_load
 from sotlat.profiler.flops import FlopsFit, fit_flops
 from sotlat.profiler.memory import memory_tracker_for
 from sotlat.profiler.steps import decode_step, decoding, prefill
-from sotlat.profiler.timer import timer_for
+from sotlat.profiler.timer import QUIET, quiet, timer_for
 from sotlat.simulator.catalogue import figure, peak_field
 from sotlat.tables.difference import first_difference, short
 from sotlat.tables.grid import PrefillGrid, check_grid
 from sotlat.tables.io import empty_cells, load_table, save_table
 from sotlat.tables.schema import COLUMNS, SCHEMA_VERSION, arch_identity
+from sotlat.tables.stats import dispersion
 
 CHECKPOINT_SECONDS = 30.0
 UNFINISHED = "unfinished"  # status of a decode cell whose batch has sweeps still to run
@@ -54,6 +56,7 @@ class ProfileSpec:
     prefill_runs: int = 7
     prefill_warmup: int = 2
     decode_runs: int = 3
+    decode_warmup: int = 1
     config_path: str | None = None
     attention: str = "sdpa"
 
@@ -66,9 +69,11 @@ class ProfileSpec:
             "prefill": {"runs": self.prefill_runs, "warmup": self.prefill_warmup, "aggregation": "geometric mean of the runs after warm-up"},
             "decode": {
                 "runs": self.decode_runs,
+                "warmup": self.decode_warmup,
                 "sweep": "prefill 1 token, then decode_max single-token steps, each timed between marks of its own (memory tracking outside them)",
-                "aggregation": "geometric mean over sweeps",
+                "aggregation": "geometric mean over the measured sweeps, after `warmup` untimed sweeps over the same k",
             },
+            "quiet": QUIET,
             "timer": timer,
             "memory": memory,
             "flops": flops,
@@ -210,6 +215,7 @@ def profile(spec: ProfileSpec, out: str, resume: bool = False, progress: Progres
         table = pd.DataFrame(rows, columns=COLUMNS) if rows else empty_cells()
         table.attrs["sotlat"] = copy.deepcopy(meta)
         table.attrs["sotlat"]["progress"] = {"complete": complete, "elapsed_s": round(elapsed0 + time.monotonic() - started, 1)}
+        table.attrs["sotlat"]["dispersion"] = dispersion(table)
         save_table(table, out)
         return table
 
@@ -266,7 +272,7 @@ def _restore(state: _State, table: pd.DataFrame) -> None:
 def _work(spec: ProfileSpec, state: _State) -> int:
     """Forward passes still to run, for the progress bar's ETA."""
     prefill_cells = sum(("prefill", b, n) not in state.done for b in spec.batches for n in spec.prefill_lengths.lengths)
-    decode_sweeps = sum(spec.decode_runs - len(state.sweeps.get(b, _Sweeps()).runs)
+    decode_sweeps = sum(spec.decode_warmup + spec.decode_runs - len(state.sweeps.get(b, _Sweeps()).runs)
                         for b in spec.batches if ("decode", b, spec.decode_max) not in state.done)
     return prefill_cells * spec.prefill_runs + decode_sweeps * spec.decode_max
 
@@ -299,13 +305,13 @@ def _prefill_cell(model, spec, vocab, batch, length, timer, memory, fit: FlopsFi
         state.done.add(key)
         return
     try:
-        ids = torch.randint(vocab, (spec.prefill_runs, batch, length), device=spec.device)
-        with memory:
+        prompts = list(torch.randint(vocab, (spec.prefill_runs, batch, length), device=spec.device))  # sliced before the marks
+        with quiet(), memory:
             marks = [timer.mark()]
-            for run in range(spec.prefill_runs):
-                prefill(model, ids[run])
+            for ids in prompts:
+                prefill(model, ids)
                 marks.append(timer.mark())
-            runs = timer.intervals_ms(marks)[spec.prefill_warmup :]
+        runs = timer.intervals_ms(marks)[spec.prefill_warmup :]
         state.rows.append(_row(*key, runs, memory.peak_bytes, flops))
     except OOM:
         state.prefill_oom[length] = batch
@@ -315,16 +321,26 @@ def _prefill_cell(model, spec, vocab, batch, length, timer, memory, fit: FlopsFi
 
 
 def _decode_cells(model, spec, vocab, batch, timer, memory, fit: FlopsFit, state: _State, progress: Progress, checkpoint) -> None:
-    """`decode_runs` sweeps of k = 1..decode_max, saved after each (`checkpoint`) as unfinished cells;
-    cells from a sweep's first OOM on are `oom`."""
+    """`decode_warmup` untimed sweeps, then `decode_runs` measured sweeps of k = 1..decode_max, saved
+    after each (`checkpoint`) as unfinished cells; cells from a sweep's first OOM on are `oom`. The
+    warm-ups run again on a resume: what they warm (kernels and plans chosen per shape, the
+    allocator's pool) lives in the process, not in the file."""
     limit = min([spec.decode_max + 1] + [k for b, k in state.decode_oom.items() if b <= batch]) - 1
     sweeps = state.sweeps.setdefault(batch, _Sweeps())
-    while len(sweeps.runs) < spec.decode_runs:
+
+    def sweep() -> tuple[list[float], list[int] | None]:
+        nonlocal limit
         times, mem, stopped_at = decode_sweep(model, spec.device, vocab, batch, limit, timer, memory)
         if stopped_at is not None:
             state.decode_oom[batch] = stopped_at
             limit = stopped_at - 1
-        sweeps.add(times, mem)
+        return times, mem
+
+    for _ in range(spec.decode_warmup):
+        sweep()
+        progress.advance(spec.decode_max, f"decode B={batch} warm-up")
+    while len(sweeps.runs) < spec.decode_runs:
+        sweeps.add(*sweep())
         progress.advance(spec.decode_max, f"decode B={batch}")
         if len(sweeps.runs) < spec.decode_runs:
             checkpoint()
@@ -338,25 +354,28 @@ def decode_sweep(model, device, vocab, batch, steps, timer, memory):
     """One sweep: times and peak memory of steps k = 1..steps; the k of an OOM, if any.
 
     Each step is timed between a mark of its own before and after it; the memory tracker's work
-    lies between one step's end and the next one's start, so it is not in the step's time."""
+    and the slicing of the step's tokens lie between one step's end and the next one's start, so
+    they are not in the step's time."""
     if steps < 1:
         return [], None, None
     ids = torch.randint(vocab, (batch, steps + 1), device=device)
     peaks, marks = [], []
-    try:
-        cache = prefill(model, ids[:, :1])
-        with decoding(model):
-            for k in range(1, steps + 1):
-                with memory:
-                    marks.append(timer.mark())
-                    decode_step(model, ids[:, k : k + 1], cache)
-                    marks.append(timer.mark())
-                peaks.append(memory.peak_bytes)
-    except OOM:
-        cache = None
-        _free(device)
-        times = _step_times(timer, marks)
-        return times, (None if None in peaks else peaks), len(times) + 1
+    with quiet():
+        try:
+            cache = prefill(model, ids[:, :1])
+            with decoding(model):
+                for k in range(1, steps + 1):
+                    tokens = ids[:, k : k + 1]
+                    with memory:
+                        marks.append(timer.mark())
+                        decode_step(model, tokens, cache)
+                        marks.append(timer.mark())
+                    peaks.append(memory.peak_bytes)
+        except OOM:
+            cache = None
+            _free(device)
+            times = _step_times(timer, marks)
+            return times, (None if None in peaks else peaks), len(times) + 1
     return _step_times(timer, marks), (None if None in peaks else peaks), None
 
 

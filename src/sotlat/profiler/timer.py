@@ -2,11 +2,14 @@
 
 On CUDA a mark is a `torch.cuda.Event` recorded on the stream, so a whole sweep of steps runs
 with no host synchronisation and the intervals are read once at the end. On CPU work is
-synchronous and a mark is `time.perf_counter()`.
+synchronous and a mark is `time.perf_counter()`. A timed region runs `quiet`: Python's garbage
+collector, whose pauses land in whichever step allocates past its threshold, is kept out of it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
 from itertools import pairwise
 
@@ -39,6 +42,23 @@ class CpuTimer:
 
     def intervals_ms(self, marks: list) -> list[float]:
         return [(b - a) * 1e3 for a, b in pairwise(marks)]
+
+
+QUIET = "garbage collected before each timed prefill cell and decode sweep, and off inside it"
+
+
+@contextlib.contextmanager
+def quiet():
+    """No garbage collection inside the block: collect first, then disable; the collector's state
+    is restored however the block ends (Ctrl-C, SIGTERM, out of memory)."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def timer_for(device: str) -> CudaTimer | CpuTimer:

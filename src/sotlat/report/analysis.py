@@ -13,7 +13,7 @@ from sotlat.errors import InputError
 from sotlat.estimator import estimate_answerable, request_latency, traces_frame
 from sotlat.estimator.lookup import build_lookup
 from sotlat.estimator.equations import stage
-from sotlat.tables.stats import decode_floor_ms, label, run_cv
+from sotlat.tables.stats import decode_floor_ms, decode_warmup, dispersion, dispersion_warning, label, run_cv
 
 HIGH_CV = 0.10
 
@@ -61,6 +61,22 @@ def quality(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     flagged = pd.concat([ok[ok["cv"] > HIGH_CV].assign(flag="high CV"),
                          table[table["status"] != "ok"].assign(table=label(table), flag=lambda x: x["status"])])
     return ok[["table", "phase", "batch", "length", "cv"]], flagged[["table", "phase", "batch", "length", "flag"]]
+
+
+def measurement_quality(table: pd.DataFrame) -> pd.DataFrame:
+    """Per phase of a measured table: the median and P90 CV of its cells' runs, for decode the decode
+    warm-up and how far its measured sweeps' medians lie apart, and the profile's warning if any."""
+    meta = table.attrs["sotlat"]
+    d = meta.get("dispersion") or dispersion(table)
+    warmup = decode_warmup(meta)
+    warning = dispersion_warning(meta, d)
+    pct = lambda x: None if x is None else round(100 * x, 1)  # noqa: E731
+    return pd.DataFrame([{"table": label(table), "phase": phase, "cells": d[phase]["cells"], "median_cv_pct": pct(d[phase]["median_cv"]),
+                          "p90_cv_pct": pct(d[phase]["p90_cv"]),
+                          "decode_warmup": ("none recorded" if warmup is None else str(warmup)) if phase == "decode" else "",
+                          "sweeps_apart_pct": pct(d["decode"]["sweep_spread"]) if phase == "decode" else None,
+                          "warning": (warning or "") if phase == "decode" else ""}
+                         for phase in ("prefill", "decode") if d[phase]["cells"]])
 
 
 def capacity(table: pd.DataFrame, budget_gb: float | None, headroom: float) -> pd.DataFrame:

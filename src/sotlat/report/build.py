@@ -33,7 +33,9 @@ def build_report(tables: list[pd.DataFrame], trace_paths: list[Path], out_dir: P
     figures = [*F.fig3(tables), F.decode_heatmaps(tables), F.prefill_lines(tables), F.floor(tables)]
     quality, flagged = F.quality(tables)
     figures.append(quality)
-    tables_md = {"Flagged cells (high CV, oom)": flagged.head(30)}
+    tables_md = {"Measurement quality per table (CV of the runs; decode warm-up; measured sweeps' medians, largest / smallest - 1)":
+                 pd.concat([an.measurement_quality(t) for t in tables], ignore_index=True),
+                 "Flagged cells (high CV, oom)": flagged.head(30)}
     if trace_paths:
         records = [r for p in trace_paths for r in read_records(p)]
         frame = traces_frame(records)

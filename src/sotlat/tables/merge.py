@@ -9,10 +9,11 @@ import pandas as pd
 from sotlat.errors import InputError
 from sotlat.tables.difference import first_difference, short
 from sotlat.tables.schema import CELL_KEY, arch_identity
-from sotlat.tables.stats import is_complete
+from sotlat.tables.stats import dispersion, is_complete
 
-# Metadata that may differ between shards of one profile: when and in what order they ran.
-_PER_SHARD = ("created_at", "progress", "shards", "host_load")
+# Metadata that may differ between shards of one profile: when and in what order they ran, and
+# what their runs show (recomputed over the merged cells).
+_PER_SHARD = ("created_at", "progress", "shards", "host_load", "dispersion")
 
 
 def _identity(meta: dict) -> dict:
@@ -49,6 +50,7 @@ def merge_tables(tables: list[pd.DataFrame], names: list[str]) -> pd.DataFrame:
     meta["method"]["grid"]["batches"] = sorted({b for t in tables for b in t.attrs["sotlat"]["method"]["grid"]["batches"]})
     meta["shards"] = [{"file": n, "created_at": t.attrs["sotlat"]["created_at"]} for t, n in zip(tables, names)]
     meta["progress"] = {"complete": all(is_complete(t) for t in tables)}
+    meta["dispersion"] = dispersion(cells)
     cells.attrs["sotlat"] = meta
     return cells
 

@@ -14,6 +14,76 @@ def run_cv(table: pd.DataFrame) -> pd.Series:
     return ok["runs_ms"].map(lambda r: float(np.std(r) / np.mean(r)) if len(r) > 1 else np.nan)
 
 
+def _quantiles(cv: pd.Series) -> dict:
+    cv = cv.dropna()
+    return {"cells": len(cv), "median_cv": float(cv.median()) if len(cv) else None, "p90_cv": float(cv.quantile(0.9)) if len(cv) else None}
+
+
+def sweep_medians(table: pd.DataFrame) -> dict[int, list[float]]:
+    """Per batch, the median over k of each measured decode sweep's step times, in sweep order (a
+    decode cell's runs are one per sweep); the sweeps of a batch should agree."""
+    decode = table[(table["phase"] == "decode") & (table["status"] == "ok")]
+    medians = {}
+    for batch, part in decode.groupby("batch"):
+        runs = part["runs_ms"].map(len)
+        sweeps = int(runs.min())  # a cell of another length: none here, but never a ragged matrix
+        if sweeps:
+            matrix = np.array([list(r)[:sweeps] for r in part["runs_ms"]])  # [k, sweep]
+            medians[int(batch)] = [float(m) for m in np.median(matrix, axis=0)]
+    return medians
+
+
+def dispersion(table: pd.DataFrame) -> dict:
+    """How much a table's measurements scatter, as the metadata's `dispersion` records it: per
+    phase the median and P90 coefficient of variation of its cells' runs; for decode also each
+    batch's per-sweep medians and their spread (largest / smallest - 1)."""
+    cv = run_cv(table)
+    phase = table.loc[cv.index, "phase"]
+    medians = sweep_medians(table)
+    spreads = [max(m) / min(m) - 1 for m in medians.values() if len(m) > 1]
+    return {"prefill": _quantiles(cv[phase == "prefill"]),
+            "decode": {**_quantiles(cv[phase == "decode"]), "sweep_medians_ms": {str(b): m for b, m in medians.items()},
+                       "sweep_spread": max(spreads) if spreads else None}}
+
+
+DECODE_CV_GOAL = 0.05  # a GPU profile's decode cells: median CV of their runs at most this
+SWEEP_SPREAD_GOAL = 0.03  # ... and its measured sweeps' medians within this of each other
+BUSY_PCT = 25  # other work on the CPUs (GPU) above this when a run starts: its timings include that work
+
+
+def decode_warmup(meta: dict) -> int | None:
+    """Untimed decode sweeps per batch before the measured ones; None for a table written before
+    sotlat had them (its first, cold, sweep is among its runs) or a simulated one."""
+    return None if meta["method"].get("simulated") else meta["method"].get("decode", {}).get("warmup")
+
+
+def dispersion_warning(meta: dict, table_dispersion: dict) -> str | None:
+    """For a GPU profile whose decode runs scatter more than the goals allow, what is off and its
+    likely cause; None for one within them, and for CPU profiles (whose noise docs/method.md
+    documents)."""
+    decode = table_dispersion["decode"]
+    cv, spread = decode["median_cv"], decode["sweep_spread"]
+    if meta["device"].get("kind") != "cuda" or not ((cv or 0) > DECODE_CV_GOAL or (spread or 0) > SWEEP_SPREAD_GOAL):
+        return None
+    found = [f"decode median CV {cv:.1%} (goal <= {DECODE_CV_GOAL:.0%})" if (cv or 0) > DECODE_CV_GOAL else "",
+             f"measured sweeps' medians {spread:.1%} apart (goal <= {SWEEP_SPREAD_GOAL:.0%})" if (spread or 0) > SWEEP_SPREAD_GOAL else ""]
+    load, warmup = meta.get("host_load", {}), decode_warmup(meta)
+    # a first sweep distinctly slower than the others, which agree: a cold sweep a warm-up should have taken (not a drift)
+    first_slowest = [b for b, m in decode["sweep_medians_ms"].items()
+                     if len(m) > 1 and m[0] / max(m[1:]) - 1 > SWEEP_SPREAD_GOAL and max(m[1:]) / min(m[1:]) - 1 <= SWEEP_SPREAD_GOAL]
+    if not warmup:
+        cause = "no warm-up sweep: the first sweep of each batch pays a cost on the first sight of each cache length (docs/method.md); use --decode-warmup 1 or more"
+    elif first_slowest:
+        cause = f"the first measured sweep is still the slowest (B={', '.join(first_slowest)}): raise --decode-warmup"
+    elif (load.get("gpu_busy_pct") or 0) > BUSY_PCT:
+        cause = f"other work kept the GPU {load['gpu_busy_pct']:.0f}% busy when the profile started"
+    elif (load.get("cpu_busy_pct") or 0) > BUSY_PCT:
+        cause = f"other work kept the CPUs {load['cpu_busy_pct']:.0f}% busy: the eager loop is host-bound"
+    else:
+        cause = "host jitter: the eager decode step is bound by the host's launches (CPU clocks, other processes; docs/method.md)"
+    return f"{' and '.join(f for f in found if f)}; likely cause: {cause}"
+
+
 def is_complete(table: pd.DataFrame) -> bool:
     """False for a profile still under way or interrupted (`progress.complete`); tables without it are whole."""
     return bool(table.attrs["sotlat"].get("progress", {}).get("complete", True))
@@ -65,6 +135,7 @@ def summary(table: pd.DataFrame) -> dict:
         "elapsed_s": meta.get("progress", {}).get("elapsed_s"),
         "decode_b1_median_ms": float(decode1["latency_ms"].median()) if len(decode1) else None,
         "decode_floor_ms": decode_floor_ms(meta),
+        "dispersion": meta.get("dispersion") or dispersion(table),
     }
 
 
