@@ -21,7 +21,8 @@ import torch
 from sotlat.profiler.archs import build_model, load_config
 from sotlat.profiler.device import default_device, default_dtype, describe_device
 from sotlat.profiler.memory import memory_tracker_for
-from sotlat.profiler.run import decode_sweep, geomean, torch_dtype
+from sotlat.profiler.run import decode_sweep, torch_dtype
+from sotlat.tables.stats import geomean
 from sotlat.profiler.steps import decode_step, prefill
 from sotlat.profiler.timer import timer_for
 from sotlat.tables.grid import parse_batches

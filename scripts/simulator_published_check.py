@@ -1,7 +1,16 @@
-"""Simulate the published batch-1 latencies collected in the project's GPU reference and print the
+"""Derive the `default` calibration (an engine without host overhead) from published figures, then
+simulate every published batch-1 latency collected in the project's GPU reference and print the
 model's error on each: how far the shipped calibrations are from engines nobody here ran. Then the
 one published pair of two models measured by one source on one GPU (torchao's README: Llama-2-7B
 and Llama-3-8B on an A100): calibrated on either, the other predicted.
+
+`default` under model 2: host time zero (no launches, no tail: a compiled engine replaying CUDA
+graphs); MBU the median of the values that give each of the four compiled-PyTorch A100 decode
+figures exactly; GEMM efficiency the value that gives TensorRT-LLM's 2048-token prefill (its
+128-token "first-token latency" includes more than one forward pass, so it is a check, not a fit);
+the rest the named priors of `model.PRIOR`, but for the per-layer element-wise floor, one fused kernel
+at the kernel floor (DEFAULT_ELEMENTWISE_KERNELS). `--write-default` writes it to
+src/sotlat/data/calibrations/default.json.
 
 The figures and their sources are quoted from shared/reference/gpu-limits.md §2c (copied below, as
 nothing may read ../shared at run time). Decode figures are per token, averaged over the steps of
@@ -9,21 +18,25 @@ the stated generation; prefill figures are one forward pass over the prompt. The
 Llama-7B's architecture (`llama-7b`; Llama-2-7B has the same shapes) and Llama-3-8B's (its config
 below, as meta-llama/Meta-Llama-3-8B's config.json gives it), 2 bytes per weight.
 
-Usage: python scripts/simulator_published_check.py
+Usage: python scripts/simulator_published_check.py [--write-default]
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from scipy.optimize import brentq
 from transformers import LlamaConfig
 
 from sotlat.pct_errors import error_stats, relative_pct
 from sotlat.profiler.archs import load_config
 from sotlat.simulator.catalogue import gpu_spec
-from sotlat.simulator.model import DEFAULT, PhaseParams, load_calibration
+from sotlat.simulator.model import PRIOR, Calibration, load_calibration
 from sotlat.simulator.simulate import shapes_and_flops, simulate_cells
 
 LLAMA_3_8B = LlamaConfig(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
@@ -72,19 +85,40 @@ def simulated_ms(shapes, flops, f: Figure, cal=None) -> float:
     return float(simulate_cells(shapes, flops, gpu, cal, "decode", np.ones_like(k), k)["latency_ms"].mean())
 
 
-def fitted_mbu(model, f: Figure) -> float:
-    """The decode MBU at which the model gives figure f exactly, the per-layer overhead held at the
-    default's: at batch 1 a decode step is memory-bound, so its time is linear in 1 / MBU."""
-    ideal = dataclasses.replace(DEFAULT, decode=PhaseParams(DEFAULT.decode.mfu, 1.0, DEFAULT.decode.layer_overhead_ms))
-    overhead = model[0].layers * DEFAULT.decode.layer_overhead_ms
-    return (simulated_ms(*model, f, ideal) - overhead) / (f.published_ms - overhead)
+OUT = Path(__file__).resolve().parents[1] / "src" / "sotlat" / "data" / "calibrations" / "default.json"
+DEFAULT_ELEMENTWISE_KERNELS = 1  # assumed: a compiled engine fuses a layer's norms, rotary, activation and adds into about one kernel's floor
+ENGINE = dataclasses.replace(PRIOR, launch_ms=0.0, tail_ms=0.0, host_fixed_ms=0.0,
+                             elementwise_floor_ms=DEFAULT_ELEMENTWISE_KERNELS * PRIOR.kernel_floor_ms)
+
+
+def solved(models: dict, f: Figure, name: str, base=ENGINE, low: float = 0.05, high: float = 1.0) -> float:
+    """The value of parameter `name` (both phases) at which the model gives figure f exactly, the rest as `base`."""
+    def off(value):
+        params = dataclasses.replace(base, **{name: value})
+        return simulated_ms(*models[f.arch], f, Calibration("solve", params, params)) - f.published_ms
+
+    return float(brentq(off, low, high, xtol=1e-6))
+
+
+def fit_default(models: dict) -> Calibration:
+    """`default` from the published figures (module docstring)."""
+    compiled = [f for f in PUBLISHED if f.engine == "torch.compile"]
+    mbu = float(np.median([solved(models, f, "mbu") for f in compiled]))
+    prefill = next(f for f in PUBLISHED if f.engine == "TensorRT-LLM" and f.prompt == 2048)
+    params = dataclasses.replace(ENGINE, mbu=mbu)
+    params = dataclasses.replace(params, gemm_efficiency=solved(models, prefill, "gemm_efficiency", params))
+    return Calibration("default", params, params, about=(
+        f"an engine without host overhead (model 2): MBU {mbu:.3f}, the median over the four compiled-PyTorch A100 llama-7b / "
+        f"Llama-3-8B decode figures; GEMM efficiency {params.gemm_efficiency:.3f} from TensorRT-LLM's 2048-token A100 prefill; "
+        "the rest model.PRIOR's; scripts/simulator_published_check.py"))
 
 
 def predicted(models: dict, fit: Figure, other: Figure) -> tuple[float, float]:
     """(decode MBU fitted on figure `fit`, the model's value of figure `other` at that MBU)."""
-    mbu = fitted_mbu(models[fit.arch], fit)
-    cal = dataclasses.replace(DEFAULT, decode=PhaseParams(DEFAULT.decode.mfu, mbu, DEFAULT.decode.layer_overhead_ms))
-    return mbu, simulated_ms(*models[other.arch], other, cal)
+    default = load_calibration("default").decode
+    mbu = solved(models, fit, "mbu", default)
+    params = dataclasses.replace(default, mbu=mbu)
+    return mbu, simulated_ms(*models[other.arch], other, Calibration("pair", params, params))
 
 
 def cross_model(models: dict) -> None:
@@ -101,8 +135,16 @@ def cross_model(models: dict) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write-default", action="store_true", help=f"write the derived default calibration to {OUT.name}")
+    args = parser.parse_args()
     models = {name: shapes_and_flops(name, config, "bfloat16")[:2]
               for name, config in (load_config("llama-7b"), ("llama-3-8b", LLAMA_3_8B))}
+    default = fit_default(models)
+    print(f"default: {default.about}")
+    if args.write_default:
+        OUT.write_text(json.dumps(default.as_dict(), indent=1) + "\n")
+        print(f"-> {OUT.name}")
     print(f"{'source':<50} {'engine':<15} {'GPU':<14} {'calibration':<11} {'what':<22} {'published':>9} {'model':>7} {'error':>7}")
     errors = {}
     for f in PUBLISHED:

@@ -4,6 +4,7 @@ import json
 import shlex
 from importlib import resources
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -14,7 +15,10 @@ from sotlat.cli import app
 from sotlat.errors import InputError
 from sotlat.simulator.calibrate import calibrate
 from sotlat.simulator.catalogue import catalogue_id, FIELDS, gpu_spec, load_catalogue
-from sotlat.simulator.model import DEFAULT, Calibration, PhaseParams, Shapes, load_calibration, pass_bytes
+from dataclasses import replace
+from pathlib import Path
+
+from sotlat.simulator.model import PRIOR, Calibration, PhaseParams, Shapes, load_calibration, pass_bytes
 from sotlat.simulator.plan import profile_seconds, shards
 from sotlat.profiler.archs import load_config
 from sotlat.simulator.simulate import shapes_and_flops, simulate
@@ -95,13 +99,16 @@ def test_only_doubted_figures_a_simulation_rests_on_are_flagged():
 def test_the_compute_peak_is_the_dtypes_float32_without_tensor_cores():
     assert [gpu_spec("a100-80gb-sxm", d)["peak_tflops"] for d in ("float16", "bfloat16", "float32")] == [312, 312, 19.5]
     grid = dict(batches=[1, 16], prefill_lengths=PrefillGrid(601, 700, 50), decode_max=2)
-    half, single = (simulate("llama-7b", None, gpu_spec("a100-80gb-sxm", d), DEFAULT, d, **grid) for d in ("float16", "float32"))
+    half, single = (simulate("llama-7b", None, gpu_spec("a100-80gb-sxm", d), load_calibration("default"), d, **grid) for d in ("float16", "float32"))
     assert single.attrs["sotlat"]["device"]["peak_tflops"] == 19.5  # what utilization divides by
-    big = (half.phase == "prefill") & (half.batch == 16)  # 16 x 601 tokens: compute-bound in both dtypes
-    assert single[big].latency_ms.to_numpy() / half[big].latency_ms.to_numpy() == pytest.approx(312 / 19.5, rel=0.02)
+    big = (half.phase == "prefill") & (half.batch == 16)  # 16 x 601 tokens: the GEMMs compute-bound in both dtypes
+    ratio = single[big].latency_ms.to_numpy() / half[big].latency_ms.to_numpy()
+    assert ratio == pytest.approx(312 / 19.5, rel=0.04) and (ratio < 312 / 19.5).all()  # the memory-bound small kernels only twice as slow
 
 
-TRUTH = Calibration("truth", PhaseParams(0.45, 0.6, 0.3), PhaseParams(0.5, 0.7, 0.8), workspace_bytes=1e8)
+# host-bound short prefills at B = 1 (0.5 ms/layer), compute-bound long ones; decode GPU-bound from B = 2 (MBU 0.7)
+TRUTH = Calibration("truth", replace(PRIOR, launch_ms=0.5, gemm_efficiency=0.55, gemm_half_tokens=150.0, mbu=0.6),
+                    replace(PRIOR, launch_ms=0.2, gemm_efficiency=0.55, gemm_half_tokens=150.0, mbu=0.7), workspace_bytes=1e8)
 
 
 @pytest.fixture(scope="module")
@@ -178,21 +185,66 @@ def test_decode_at_batch_1_is_never_below_the_weights_it_reads_over_bandwidth(si
     assert floor_ms == simulated.attrs["sotlat"]["arch"]["read_weight_bytes"] / 2039e9 * 1e3
     d1 = simulated[(simulated.phase == "decode") & (simulated.batch == 1)]
     assert (d1.latency_ms > floor_ms).all()
-    fastest = Calibration("ideal", PhaseParams(1, 1, 0), PhaseParams(1, 1, 0))
-    ideal = simulate("llama-7b", None, gpu_spec("a100-80gb-sxm", "float16"), fastest, "float16", [1], PrefillGrid(1, 20, 10), 4)
+    perfect = PhaseParams(launch_ms=0, gemm_efficiency=1, gemm_half_tokens=1e-3, attention_efficiency=1, mbu=1, kernel_floor_ms=0,
+                          elementwise_floor_ms=0, tail_ms=0)
+    ideal = simulate("llama-7b", None, gpu_spec("a100-80gb-sxm", "float16"), Calibration("ideal", perfect, perfect), "float16", [1],
+                     PrefillGrid(1, 20, 10), 4)
     assert (ideal[ideal.phase == "decode"].latency_ms >= floor_ms).all()
+
+
+def test_a_pass_takes_the_larger_of_the_hosts_launches_and_the_gpus_kernels_not_their_sum():
+    """Model 2: eager launches overlap the GPU's work (docs/simulator.md)."""
+    from sotlat.simulator.model import forward_ms, gpu_ms
+
+    shapes, flops, _ = shapes_and_flops(*load_config("llama-7b"), "float16")
+    b, n = np.array([1, 1, 16]), np.array([1, 651, 651])
+    f = flops("prefill", b, n)
+    p = replace(PRIOR, launch_ms=1.0, tail_ms=0.1)
+    gpu = gpu_ms(p, shapes, "prefill", b, n, f, 989, 4800)
+    total = forward_ms(p, shapes, "prefill", b, n, f, 989, 4800)
+    assert total == pytest.approx(np.maximum(32 * 1.0, gpu) + 0.1)
+    assert total[0] == total[1] == pytest.approx(32.1) and total[2] > 100  # flat while host-bound (the H200's B = 1), then the GPU's
+    short = [np.array([1]), np.array([512]), flops("prefill", 1, 512), 989, 4800]  # compute-bound, 512 tokens
+    assert gpu_ms(replace(p, gemm_half_tokens=1.0), shapes, "prefill", *short) < gpu_ms(p, shapes, "prefill", *short)  # short of a long one's efficiency
 
 
 def test_calibration_recovers_the_parameters_it_was_simulated_with(simulated):
     cal, errors = calibrate(simulated, 312, 2039, "fit")
-    assert cal.prefill.mfu == pytest.approx(0.45, rel=1e-4) and cal.prefill.mbu == pytest.approx(0.6, rel=1e-4)
-    assert cal.prefill.layer_overhead_ms == pytest.approx(0.3, rel=1e-4)
-    assert cal.decode.mbu == pytest.approx(0.7, rel=1e-4) and cal.decode.layer_overhead_ms == pytest.approx(0.8, rel=1e-4)
+    truth = TRUTH.prefill
+    for name in ("launch_ms", "gemm_efficiency", "gemm_half_tokens"):  # what the prefill cells show: host-bound and compute-bound
+        assert getattr(cal.prefill, name) == pytest.approx(getattr(truth, name), rel=0.03), name
+    assert cal.decode.mbu == pytest.approx(TRUTH.decode.mbu, rel=0.03)  # decode from B = 2 is memory-bound
     assert cal.workspace_bytes == pytest.approx(1e8, rel=1e-6)
-    assert errors["decode"]["median_abs_pct"] < 1e-3 and errors["prefill"]["p90_abs_pct"] < 1e-3
-    # every decode cell is memory-bound on a GPU: they say nothing of decode's MFU, which takes prefill's
-    assert errors["decode"]["compute_bound_cells"] == 0 and errors["decode"]["unidentified"] == {"mfu": "prefill"}
-    assert cal.decode.mfu == cal.prefill.mfu and errors["prefill"]["unidentified"] == {}
+    assert errors["decode"]["median_abs_pct"] < 0.1 and errors["prefill"]["p90_abs_pct"] < 0.5
+    # decode's GEMMs are never compute-bound: their efficiency is prefill's; no decode cell is host-bound beyond B = 1's
+    assert errors["decode"]["unidentified"]["gemm_efficiency"] == "prefill" and cal.decode.gemm_efficiency == pytest.approx(cal.prefill.gemm_efficiency, rel=0.01)
+    assert errors["decode"]["host_bound_cells"] + errors["decode"]["gpu_bound_cells"] == errors["decode"]["n"] == 4 * 256
+
+
+def test_calibrated_on_the_measured_h200_llama_13b_prefill_the_fit_holds_in_both_regimes():
+    """Host-bound at B = 1 (flat 39-42 ms from 1 to 651 tokens), GPU-bound at B = 16 (36 ms to 548 ms): median |error| <= 5% in each."""
+    from sotlat.simulator.crosscheck import predict_cells
+
+    table = load_table(Path(__file__).parents[1] / "docs" / "validation" / "h200-2026-12-04" / "llama-13b.parquet")
+    cal, errors = calibrate(table, 989, 4814.3, "h200")
+    prefill = table[table.phase == "prefill"]
+    error = np.abs(predict_cells(table, prefill, cal, 989, 4814.3) / prefill.latency_ms.to_numpy() - 1)
+    host_bound, gpu_bound = (prefill.batch == 1).to_numpy(), ((prefill.batch == 16) & (prefill.length >= 101)).to_numpy()
+    assert np.median(error[host_bound]) <= 0.05 and np.median(error[gpu_bound]) <= 0.05
+    assert errors["prefill"]["host_bound_cells"] >= 14 and errors["prefill"]["gpu_bound_cells"] >= 12
+
+
+def test_an_old_calibration_file_is_converted_on_load_and_said_so(tmp_path):
+    old = Path(__file__).parents[1] / "docs" / "validation" / "h200-2026-12-04" / "llama-7b.json"  # model 1: MFU, MBU, overhead
+    cal = load_calibration(str(old))
+    assert cal.converted_from == 1 and cal.model_version == 2
+    v1 = json.loads(old.read_text())
+    assert cal.decode.launch_ms == v1["decode"]["layer_overhead_ms"] and cal.prefill.gemm_efficiency == v1["prefill"]["mfu"]
+    out = tmp_path / "t.parquet"
+    result = CliRunner().invoke(app, ["simulate", "--gpu", "h200", "--arch", "tiny", "--batches", "1", "--prefill-lengths", "1:20:10",
+                                      "--decode-max", "4", "--calibration", str(old), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"note: --calibration {old}: written for the simulator's model 1; converted to model 2" in " ".join(result.output.split())
 
 
 @transformers_5
@@ -207,8 +259,7 @@ def test_calibration_recovers_a_mixture_of_experts_parameters_also_from_a_table_
         del older.attrs["sotlat"]["arch"][count]
     for t in (table, older):
         cal, errors = calibrate(t, 312, 2039, "fit")
-        assert cal.decode.mbu == pytest.approx(0.7, rel=1e-4) and cal.decode.layer_overhead_ms == pytest.approx(0.8, rel=1e-4)
-        assert errors["decode"]["median_abs_pct"] < 1e-3
+        assert cal.decode.mbu == pytest.approx(0.7, rel=0.03) and errors["decode"]["median_abs_pct"] < 0.5
 
 
 @pytest.mark.skipif("falcon_h1" not in __import__("transformers").models.auto.configuration_auto.CONFIG_MAPPING,
@@ -242,7 +293,7 @@ def test_shapes_of_configs_under_other_names_and_of_ones_it_cannot_model():
     from transformers import AutoConfig
 
     gpt2 = AutoConfig.for_model("gpt2", n_embd=64, n_head=4, n_layer=2)  # n_inner null: GPT-2 builds 4 x hidden
-    assert Shapes.from_config(gpt2, 1, 2) == Shapes(2, 64, 256, 50257, 64, 1, 2)
+    assert Shapes.from_config(gpt2, 1, 2) == Shapes(2, 64, 256, 50257, 64, 1, 2, q_width=64)
     assert Shapes.from_config(AutoConfig.for_model("gpt2", n_embd=64, n_head=4, n_layer=2, n_inner=100), 1, 2).intermediate == 100
     gqa = AutoConfig.for_model("mistral", hidden_size=512, num_attention_heads=8, num_key_value_heads=2, intermediate_size=1024)
     assert Shapes.from_config(gqa, 1, 2).kv_width == 2 * 64
@@ -256,7 +307,7 @@ def test_oom_where_the_model_does_not_fit():
 
 
 def test_shipped_calibrations_and_cli(tmp_path):
-    assert load_calibration("hf-eager").decode.layer_overhead_ms > 0.5
+    assert load_calibration("hf-eager").decode.launch_ms > 0.5 and load_calibration("default").decode.launch_ms == 0  # no host time
     with pytest.raises(InputError, match="--calibration"):
         load_calibration(str(tmp_path / "none.json"))
     runner = CliRunner()
@@ -272,10 +323,10 @@ def test_shipped_calibrations_and_cli(tmp_path):
     assert "median CV" not in shown  # no runs to vary
     result = runner.invoke(app, ["calibrate", "--table", str(out), "--out", str(tmp_path / "c.json")])
     assert result.exit_code == 0 and "median |error|" in result.output
-    assert load_calibration(str(tmp_path / "c.json")).decode.mbu == pytest.approx(0.75, rel=1e-3)
+    assert json.loads((tmp_path / "c.json").read_text())["fit_errors"]["decode"]["median_abs_pct"] < 1  # the model fits its own table
     assert "warning" not in result.output and json.loads((tmp_path / "c.json").read_text())["fit_errors"]["decode"]["faster_than_bandwidth_cells"] == 0
     result = runner.invoke(app, ["calibrate", "--table", str(out), "--gpu", "l4", "--out", str(tmp_path / "l4.json")])  # done, and said
-    assert result.exit_code == 0 and f"note: {out} is of NVIDIA H100 SXM 80GB, not NVIDIA L4 (--gpu l4)" in " ".join(result.stderr.split())
+    assert result.exit_code == 0 and f"note: {out}: the table is of NVIDIA H100 SXM 80GB, not NVIDIA L4 (--gpu l4)" in " ".join(result.stderr.split())
     # told 1 GB/s, the table's decode steps (tiny: its weights and overheads, on an H100) beat it: said, with how many
     result = runner.invoke(app, ["calibrate", "--table", str(out), "--peak-tflops", "989", "--bandwidth-gbps", "1", "--out", str(tmp_path / "c.json")])
     n = json.loads((tmp_path / "c.json").read_text())["fit_errors"]["decode"]["faster_than_bandwidth_cells"]
@@ -286,12 +337,15 @@ def test_shipped_calibrations_and_cli(tmp_path):
 @pytest.mark.parametrize("edit, message", [
     (lambda c: c.pop("name"), "name: missing"),
     (lambda c: c["decode"].update(mbu=1.7), "decode.mbu: 1.7; expected a number above 0 and at most 1"),  # more than the peak
-    (lambda c: c["prefill"].update(mfu=0), "prefill.mfu: 0; expected a number above 0"),  # would divide by zero
-    (lambda c: c["prefill"].pop("layer_overhead_ms"), "prefill.layer_overhead_ms: missing"),
-    (lambda c: c["decode"].update(layer_overhead_ms="1"), "decode.layer_overhead_ms: '1'; expected a number at least 0"),
-    (lambda c: c["decode"].update(fixed_overhead_ms=float("nan")), "decode.fixed_overhead_ms: nan"),
+    (lambda c: c["prefill"].update(gemm_efficiency=0), "prefill.gemm_efficiency: 0; expected a number above 0"),  # would divide by zero
+    (lambda c: c["prefill"].pop("launch_ms"), "prefill.launch_ms: missing"),
+    (lambda c: c["decode"].update(launch_ms="1"), "decode.launch_ms: '1'; expected a number at least 0"),
+    (lambda c: c["decode"].update(tail_ms=float("nan")), "decode.tail_ms: nan"),
+    (lambda c: c["decode"].update(gemm_half_tokens=0), "decode.gemm_half_tokens: 0; expected a number above 0"),
     (lambda c: c.update(workspace_bytes=-1), "workspace_bytes: -1; expected a number at least 0"),
     (lambda c: c.pop("prefill"), "prefill: missing"),
+    (lambda c: c.update(model_version=3), "model_version: 3; this sotlat knows models 1 and 2"),
+    (lambda c: c.update(model_version=1), "prefill.mfu: missing"),  # a model-1 file is read as one
 ])
 def test_a_calibration_file_is_checked_field_by_field(tmp_path, edit, message):
     cal = load_calibration("hf-eager").as_dict()
@@ -456,3 +510,39 @@ def test_a_sliding_window_bounds_the_kv_cache_a_decode_step_reads_and_the_contex
     assert math.isinf(recurrent.max_cached(1, 0))
     wide = Shapes(2, 8, 8, 16, 1, 100, 1, kv_layers=((3, 1), (0, 2)))  # Gemma 4's: a global layer twice as wide
     assert step(wide, 100) - step(wide, 10) == 90 * 2 * 2 and wide.max_cached(1, 20) == 3  # 3 x 1 + 3 x 2 <= 10 < 3 + 4 x 2
+
+
+def test_cross_model_calibrates_on_each_table_and_predicts_the_other_on_the_cells_both_hold(tmp_path):
+    grid = ["--batches", "1,4,16", "--prefill-lengths", "1:700:100", "--decode-max", "64"]
+    paths = [tmp_path / "7b.parquet", tmp_path / "13b.parquet"]
+    for arch, path in zip(("llama-7b", "llama-13b"), paths):  # one engine, two models: what a calibration should carry over
+        assert CliRunner().invoke(app, ["simulate", "--gpu", "h200", "--arch", arch, *grid, "--calibration", "hf-eager", "--out", str(path)]).exit_code == 0
+    smaller = load_table(paths[1])
+    smaller = smaller[smaller.batch != 16]  # the second table lacks a batch: only the cells both hold are predicted
+    smaller.attrs = load_table(paths[1]).attrs
+    save_table(smaller, paths[1])
+    result = CliRunner().invoke(app, ["cross-model", str(paths[0]), str(paths[1]), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert [(d["fitted_on"], d["predicted"]) for d in out["directions"]] == [(str(paths[0]), str(paths[1])), (str(paths[1]), str(paths[0]))]
+    for d in out["directions"]:
+        assert sorted(d["prediction"]) == ["decode", "prefill"] and sorted(d["prediction"]["prefill"]["by_batch"]) == ["1", "4"]
+        assert d["prediction"]["prefill"]["n"] == 2 * 7 and d["prediction"]["decode"]["n"] == 2 * 64
+        for phase in ("prefill", "decode"):
+            assert d["prediction"][phase]["median_abs_pct"] < 2  # the same engine: its host time per layer and kernels carry over
+    shown = CliRunner().invoke(app, ["cross-model", str(paths[0]), str(paths[1])])
+    assert shown.exit_code == 0 and shown.output.count("calibrated on ") == 2 and "fit over" in shown.output
+    twice = CliRunner().invoke(app, ["cross-model", str(paths[0]), str(paths[0])])
+    assert twice.exit_code == 2 and "is given twice" in twice.output
+
+
+def test_without_first_runs_drops_each_decode_cells_cold_run():
+    from sotlat.simulator.crosscheck import without_first_runs
+
+    table = load_table(Path(__file__).parents[1] / "docs" / "validation" / "h200-2026-12-04" / "llama-7b-b1-4sweeps.parquet")
+    warm = without_first_runs(table, 1)
+    decode, was = warm[warm.phase == "decode"], table[table.phase == "decode"]
+    assert (decode.runs_ms.map(len) == 3).all() and (decode.latency_ms < was.latency_ms).mean() > 0.9  # the cold sweep was the slow one
+    assert decode.latency_ms.iloc[0] == pytest.approx(np.exp(np.mean(np.log(was.runs_ms.iloc[0][1:]))))
+    assert (warm[warm.phase == "prefill"].latency_ms == table[table.phase == "prefill"].latency_ms).all()  # prefill untouched
+    assert (without_first_runs(table, 4)["status"] == "no runs left").sum() == len(decode)

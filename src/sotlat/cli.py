@@ -849,6 +849,10 @@ def _simulated(gpu, arch, config, dtype, calibration, batches, prefill_lengths, 
     _arch_or_config(arch, config)
     spec = gpu_spec(gpu, dtype, peak_tflops, bandwidth_gbps)
     cal, grid = load_calibration(calibration), (parse_batches(batches), parse_range(prefill_lengths), decode_max)
+    if cal.converted_from:
+        console.print(f"note: --calibration {calibration}: written for the simulator's model {cal.converted_from}; converted to model 2 "
+                      "(efficiencies from its MFU, host time per layer from its overhead, no floors): refit it with sotlat calibrate",
+                      style="yellow", highlight=False, soft_wrap=True)
     # seconds for llama-33b, minutes for a Mamba hybrid, whose reference scan runs token by token
     with console.status(f"simulating {arch or config} on {spec['id']}: counting its FLOPs on the meta device"):
         return spec, run(arch, str(config) if config else None, spec, cal, dtype, *grid)
@@ -932,38 +936,24 @@ def calibrate(
     peak_tflops: PeakTflops = None,
     bandwidth_gbps: Bandwidth = None,
 ):
-    """Fit MFU, MBU and the per-layer overhead to a measured table; print the fit's errors."""
+    """Fit the simulator's model 2 (host launches, GEMM and attention efficiency, MBU, floors) to a measured table; print the fit's errors."""
     from sotlat.atomic import atomic_path
     from sotlat.simulator.calibrate import calibrate as run
-    from sotlat.simulator.catalogue import gpu_spec
+    from sotlat.simulator.calibrate import device_figures
     from sotlat.tables import load_table
 
     _check_out(out, (".json",))
     measured = load_table(table)
-    device = measured.attrs["sotlat"]["device"]
-    if gpu:
-        spec = gpu_spec(gpu, measured.attrs["sotlat"]["dtype"], peak_tflops, bandwidth_gbps)
-        peak_tflops, bandwidth_gbps = spec["peak_tflops"], spec["bandwidth_gbps"]
-        if device.get("catalogue_id") != spec["id"]:  # fitted against another device's figures: said, then done as asked
-            err.print(f"note: {table} is of {device.get('name', 'an unnamed device')}, not {spec['name']} (--gpu {spec['id']}): "
-                      "MFU and MBU are fractions of the figures given, not of that device's own")
-    peak_tflops = peak_tflops or device.get("peak_tflops")
-    bw = device.get("memory_bandwidth_bytes_per_s")
-    bandwidth_gbps = bandwidth_gbps or (bw / 1e9 if bw else None)
-    if not peak_tflops or not bandwidth_gbps:
-        raise InputError(f"{table}: the device's peak TFLOPS or bandwidth is unknown; give --gpu or --peak-tflops and --bandwidth-gbps")
     try:
+        peak_tflops, bandwidth_gbps, note = device_figures(measured, gpu, peak_tflops, bandwidth_gbps)
         cal, errors = run(measured, peak_tflops, bandwidth_gbps, out.stem)
     except InputError as exc:
         raise InputError(f"{table}: {exc}") from None
+    if note:  # fitted against another device's figures: said, then done as asked
+        err.print(f"note: {table}: {note}")
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps({**cal.as_dict(), "fit_errors": errors}, indent=1) + "\n")
-    for phase, p in (("prefill", cal.prefill), ("decode", cal.decode)):
-        e = errors[phase]
-        unknown = {"mfu": "no compute-bound cell", "mbu": "no memory-bound cell"}
-        said = {k: f" ({unknown[k]}: {src}'s)" for k, src in e["unidentified"].items()}
-        console.print(f"{phase:<8} MFU {p.mfu:.3f}{said.get('mfu', '')}  MBU {p.mbu:.3f}{said.get('mbu', '')}  overhead {p.layer_overhead_ms:.3f} ms/layer   "
-                      f"fit over {e['n']} cells: median |error| {e['median_abs_pct']:.1f}%, P90 {e['p90_abs_pct']:.1f}%", highlight=False)
+    _print_calibration(cal, errors)
     console.print(f"{out}: workspace {cal.workspace_bytes / 1e6:,.0f} MB")
     given = {"faster_than_peak_cells": f"peak {peak_tflops:g} TFLOPS (--peak-tflops)", "faster_than_bandwidth_cells": f"bandwidth {bandwidth_gbps:g} GB/s (--bandwidth-gbps)"}
     for phase in ("prefill", "decode"):
@@ -971,6 +961,73 @@ def calibrate(
             if errors[phase][key]:
                 console.print(f"warning: {_count(errors[phase][key], f'{phase} cell')} ran faster than the {figure} allows: "
                               "that figure is too low for this device", style="yellow", highlight=False)
+
+
+def _print_calibration(cal, errors: dict) -> None:
+    """Per phase the fitted parameters, those the cells do not show marked with where their value came from, and the fit's errors."""
+    for phase in ("prefill", "decode"):
+        p, e = getattr(cal, phase), errors[phase]
+        held = lambda name: f" ({e['unidentified'][name]})" if name in e["unidentified"] else ""  # noqa: E731
+        console.print(f"{phase:<8} host {p.launch_ms:.3f} ms/layer{held('launch_ms')}, tail {p.tail_ms:.3f} ms{held('tail_ms')}; "
+                      f"GEMM efficiency {p.gemm_efficiency:.3f}{held('gemm_efficiency')}, half at {p.gemm_half_tokens:,.0f} tokens{held('gemm_half_tokens')}; "
+                      f"attention {p.attention_efficiency:.3f}{held('attention_efficiency')}; MBU {p.mbu:.3f}{held('mbu')}; "
+                      f"floors {p.kernel_floor_ms * 1e3:.1f} us/kernel{held('kernel_floor_ms')}, {p.elementwise_floor_ms * 1e3:.1f} us/layer{held('elementwise_floor_ms')}",
+                      highlight=False, soft_wrap=True)
+        console.print(f"{'':<8} fit over {e['n']} cells ({e['host_bound_cells']:,} host-bound, {e['gpu_bound_cells']:,} GPU-bound): "
+                      f"median |error| {e['median_abs_pct']:.1f}%, P90 {e['p90_abs_pct']:.1f}%", highlight=False)
+    if any(errors[phase]["unidentified"] for phase in errors):
+        console.print("(in brackets: barely shown by the cells, so near the prior's value or the other phase's fit; docs/simulator.md)", highlight=False)
+
+
+@app.command("cross-model")
+@user_errors
+def cross_model(
+    table: Annotated[Path, typer.Argument(help="A measured table of one model.")],
+    other: Annotated[Path, typer.Argument(help="A measured table of another model on the same device.")],
+    gpu: Annotated[Optional[str], typer.Option(help="Catalogue id of the tables' device, for its peak and bandwidth.")] = None,
+    peak_tflops: PeakTflops = None,
+    bandwidth_gbps: Bandwidth = None,
+    decode_skip_runs: Annotated[int, typer.Option(min=0, help="Leave out each decode cell's first N runs (a table measured without a decode warm-up).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print both directions as JSON.")] = False,
+):
+    """Calibrate on each table, predict the other model on the cells both hold: % error per phase and batch."""
+    from sotlat.simulator.calibrate import device_figures
+    from sotlat.simulator.crosscheck import cross_model as run
+    from sotlat.simulator.crosscheck import without_first_runs
+    from sotlat.tables import load_table
+
+    _given_once([table, other], "cross-model")
+    tables = [without_first_runs(load_table(t), decode_skip_runs) for t in (table, other)]
+    try:
+        peak_tflops, bandwidth_gbps, note = device_figures(tables[0], gpu, peak_tflops, bandwidth_gbps)
+    except InputError as exc:
+        raise InputError(f"{table}: {exc}") from None
+    if note:
+        err.print(f"note: {table}: {note}")
+    directions = run(*tables, peak_tflops, bandwidth_gbps, names=(str(table), str(other)))
+    if as_json:
+        print(json.dumps({"peak_tflops": peak_tflops, "bandwidth_gbps": bandwidth_gbps, "decode_skip_runs": decode_skip_runs, "directions": directions}))
+        return
+    from sotlat.simulator.model import Calibration
+
+    for d in directions:
+        console.print(Text.assemble("calibrated on ", (d["fitted_on"], "bold"), ", predicting ", (d["predicted"], "bold"),
+                                    f" (peak {peak_tflops:g} TFLOPS, bandwidth {bandwidth_gbps:g} GB/s)"))
+        _print_calibration(Calibration.from_dict(d["calibration"]), d["fit_errors"])
+        _print_errors(d["prediction"], f"% error of the prediction against {d['predicted']} on the cells both tables hold (positive: predicted slower)")
+
+
+def _print_errors(summary: dict, title: str) -> None:
+    """A `compare_summary` as a table: per phase, then per batch."""
+    view = Table(title=title)
+    for c in ("phase", "batch", "cells", "median |error|", "P90 |error|", "max |error|", "median signed", "median ratio"):
+        view.add_column(c, justify="left" if c == "phase" else "right")
+    for phase, s in summary.items():
+        for batch, e in [("all", s), *s["by_batch"].items()]:
+            view.add_row(phase if batch == "all" else "", str(batch), f"{e['n']:,}", f"{e['median_abs_pct']:.1f}%", f"{e['p90_abs_pct']:.1f}%",
+                         f"{e['max_abs_pct']:.1f}%", f"{e['median_signed_pct']:+.1f}%", f"{1 + e['median_signed_pct'] / 100:#.3g}x",
+                         style="bold" if batch == "all" else None)
+    console.print(view)
 
 
 @app.command()
@@ -1118,15 +1175,7 @@ def tables_compare(
     else:
         console.print(f"{table} ({label(a)})\nagainst {reference} ({label(b)}):\n{len(cells):,} cells ok in both; "
                       f"{only['only_in_table']:,} ok only in the table, {only['only_in_reference']:,} only in the reference")
-        view = Table(title="% error of the table's latency against the reference's (positive: the table is slower; ratio: table / reference)")
-        for c in ("phase", "batch", "cells", "median |error|", "P90 |error|", "max |error|", "median signed", "median ratio"):
-            view.add_column(c, justify="left" if c == "phase" else "right")
-        for phase, s in summary.items():
-            for batch, e in [("all", s), *s["by_batch"].items()]:
-                view.add_row(phase if batch == "all" else "", str(batch), f"{e['n']:,}", f"{e['median_abs_pct']:.1f}%", f"{e['p90_abs_pct']:.1f}%",
-                             f"{e['max_abs_pct']:.1f}%", f"{e['median_signed_pct']:+.1f}%", f"{1 + e['median_signed_pct'] / 100:#.3g}x",
-                             style="bold" if batch == "all" else None)
-        console.print(view)
+        _print_errors(summary, "% error of the table's latency against the reference's (positive: the table is slower; ratio: table / reference)")
     if out is not None:
         write_frame(cells, out)
 

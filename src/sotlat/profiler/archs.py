@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import torch
 from accelerate import init_empty_weights
@@ -200,15 +201,28 @@ def read_parameters(parameters: int, embedding: int, routed: int, routing: tuple
     return parameters - embedding - routed * missed
 
 
-COUNTS = ("parameters", "expert_parameters", "embedding_parameters")  # parameter_counts' keys
+COUNTS = ("parameters", "expert_parameters", "embedding_parameters", "gemms_per_layer")  # parameter_counts' keys
+
+
+def gemms_per_layer(model: torch.nn.Module) -> int:
+    """The matrix products one decoder layer runs: the weights of two or more dimensions under its
+    first layer (`layers.0.`, `h.0.`), one per kind (a mixture of experts' stacked or numbered
+    experts count once: one grouped product each). What the simulator's per-kernel floors count."""
+    kinds = set()
+    for name, param in model.named_parameters():
+        first = re.search(r"\.0\.(.*)$", name)
+        if first and param.ndim >= 2:
+            kinds.add(re.sub(r"\.\d+\.", ".N.", first[1]))
+    return max(len(kinds), 1)
 
 
 def parameter_counts(model: torch.nn.Module) -> dict:
     """All of a model's parameters, a mixture of experts' routed experts' and the gathered embedding
-    tables' (`embedding_parameters`): what the weights a pass reads are computed from."""
+    tables' (`embedding_parameters`): what the weights a pass reads are computed from; and the
+    matrix products of one layer (`gemms_per_layer`)."""
     routed = expert_parameters(model) if moe_routing(model.config)[0] else 0
     return {"parameters": sum(p.numel() for p in model.parameters()), "expert_parameters": routed,
-            "embedding_parameters": embedding_parameters(model)}
+            "embedding_parameters": embedding_parameters(model), "gemms_per_layer": gemms_per_layer(model)}
 
 
 def arch_meta(name: str, config: PretrainedConfig, shapes: torch.nn.Module, dtype: torch.dtype) -> dict:

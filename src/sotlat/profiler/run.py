@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import math
 import os
 import sys
 import time
@@ -38,7 +37,7 @@ from sotlat.tables.difference import first_difference, short
 from sotlat.tables.grid import PrefillGrid, check_grid
 from sotlat.tables.io import empty_cells, load_table, save_table
 from sotlat.tables.schema import COLUMNS, SCHEMA_VERSION, arch_identity
-from sotlat.tables.stats import dispersion
+from sotlat.tables.stats import dispersion, geomean
 
 CHECKPOINT_SECONDS = 30.0
 UNFINISHED = "unfinished"  # status of a decode cell whose batch has sweeps still to run
@@ -147,10 +146,6 @@ def _device_meta(spec: ProfileSpec) -> dict:
     device = describe_device(spec.device)
     peak = figure(device.get("catalogue_id"), peak_field(spec.dtype))
     return {**device, "peak_tflops": peak} if peak else device
-
-
-def geomean(values) -> float:
-    return float(math.exp(np.mean(np.log(values))))
 
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}

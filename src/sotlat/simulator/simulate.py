@@ -11,7 +11,7 @@ from sotlat.errors import InputError
 from sotlat.profiler.archs import COUNTS, arch_meta, config_from_dict, load_config, meta_model, parameter_counts
 from sotlat.profiler.flops import FlopsFit, fit_flops
 from sotlat.profiler.run import torch_dtype as torch_dtype_of
-from sotlat.simulator.model import Calibration, Shapes, forward_ms, pass_bytes, peak_memory
+from sotlat.simulator.model import MODEL_VERSION, Calibration, Shapes, forward_ms, peak_memory
 from sotlat.tables.grid import PrefillGrid, check_grid
 from sotlat.tables.schema import COLUMNS, SCHEMA_VERSION
 from sotlat.tables.stats import label
@@ -20,8 +20,7 @@ from sotlat.tables.stats import label
 def simulate_cells(shapes: Shapes, flops, gpu: dict, cal: Calibration, phase: str, batch, length) -> dict:
     """Latency, FLOPs and peak memory of cells (arrays of batch and length) of one phase."""
     f = flops(phase, batch, length)
-    ms = forward_ms(getattr(cal, phase), f, pass_bytes(shapes, phase, batch, length), shapes.layers,
-                    gpu["peak_tflops"], gpu["bandwidth_gbps"])
+    ms = forward_ms(getattr(cal, phase), shapes, phase, batch, length, f, gpu["peak_tflops"], gpu["bandwidth_gbps"])
     return {"latency_ms": ms, "flops": f, "peak_memory_bytes": peak_memory(shapes, phase, batch, length, cal.workspace_bytes)}
 
 
@@ -79,8 +78,8 @@ def simulate(arch: str | None, config_path: str | None, gpu: dict, cal: Calibrat
         "method": {
             "grid": {"batches": batches, "prefill_lengths": prefill_lengths.as_dict(), "decode_max": decode_max},
             "simulated": True,
-            "model": "max(FLOPs/(MFU*peak), bytes/(MBU*bandwidth)) + layers*layer_overhead + fixed_overhead; "
-                     "memory = weights + KV cache + activations + workspace (docs/simulator.md)",
+            "model": f"model {MODEL_VERSION}: max(host, GPU) + tail; host = layers x launch; GPU = per kernel max(FLOPs/(efficiency x peak), "
+                     "bytes/(MBU x bandwidth), floor); memory = weights + KV cache + activations + workspace (docs/simulator.md)",
             "calibration": cal.as_dict(),
             "flops": fit.meta(),
             "timer": "none (simulated)",

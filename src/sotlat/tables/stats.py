@@ -8,6 +8,11 @@ import numpy as np
 import pandas as pd
 
 
+def geomean(values) -> float:
+    """A cell's latency from its runs: their geometric mean, as the paper aggregates them (App. C.2)."""
+    return float(np.exp(np.mean(np.log(values))))
+
+
 def run_cv(table: pd.DataFrame) -> pd.Series:
     """Coefficient of variation (std / mean) of each ok cell's kept runs; NaN for single runs."""
     ok = table[table["status"] == "ok"]
