@@ -34,10 +34,10 @@ import time
 import numpy as np
 import torch
 
-from sotlat.profiler.archs import build_model, load_config
-from sotlat.profiler.device import default_device, default_dtype, describe_device
-from sotlat.profiler.run import torch_dtype
-from sotlat.profiler.steps import decode_step, decoding, prefill
+from sotlat.models.archs import build_model, load_config
+from sotlat.models.device import default_device, describe_device
+from sotlat.models.dtypes import default_dtype, torch_dtype
+from sotlat.models.steps import decode_step, decoding, prefill
 from sotlat.profiler.timer import quiet, timer_for
 
 CONDITIONS = {  # name: (attention, SDPA kernels switched off, timed sweeps quiet)

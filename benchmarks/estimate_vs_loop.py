@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from sotlat.estimator import estimate, traces_frame
-from sotlat.profiler.device import describe_device
-from sotlat.tables.io import empty_cells
+from sotlat.models.device import describe_device
+from sotlat.tables.io import empty_cells, with_meta
 
 
 def paper_grid_table(seed: int = 0) -> pd.DataFrame:
@@ -31,9 +31,8 @@ def paper_grid_table(seed: int = 0) -> pd.DataFrame:
                                    "runs_ms": [[x] for x in lat], "peak_memory_bytes": (1e9 + 1e6 * b * l).astype("int64"),
                                    "flops": 1e10 * b + 1e6 * b * l, "status": "ok"}))
     table = pd.concat([empty_cells(), *parts], ignore_index=True)
-    table.attrs["sotlat"] = {"schema_version": 1, "arch": {"name": "bench", "config": {}}, "device": {"name": "bench"},
-                             "dtype": "float16", "created_at": "",
-                             "method": {"grid": {"batches": list(range(1, 17)), "prefill_lengths": {"start": 1, "stop": 700, "step": 10}, "decode_max": 1024}}}
+    with_meta(table, {"schema_version": 2, "arch": {"name": "bench", "config": {}}, "device": {"name": "bench"}, "dtype": "float16", "created_at": "",
+                      "method": {"grid": {"batches": list(range(1, 17)), "prefill_lengths": {"start": 1, "stop": 700, "step": 10}, "decode_max": 1024}}})
     return table
 
 

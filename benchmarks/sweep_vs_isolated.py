@@ -18,12 +18,13 @@ import time
 import numpy as np
 import torch
 
-from sotlat.profiler.archs import build_model, load_config
-from sotlat.profiler.device import default_device, default_dtype, describe_device
+from sotlat.models.archs import build_model, load_config
+from sotlat.models.device import default_device, describe_device
+from sotlat.models.dtypes import default_dtype, torch_dtype
 from sotlat.profiler.memory import memory_tracker_for
-from sotlat.profiler.run import decode_sweep, torch_dtype
+from sotlat.profiler.run import decode_sweep
 from sotlat.tables.stats import geomean
-from sotlat.profiler.steps import decode_step, prefill
+from sotlat.models.steps import decode_step, prefill
 from sotlat.profiler.timer import timer_for
 from sotlat.tables.grid import parse_batches
 

@@ -8,7 +8,6 @@ Traces the whole table cannot answer are left out (named on the first line).
 from __future__ import annotations
 
 import argparse
-import copy
 
 import numpy as np
 
@@ -25,8 +24,7 @@ def main() -> None:
     table = load_table(args.table)
     full, unanswered = estimate_answerable(table, load_traces(args.traces))
     cut = table[(table["phase"] == "prefill") | (table["length"] <= args.cut)].copy()
-    cut.attrs = copy.deepcopy(table.attrs)
-    cut.attrs["sotlat"]["method"]["grid"]["decode_max"] = args.cut
+    cut.attrs["sotlat"] = table.attrs["sotlat"].with_(**{"method.grid.decode_max": args.cut})
     extra, _ = estimate_answerable(cut, load_traces(args.traces)[lambda f: f["id"].isin(full["id"])], extrapolate=True)
     print(f"{len(full)} traces answered by {args.table} ({len(unanswered)} not); decode cut at k = {args.cut}, "
           f"{int(extra['extrapolated'].sum())} of them extrapolated")

@@ -20,18 +20,20 @@ from pathlib import Path
 
 import numpy as np
 
+from sotlat.estimator.request import TABLE1_OUTPUT, TABLE1_PROMPT
 from sotlat.pct_errors import error_stats, relative_pct
-from sotlat.profiler.archs import load_config
-from sotlat.simulator.catalogue import gpu_spec
+from sotlat.models.archs import load_config
+from sotlat.models.catalogue import gpu_spec
 from dataclasses import replace
 
 from scipy.optimize import brentq
 
 from sotlat.simulator.model import PRIOR, Calibration, load_calibration
-from sotlat.simulator.simulate import shapes_and_flops, simulate_cells
+from sotlat.models.shapes import shapes_and_flops
+from sotlat.simulator.simulate import simulate_cells
 
 TABLE_1 = {"llama-7b": (40.0, 2735.0), "llama-13b": (54.0, 3725.0), "llama-33b": (100.0, 5506.0)}  # ms
-PROMPT, DECODED = 128, 64
+PROMPT, DECODED = TABLE1_PROMPT, TABLE1_OUTPUT
 OUT = Path(__file__).resolve().parents[1] / "src" / "sotlat" / "data" / "calibrations" / "hf-eager.json"
 
 

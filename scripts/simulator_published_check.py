@@ -34,10 +34,11 @@ from scipy.optimize import brentq
 from transformers import LlamaConfig
 
 from sotlat.pct_errors import error_stats, relative_pct
-from sotlat.profiler.archs import load_config
-from sotlat.simulator.catalogue import gpu_spec
+from sotlat.models.archs import load_config
+from sotlat.models.catalogue import gpu_spec
 from sotlat.simulator.model import PRIOR, Calibration, load_calibration
-from sotlat.simulator.simulate import shapes_and_flops, simulate_cells
+from sotlat.models.shapes import shapes_and_flops
+from sotlat.simulator.simulate import simulate_cells
 
 LLAMA_3_8B = LlamaConfig(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
                          num_key_value_heads=8, vocab_size=128256, max_position_embeddings=8192, rope_theta=500000.0,

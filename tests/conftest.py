@@ -10,7 +10,7 @@ import pytest
 
 os.environ.setdefault("PYTHONWARNINGS", "ignore")
 
-from sotlat.tables.io import empty_cells  # noqa: E402
+from sotlat.tables.io import empty_cells, with_meta  # noqa: E402
 
 
 def synthetic_table(
@@ -37,15 +37,14 @@ def synthetic_table(
                              runs_ms=[t_decode(b, k)] * 3 if s == "ok" else [], peak_memory_bytes=mem(b, k),
                              flops=float(f_decode(b, k)), status=s))
     table = pd.DataFrame(rows) if rows else empty_cells()
-    table.attrs["sotlat"] = {
+    return with_meta(table, {
         "schema_version": 1,
         "arch": {"name": "synthetic", "config": {"model_type": "llama"}},
         "device": {"name": "test-device"},
         "dtype": "float16",
         "method": {"grid": {"batches": list(batches), "prefill_lengths": dict(zip(("start", "stop", "step"), prefill)), "decode_max": decode_max}},
         "created_at": "2026-01-01T00:00:00+00:00",
-    }
-    return table
+    })
 
 
 def trace(id="q1", normal=(20, 50), skeleton=(30, 10), points=((15, 5), (12, 8)), **extra) -> dict:
@@ -77,3 +76,13 @@ MIXTRAL = dict(model_type="mixtral", hidden_size=64, num_hidden_layers=2, num_at
 # experts, whose loop over experts cannot run on the meta device; Bloom, whose forward takes no logits_to_keep.
 TRANSFORMERS_5 = hasattr(__import__("transformers").PreTrainedModel, "get_experts_implementation")
 transformers_5 = pytest.mark.skipif(not TRANSFORMERS_5, reason="transformers before 5 refuses this config")
+
+
+def edit(table: pd.DataFrame, changes: dict) -> pd.DataFrame:
+    """Change a table's metadata in a test: keys are dotted paths ('arch.weight_bytes'); a dict given
+    for the device or the arch is read as one."""
+    from sotlat.tables.meta import Arch, Device
+
+    read = {"device": Device.from_dict, "arch": lambda d: Arch(**d)}
+    table.attrs["sotlat"] = table.attrs["sotlat"].with_(**{k: read[k](v) if k in read and isinstance(v, dict) else v for k, v in changes.items()})
+    return table

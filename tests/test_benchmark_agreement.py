@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from estimate_vs_loop import compare  # noqa: E402
 from sweep_vs_isolated import compare as compare_sweep, isolated_step_ms  # noqa: E402
 
-from sotlat.profiler.archs import build_model, load_config  # noqa: E402
+from sotlat.models.archs import build_model, load_config  # noqa: E402
 from sotlat.profiler.memory import RssPeakMemory  # noqa: E402
 from sotlat.profiler.run import decode_sweep  # noqa: E402
 from sotlat.profiler.timer import CpuTimer  # noqa: E402

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import MIXTRAL, TRANSFORMERS_5, transformers_5, synthetic_table, trace, write_jsonl
+from conftest import MIXTRAL, TRANSFORMERS_5, transformers_5, synthetic_table, trace, write_jsonl, edit
 from sotlat.cli import app
 from sotlat.estimator import OUTPUT_COLUMNS
 from sotlat.tables import load_table, save_table
@@ -55,7 +55,7 @@ def test_profile_warns_when_other_work_keeps_the_cpus_busy(tmp_path, monkeypatch
     out = tmp_path / "t.parquet"
     result = invoke("profile", *GRID, "--batches", "1", "--decode-max", "5", "--out", out)
     assert result.exit_code == 0, result.output
-    assert load_table(out).attrs["sotlat"]["host_load"]["cpu_busy_pct"] == busy
+    assert load_table(out).attrs["sotlat"].host_load["cpu_busy_pct"] == busy
     assert ("80% busy with other work" in result.output) == warned
 
 
@@ -86,7 +86,7 @@ def test_tables_show(profiled):
     assert invoke("tables", "show", profiled, "--cells", "-1").exit_code == 2
     shown = json.loads(invoke("tables", "show", profiled, "--json").output)  # for scripts: the same facts as data
     table = load_table(profiled)
-    assert shown["complete"] is True and shown["metadata"] == table.attrs["sotlat"]
+    assert shown["complete"] is True and shown["metadata"] == table.attrs["sotlat"].to_dict()
     decode = next(c for c in shown["coverage"] if c["phase"] == "decode")
     assert decode == {"phase": "decode", "batches": [1, 2, 3], "length_min": 1, "length_max": 90, "lengths": 90, "cells": 270, "status": {"ok": 270}}
     assert shown["summary"]["cells"] == len(table) and shown["summary"]["median_cv"] is None  # one run per cell: null, not NaN
@@ -102,11 +102,11 @@ def test_tables_merge_of_batch_shards(tmp_path):
     assert sorted(merged.batch.unique()) == [1, 2, 3]
     assert "unfinished" not in result.output
     unfinished = load_table(b)
-    unfinished.attrs["sotlat"]["progress"]["complete"] = False
+    edit(unfinished, {"progress.complete": False})
     save_table(unfinished, b)
     result = invoke("tables", "merge", a, b, "-o", tmp_path / "m.parquet")
     assert result.exit_code == 0 and f"{b} is an unfinished profile" in result.output.replace("\n", "")
-    assert not load_table(tmp_path / "m.parquet").attrs["sotlat"]["progress"]["complete"]
+    assert not load_table(tmp_path / "m.parquet").attrs["sotlat"].progress.complete
     result = invoke("tables", "merge", a, a, "-o", tmp_path / "x.parquet")
     assert result.exit_code == 2 and result.output.splitlines() == [f"error: tables merge: {a} is given twice"]
     assert not (tmp_path / "x.parquet").exists()
@@ -208,7 +208,7 @@ def test_usage_errors(tmp_path, monkeypatch, args, needles):
 
 
 def test_weights_larger_than_the_free_memory_are_refused_before_the_model_is_built(tmp_path, monkeypatch):
-    monkeypatch.setattr("sotlat.profiler.device.free_memory_bytes", lambda device: 400_000)  # tiny's float32 weights: 427,264 bytes
+    monkeypatch.setattr("sotlat.models.device.free_memory_bytes", lambda device: 400_000)  # tiny's float32 weights: 427,264 bytes
     traces = write_jsonl(tmp_path / "t.jsonl", [trace("a")])
     for command in (["profile", *GRID], ["replay", "--arch", "tiny", "--device", "cpu", "--traces", traces]):
         assert_user_error(invoke(*command, "--out", tmp_path / "o.jsonl" if command[0] == "replay" else tmp_path / "o.parquet"),
@@ -258,23 +258,23 @@ def test_estimate_rejects_unknown_out_suffix(tmp_path):
 
 
 def test_each_reason_a_trace_is_outside_the_table_is_one_line_however_narrow_the_terminal(tmp_path, monkeypatch):
-    from sotlat import cli
+    from sotlat.cli import common
 
-    monkeypatch.setattr(cli.console, "width", 60)  # a narrow terminal
+    monkeypatch.setattr(common.console, "width", 60)  # a narrow terminal
     table = tmp_path / "t.parquet"
     save_table(synthetic_table(batches=(1, 2), decode_max=200), table)
     traces = write_jsonl(tmp_path / "t.jsonl", [trace("a"), trace("long", normal=(30, 400))])
     result = invoke("estimate", "--table", table, "--traces", traces, "--skip-unanswerable")
     assert result.exit_code == 0, result.output
     line = next(ln for ln in result.output.splitlines() if ln.startswith("  long: "))
-    assert line.endswith("(--extrapolate, or extrapolate=True in Python, extends it to k=1600 at most)") and len(line) > 80
+    assert line.endswith("(--extrapolate extends it to k=1600 at most)") and len(line) > 80
 
 
 def test_where_the_grid_already_covers_the_traces_no_grid_is_suggested_only_the_missing_cells_said(tmp_path):
     table = tmp_path / "t.parquet"  # batch 3 is oom from k = 100 on: no other grid mends that on this device
     frame = synthetic_table(batches=(1, 2, 3), decode_max=200, status=lambda phase, b, k: "oom" if b == 3 and k >= 100 else "ok")
-    frame.attrs["sotlat"]["arch"].update(weight_bytes=100, config={"model_type": "llama", "num_attention_heads": 2, "hidden_size": 8,
-                                                                  "num_hidden_layers": 1, "num_key_value_heads": 1})  # for the report's capacity
+    edit(frame, {"arch.weight_bytes": 100, "arch.config": {"model_type": "llama", "num_attention_heads": 2, "hidden_size": 8,
+                                                           "num_hidden_layers": 1, "num_key_value_heads": 1}})  # for the report's capacity
     save_table(frame, table)
     traces = write_jsonl(tmp_path / "t.jsonl", [trace("a"), trace("long", points=[(60, 80)] * 3)])
     result = invoke("estimate", "--table", table, "--traces", traces, "--skip-unanswerable")
@@ -353,7 +353,7 @@ def test_tables_compare_prints_and_writes_the_errors(tmp_path):
 
 def test_estimates_from_an_unfinished_profile_say_so(tmp_path):
     table = synthetic_table()
-    table.attrs["sotlat"]["progress"] = {"complete": False, "elapsed_s": 10.0}
+    edit(table, {"progress.complete": False, "progress.elapsed_s": 10.0})
     save_table(table, tmp_path / "t.parquet")
     traces = write_jsonl(tmp_path / "t.jsonl", [trace()])
     result = invoke("estimate", "--table", tmp_path / "t.parquet", "--traces", traces)
@@ -362,9 +362,8 @@ def test_estimates_from_an_unfinished_profile_say_so(tmp_path):
 
 def test_tables_show_says_what_is_known_of_the_gpu(tmp_path):
     table = synthetic_table()
-    table.attrs["sotlat"]["device"] = {"name": "NVIDIA H100 80GB HBM3", "catalogue_id": "h100-sxm", "peak_tflops": 989,
-                                       "memory_bandwidth_bytes_per_s": 3.352e12}
-    table.attrs["sotlat"]["arch"].update(read_weight_bytes=3.352e9, parameters=46_702_792_704, expert_parameters=45_097_156_608)  # a 1 ms floor
+    edit(table, {"device": {"name": "NVIDIA H100 80GB HBM3", "catalogue_id": "h100-sxm", "peak_tflops": 989, "memory_bandwidth_bytes_per_s": 3.352e12},
+                 "arch.read_weight_bytes": 3.352e9, "arch.parameters": 46_702_792_704, "arch.expert_parameters": 45_097_156_608})  # a 1 ms floor
     save_table(table, tmp_path / "t.parquet")
     result = invoke("tables", "show", tmp_path / "t.parquet")
     assert result.exit_code == 0 and "(catalogue h100-sxm, peak 989 TFLOPS, bandwidth 3,352 GB/s)" in result.output
@@ -379,11 +378,11 @@ def test_tables_show_says_what_is_known_of_the_gpu(tmp_path):
     (["simulate", "--gpu", "l4", "--arch", "tiny"], 0.02, "2.0%", "the flops column, Eq. 4's TFLOPS and the simulated compute time"),
 ])
 def test_profile_and_simulate_warn_when_the_flops_fill_is_not_exact(tmp_path, monkeypatch, command, error, shown, what):
+    from sotlat.models import shapes as shapes_mod
+    from sotlat.models.flops import FlopsFit
     from sotlat.profiler import run as run_mod
-    from sotlat.profiler.flops import FlopsFit
-    from sotlat.simulator import simulate as simulate_mod
 
-    module = run_mod if command[0] == "profile" else simulate_mod
+    module = run_mod if command[0] == "profile" else shapes_mod  # where each takes its FLOPs fill from
     real = module.fit_flops
 
     def inexact(shapes):
@@ -393,7 +392,7 @@ def test_profile_and_simulate_warn_when_the_flops_fill_is_not_exact(tmp_path, mo
     monkeypatch.setattr(module, "fit_flops", inexact)
     result = invoke(*command, "--batches", "1", "--decode-max", "5", "--out", tmp_path / "t.parquet")
     assert result.exit_code == 0 and f"(held-out cells off by up to {shown}): {what}" in " ".join(result.output.split())
-    assert load_table(tmp_path / "t.parquet").attrs["sotlat"]["method"]["flops"]["exact"] is False
+    assert load_table(tmp_path / "t.parquet").attrs["sotlat"].method.flops["exact"] is False
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -432,7 +431,7 @@ def test_a_cuda_device_index_past_the_machines_is_refused_before_any_work(tmp_pa
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert_user_error(invoke("profile", "--arch", "tiny", "--device", "cuda:2", "--out", "o.parquet"),
-                      "--device cuda:2: this machine has 2 CUDA device(s), cuda:0 to cuda:1")
+                      "--device: cuda:2: this machine has 2 CUDA device(s), cuda:0 to cuda:1")
     assert not (tmp_path / "o.parquet").exists()
 
 
@@ -440,7 +439,7 @@ def test_names_print_as_written_not_as_rich_markup(tmp_path):
     path = tmp_path / "llama[gpu]:smile:.parquet"  # '[gpu]' is a markup tag to rich, ':smile:' an emoji code
     save_table(synthetic_table(), path)
     result = invoke("tables", "show", path)
-    assert result.exit_code == 0 and result.output.splitlines()[0].startswith(f"{path}  schema 1"), result.output
+    assert result.exit_code == 0 and result.output.splitlines()[0].startswith(f"{path}  schema 2"), result.output
     assert invoke("tables", "list", tmp_path).output.splitlines()[0] == str(path)
 
 
@@ -450,10 +449,10 @@ def test_an_out_that_would_destroy_an_input_or_a_measured_table_is_refused_and_l
     for name, batches in (("measured.parquet", (1, 2)), ("shard.parquet", (3, 4))):
         save_table(synthetic_table(batches=batches), tmp_path / name)
     other = synthetic_table(batches=(1, 2, 3, 4))
-    other.attrs["sotlat"]["device"] = {"name": "another-device"}
+    edit(other, {"device": {"name": "another-device"}})
     save_table(other, tmp_path / "other.parquet")
     simulated = synthetic_table()
-    simulated.attrs["sotlat"]["device"] = {"name": "L4", "simulated": True}
+    edit(simulated, {"device": {"name": "L4"}, "simulated": True})
     save_table(simulated, tmp_path / "simulated.parquet")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     for args, needle in [
@@ -477,11 +476,11 @@ def test_an_out_that_would_destroy_an_input_or_a_measured_table_is_refused_and_l
 
 
 def test_a_system_error_such_as_a_full_disk_is_one_line_and_exit_1(monkeypatch):
-    import sotlat.cli as cli
+    from sotlat.cli import simulator
 
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(cli.json, "dumps", full)  # what printing --json to a full disk (/dev/full) raises
+    monkeypatch.setattr(simulator.json, "dumps", full)  # what printing --json to a full disk (/dev/full) raises
     result = invoke("gpus", "--json")
     assert result.exit_code == 1 and result.output.splitlines() == ["error: No space left on device"]

@@ -55,7 +55,7 @@ def test_demo_end_to_end_with_the_tiny_architecture(tmp_path, monkeypatch):
 
 def test_the_gpu_demo_is_sized_to_minutes_by_the_simulated_plan():
     # what `sotlat plan` says the demo's profile costs on the paper's GPU under hf-eager (HF transformers eager)
-    from sotlat.simulator.catalogue import gpu_spec
+    from sotlat.models.catalogue import gpu_spec
     from sotlat.simulator.model import load_calibration
     from sotlat.simulator.plan import profile_seconds
     from sotlat.simulator.simulate import simulate

@@ -73,7 +73,7 @@ def test_vectorised_over_many_traces_matches_one_by_one(table):
 @pytest.mark.parametrize(
     "tr, message",
     [
-        (trace(normal=(80, 130)), r"trace q1: normal stage needs t\^D_1\(k\) up to k=210, but the table's decode for batch 1 ends at k=200 \(--extrapolate, or extrapolate=True in Python, extends it to k=1600 at most\)"),
+        (trace(normal=(80, 130)), r"trace q1: normal stage needs t\^D_1\(k\) up to k=210, but the table's decode for batch 1 ends at k=200 \(`extrapolate` extends it to k=1600 at most\)"),
         (trace(points=[(5, 5)] * 6), r"trace q1: points stage needs batch 6, but the table has batches 1-4"),
         (trace(skeleton=(100, 5)), r"trace q1: skeleton stage needs t\^P_1\(101\) for a 100-token prompt, but the prefill grid ends at 91"),
     ],
@@ -113,7 +113,7 @@ def test_extrapolation_reaches_eight_times_the_profiled_decode_and_no_further(ta
     assert list(failed["reason"]) == [f"normal stage needs t^D_1(k) up to k={reach + 1}, but the table's decode for batch 1 ends at k=200 "
                                       f"(extrapolated, it reaches k={reach} at most)"]  # already extrapolating: no advice to
     _, failed = estimate_answerable(table, [beyond])
-    assert failed["reason"].iloc[0].endswith(f"ends at k=200 (--extrapolate, or extrapolate=True in Python, extends it to k={reach} at most)")
+    assert failed["reason"].iloc[0].endswith(f"ends at k=200 (`extrapolate` extends it to k={reach} at most)")
 
 
 def test_recorded_latencies_are_reported():
@@ -217,5 +217,5 @@ def test_loop_reading_of_eq1_has_l_out_minus_one_decode_terms():
     assert list(est["normal_decode_ms"]) == [49.0, 0.0, 0.0]
     assert est.loc[0, "normal_peak_memory_bytes"] == 1000 + 68  # k = 20 .. 68
     assert est.loc[1, "normal_peak_memory_bytes"] == 1000 + 21  # no decode step: the prefill cell t^P_1(21)
-    with pytest.raises(InputError, match="--decode-terms"):
+    with pytest.raises(InputError, match="^decode_terms: "):
         estimate(flat, traces, decode_terms="both")

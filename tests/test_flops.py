@@ -8,9 +8,9 @@ from typer.testing import CliRunner
 
 from conftest import MIXTRAL, transformers_5
 from sotlat.cli import app
-from sotlat.profiler.archs import build_model, load_config, meta_model
-from sotlat.profiler.flops import count_flops, fit_flops
-from sotlat.profiler.steps import decode_step, prefill
+from sotlat.models.archs import build_model, load_config, meta_model
+from sotlat.models.flops import count_flops, fit_flops
+from sotlat.models.steps import decode_step, prefill
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_a_mixture_of_experts_counts_the_experts_each_token_visits():
 
 @transformers_5
 def test_a_mixtral_8x7b_decode_step_at_batch_1_multiplies_each_weight_it_reads_once():
-    from sotlat.profiler.archs import arch_meta
+    from sotlat.models.archs import arch_meta
 
     _, config = load_config("mixtral-8x7b")
     shapes = meta_model(config)

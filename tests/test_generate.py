@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from sotlat.profiler.archs import build_model, load_config
+from sotlat.models.archs import build_model, load_config
 from sotlat.profiler.timer import CpuTimer
 from sotlat.sot.generate import generate
 

@@ -35,7 +35,7 @@ def test_format_batches_is_what_parse_batches_reads(batches, text):
                                            ("16-1", "the range '16-1' runs backwards; write it 1-16"),
                                            ("1-1000000000", "batch sizes go up to 65,536, got 1,000,000,000")])
 def test_parse_batches_rejects(text, message):
-    with pytest.raises(InputError, match=f"--batches: .*{message}"):
+    with pytest.raises(InputError, match=f"^batches: .*{message}"):
         parse_batches(text)
 
 
@@ -50,7 +50,7 @@ def test_a_grid_past_the_cell_limit_is_refused_before_anything_is_built():
 
 @pytest.mark.parametrize("text", ["1:700", "0:700:10", "1:700:0", "10:5:1", "x:y:z"])
 def test_parse_range_rejects(text):
-    with pytest.raises(InputError, match="--prefill-lengths"):
+    with pytest.raises(InputError, match="^prefill_lengths: "):
         parse_range(text)
 
 

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import edit
 from sotlat.errors import InputError
 from sotlat.profiler import run as run_mod
-from sotlat.profiler.archs import build_model, load_config
+from sotlat.models.archs import build_model, load_config
 from sotlat.interrupts import Interrupted
 from sotlat.profiler.run import ProfileSpec, profile
 from sotlat.tables import PrefillGrid, load_table, save_table
@@ -47,9 +48,9 @@ def test_profile_covers_the_grid_with_the_kept_runs(tmp_path):
     profile(SPEC, str(out))
     table = load_table(out)
     meta = table.attrs["sotlat"]
-    assert meta["progress"]["complete"] and meta["arch"]["name"] == "tiny" and meta["dtype"] == "float32"
-    assert meta["method"]["grid"] == {"batches": [1, 2, 3], "prefill_lengths": {"start": 1, "stop": 40, "step": 10}, "decode_max": 12}
-    assert meta["device"]["kind"] == "cpu" and meta["method"]["timer"] == "time.perf_counter"
+    assert meta.progress.complete and meta.arch.name == "tiny" and meta.dtype == "float32"
+    assert meta.to_dict()["method"]["grid"] == {"batches": [1, 2, 3], "prefill_lengths": {"start": 1, "stop": 40, "step": 10}, "decode_max": 12}
+    assert meta.device.kind == "cpu" and meta.method.timer == "time.perf_counter" and meta.schema_version == 2
     pre, dec = table[table.phase == "prefill"], table[table.phase == "decode"]
     assert sorted(set(zip(pre.batch, pre.length))) == [(b, l) for b in (1, 2, 3) for l in (1, 11, 21, 31)]
     assert sorted(set(zip(dec.batch, dec.length))) == [(b, k) for b in (1, 2, 3) for k in range(1, 13)]
@@ -67,7 +68,7 @@ def test_profile_covers_the_grid_with_the_kept_runs(tmp_path):
 def test_existing_file_needs_resume(tmp_path):
     out = tmp_path / "t.parquet"
     profile(SPEC, str(out))
-    with pytest.raises(InputError, match="already exists; continue it with --resume"):
+    with pytest.raises(InputError, match="already exists; continue it with `resume`"):
         profile(SPEC, str(out))
 
 
@@ -110,15 +111,15 @@ def test_interrupt_saves_finished_cells_and_resume_finishes_without_remeasuring(
     handler = signal.getsignal(signal.SIGTERM)
     # forward passes per batch: 4 cells x 4 runs = 16 prefill, then 2 sweeps x (1 + 12)
     first = Wrapped(on_call=_interrupt_at(16 + 26 + 5, how))
-    with pytest.raises(Interrupted, match="cells saved to .*continue with --resume"):
+    with pytest.raises(Interrupted, match="cells saved to .*continue with `resume`"):
         profile(SPEC, str(out), model=first)
     partial = load_table(out)
-    assert not partial.attrs["sotlat"]["progress"]["complete"]
+    assert not partial.attrs["sotlat"].progress.complete
     assert len(partial) == 4 + 12 + 1  # batch 1 whole, the first prefill cell of batch 2
     assert signal.getsignal(signal.SIGTERM) == handler  # restored
     second = Wrapped()
     table = profile(SPEC, str(out), resume=True, model=second)
-    assert len(table) == 3 * (4 + 12) and table.attrs["sotlat"]["progress"]["complete"]
+    assert len(table) == 3 * (4 + 12) and table.attrs["sotlat"].progress.complete
     assert not any(c[1] == 1 for c in second.calls)  # batch 1 was finished
     assert second.calls.count(("prefill", 2, 1)) == SPEC.decode_runs  # only the sweeps' 1-token prefills
     assert ("prefill", 2, 11) in second.calls
@@ -151,7 +152,7 @@ def test_an_interrupted_batch_keeps_its_finished_decode_sweeps(tmp_path, oom_fro
     status, runs = _decode_runs(table, 2)
     assert status == ["ok"] * steps + ["oom"] * (12 - steps)
     assert [r[0] for r in runs[:steps]] == [r[0] for r in saved] and all(len(r) == 2 for r in runs[:steps])
-    assert table.attrs["sotlat"]["progress"]["complete"] and (table.status != "unfinished").all()
+    assert table.attrs["sotlat"].progress.complete and (table.status != "unfinished").all()
     assert table[table.status == "ok"].peak_memory_bytes.notna().all()  # the saved sweep's peaks came back too
 
 
@@ -178,7 +179,7 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     with pytest.raises(InputError, match=r"cannot resume: .*(dtype|arch).* differs"):
         profile(other, str(out), resume=True)
     other = ProfileSpec(**{**SPEC.__dict__, "attention": "eager"})
-    with pytest.raises(InputError, match=r"cannot resume: method.forward differs .*'transformers causal LM, sdpa attention"):
+    with pytest.raises(InputError, match=r"cannot resume: method.attention differs from the file.s \('sdpa' in the file, 'eager' now\)"):
         profile(other, str(out), resume=True)
 
 
@@ -188,9 +189,9 @@ def test_eager_attention_is_profiled_and_recorded(tmp_path, monkeypatch):
     monkeypatch.setattr(run_mod, "build_model", lambda *a: built.append(a[-1]) or real(*a))
     spec = ProfileSpec(**{**SPEC.__dict__, "batches": [1], "attention": "eager"})
     table = profile(spec, str(tmp_path / "t.parquet"))
-    assert built == ["eager"] and table.attrs["sotlat"]["method"]["forward"].startswith("transformers causal LM, eager attention,")
+    assert built == ["eager"] and table.attrs["sotlat"].method.forward.startswith("transformers causal LM, eager attention,")
     assert (table.status == "ok").all()
-    with pytest.raises(InputError, match="--attention: expected sdpa or eager, got 'flash'"):
+    with pytest.raises(InputError, match="^attention: expected sdpa or eager, got 'flash'"):
         profile(ProfileSpec(**{**SPEC.__dict__, "attention": "flash"}), str(tmp_path / "f.parquet"))
 
 
@@ -199,10 +200,10 @@ def test_resume_of_a_file_from_a_sotlat_that_recorded_less_of_the_arch(tmp_path)
     with pytest.raises(Interrupted):
         profile(SPEC, str(out), model=Wrapped(on_call=_interrupt_at(16 + 26 + 5, "sigint")))
     older = load_table(out)
-    del older.attrs["sotlat"]["arch"]["read_weight_bytes"]  # derived from the config, which is the same
+    edit(older, {"arch.read_weight_bytes": None})  # derived from the config, which is the same
     save_table(older, out)
     table = profile(SPEC, str(out), resume=True, model=Wrapped())
-    assert table.attrs["sotlat"]["progress"]["complete"] and table.attrs["sotlat"]["arch"]["read_weight_bytes"] > 0
+    assert table.attrs["sotlat"].progress.complete and table.attrs["sotlat"].arch.read_weight_bytes > 0
 
 
 def test_unknown_arch_and_config_file(tmp_path):
@@ -221,7 +222,7 @@ def test_unknown_arch_and_config_file(tmp_path):
 def test_any_error_transformers_raises_building_a_config_is_one_line(monkeypatch):
     from transformers import AutoModelForCausalLM
 
-    from sotlat.profiler.archs import meta_model
+    from sotlat.models.archs import meta_model
 
     def broken(config, **options):  # as transformers 5.24 builds its default Cohere Compass config
         raise KeyError("full_attention")
@@ -237,8 +238,8 @@ def test_any_hf_config_can_be_profiled(tmp_path):
                    ' "num_key_value_heads": 1, "intermediate_size": 64, "vocab_size": 128}')
     spec = ProfileSpec(**{**SPEC.__dict__, "arch": None, "config_path": str(cfg), "batches": [1]})
     table = profile(spec, str(tmp_path / "t.parquet"))
-    assert table.attrs["sotlat"]["arch"]["name"] == "mistral"
-    assert table.attrs["sotlat"]["arch"]["config"]["model_type"] == "mistral"
+    assert table.attrs["sotlat"].arch.name == "mistral"
+    assert table.attrs["sotlat"].arch.config["model_type"] == "mistral"
     assert (table.status == "ok").all() and len(table) == 4 + 12
 
 
@@ -253,7 +254,7 @@ def test_a_multimodal_config_is_profiled_as_its_text_model(tmp_path):
     name, config = load_config(None, str(cfg))
     assert name == "llava-tiny" and config.model_type == "mistral" and config.hidden_size == 32
     table = profile(ProfileSpec(**{**SPEC.__dict__, "arch": None, "config_path": str(cfg), "batches": [1]}), str(tmp_path / "t.parquet"))
-    assert table.attrs["sotlat"]["arch"]["config"]["model_type"] == "mistral" and (table.status == "ok").all()
+    assert table.attrs["sotlat"].arch.config["model_type"] == "mistral" and (table.status == "ok").all()
 
 def test_a_config_is_named_for_its_file_or_for_its_hf_model_folder(tmp_path):
     folder = tmp_path / "Llama-3-8B"
@@ -286,7 +287,7 @@ def test_a_gguf_file_is_read_as_the_architecture_transformers_runs_it_as():
 
 
 def test_a_grid_past_a_learned_position_table_is_refused_before_any_work_and_one_within_it_runs(tmp_path):
-    from sotlat.profiler.archs import meta_model, position_limit
+    from sotlat.models.archs import meta_model, position_limit
 
     cfg = tmp_path / "gpt2.json"
     cfg.write_text('{"model_type": "gpt2", "n_embd": 32, "n_head": 2, "n_layer": 1, "n_positions": 16, "vocab_size": 128,'
@@ -295,7 +296,7 @@ def test_a_grid_past_a_learned_position_table_is_refused_before_any_work_and_one
     assert position_limit(meta_model(load_config("tiny")[1])) is None  # rotary: no table to run past
     base = {**SPEC.__dict__, "arch": None, "config_path": str(cfg), "batches": [1], "prefill_lengths": PrefillGrid(1, 17, 5)}
     with pytest.raises(InputError, match=r"config \(gpt2\): its learned position table holds 16 positions, but the grid "
-                                         r"\(--prefill-lengths up to 16, --decode-max 16\) needs 17"):
+                                         r"\(`prefill_lengths` up to 16, `decode_max` 16\) needs 17"):
         profile(ProfileSpec(**{**base, "decode_max": 16}), str(tmp_path / "t.parquet"))  # torch's IndexError, before
     assert not (tmp_path / "t.parquet").exists()
     table = profile(ProfileSpec(**{**base, "decode_max": 15}), str(tmp_path / "t.parquet"))  # positions 1..16

@@ -77,7 +77,7 @@ def test_a_csvs_id_and_category_columns_are_used(tmp_path):
     ("q.jsonl", '["x"]\n', "q.jsonl:1: expected an object with a question field"),
     ("q.jsonl", '{"question": "x", "category": 5}\n', "q.jsonl:1: category must be a string"),
     ("q.jsonl", '{"question": "x", "id": null}\n{"question": "y", "id": [1]}\n', "q.jsonl:2: id must be a non-empty string or an integer"),
-    ("q.txt", "Why?\n", "--questions: .*q.txt: expected a .csv .* or .jsonl"),
+    ("q.txt", "Why?\n", "^questions: .*q.txt: expected a .csv .* or .jsonl"),
 ])
 def test_bad_question_files_are_one_located_error(tmp_path, name, text, message):
     (tmp_path / name).write_text(text)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import synthetic_table, trace, write_jsonl
+from conftest import edit, synthetic_table, trace, write_jsonl
 from sotlat.cli import app
 from sotlat.report import figures as F
 from sotlat.report.analysis import capacity, prefill_curves, quality, shown_batches, throughput
@@ -29,11 +29,10 @@ def _tables(tmp_path):
     a = synthetic_table(prefill=(1, 300, 10), decode_max=300)
     b = synthetic_table(prefill=(1, 300, 10), decode_max=300, t_decode=lambda b, k: 2.0 + 0.05 * b + 0.002 * k,
                         status=lambda phase, b, l: "oom" if b == 4 and l > 250 else "ok")
-    b.attrs["sotlat"]["device"] = {"name": "other-device", "memory_bandwidth_bytes_per_s": 1e12, "total_memory_bytes": 5000}
-    a.attrs["sotlat"]["arch"]["weight_bytes"] = b.attrs["sotlat"]["arch"]["weight_bytes"] = 100
+    edit(b, {"device": {"name": "other-device", "memory_bandwidth_bytes_per_s": 1e12, "total_memory_bytes": 5000}})
     for t in (a, b):
-        t.attrs["sotlat"]["arch"]["config"] = {"model_type": "llama", "num_attention_heads": 2, "hidden_size": 8,
-                                               "num_hidden_layers": 1, "num_key_value_heads": 1}
+        edit(t, {"arch.weight_bytes": 100, "arch.config": {"model_type": "llama", "num_attention_heads": 2, "hidden_size": 8,
+                                                           "num_hidden_layers": 1, "num_key_value_heads": 1}})
     paths = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
     save_table(a, paths[0])
     save_table(b, paths[1])
@@ -74,10 +73,8 @@ def test_report_has_every_figure_and_csv_and_is_self_contained(tmp_path):
 
 def test_capacity_and_slo_arithmetic(tmp_path):
     table = synthetic_table(decode_max=300)
-    table.attrs["sotlat"]["device"]["total_memory_bytes"] = 10_000
-    table.attrs["sotlat"]["arch"]["weight_bytes"] = 1000
-    table.attrs["sotlat"]["arch"]["config"] = {"model_type": "llama", "num_attention_heads": 2, "hidden_size": 8, "num_hidden_layers": 1,
-                                               "num_key_value_heads": 1}
+    edit(table, {"device.total_memory_bytes": 10_000, "arch.weight_bytes": 1000,
+                 "arch.config": {"model_type": "llama", "num_attention_heads": 2, "hidden_size": 8, "num_hidden_layers": 1, "num_key_value_heads": 1}})
     cap = capacity(table, None, headroom=0.5).set_index("batch")  # usable 5000 bytes; memory = 1000 B + k
     assert cap.loc[4, "measured_max_context"] == 300 and cap.loc[1, "measured_max_context"] == 300
     per_token = 1 * 2 * 4 * 2  # layers x K,V x kv width x float16
@@ -102,8 +99,7 @@ def test_capacity_and_slo_arithmetic(tmp_path):
 def test_capacity_arithmetic_reads_any_config_as_the_simulator_does(config, per_token):
 
     table = synthetic_table()
-    table.attrs["sotlat"]["device"]["total_memory_bytes"] = 10_000
-    table.attrs["sotlat"]["arch"].update(config=config, weight_bytes=1000)
+    edit(table, {"device.total_memory_bytes": 10_000, "arch.config": config, "arch.weight_bytes": 1000})
     cap = capacity(table, None, headroom=0.0).set_index("batch")
     figure = F.capacity([table], None, 0.0)
     if per_token:
@@ -131,7 +127,7 @@ def test_latency_axes_start_at_zero_unless_tables_differ_twentyfold():
     fig3a = F.fig3([flat])[0].fig
     assert [ax.get_yscale() for ax in fig3a.axes] == ["linear", "linear"] and all(ax.get_ylim()[0] == 0 for ax in fig3a.axes)
     far = synthetic_table(prefill=(1, 300, 10), decode_max=300, t_decode=lambda b, k: 4000.0)
-    far.attrs["sotlat"]["device"] = {"name": "slow-device"}
+    edit(far, {"device": {"name": "slow-device"}})
     fig = F.fig3([flat, far])[0].fig
     assert [ax.get_yscale() for ax in fig.axes] == ["linear", "log"]  # prefill alike, decode 100x apart
     fig.canvas.draw()
@@ -143,10 +139,9 @@ def test_latency_axes_start_at_zero_unless_tables_differ_twentyfold():
 def test_a_table_without_any_latency_is_left_out_of_the_latency_figures_and_alone_is_refused(tmp_path):
     paths = _tables(tmp_path)
     none = synthetic_table(prefill=(1, 300, 10), decode_max=300, status=lambda phase, b, l: "oom")
-    none.attrs["sotlat"]["device"] = {"name": "small-gpu", "total_memory_bytes": 50}
-    none.attrs["sotlat"]["arch"] = {
-        "name": "synthetic", "weight_bytes": 100, "config": {"model_type": "llama", "num_attention_heads": 2, "hidden_size": 8,
-                                                             "num_hidden_layers": 1, "num_key_value_heads": 1}}
+    edit(none, {"device": {"name": "small-gpu", "total_memory_bytes": 50},
+                "arch": {"name": "synthetic", "weight_bytes": 100, "config": {"model_type": "llama", "num_attention_heads": 2, "hidden_size": 8,
+                                                                              "num_hidden_layers": 1, "num_key_value_heads": 1}}})
     save_table(none, tmp_path / "none.parquet")
     out = tmp_path / "report"
     alone = CliRunner().invoke(app, ["report", "--table", str(tmp_path / "none.parquet"), "--out", str(out)])
@@ -168,8 +163,7 @@ def test_a_legend_of_many_long_labels_goes_under_the_axes_and_a_short_one_stays_
     tables = []
     for gpu in ("first-device", "second-device", "third-device"):
         t = synthetic_table(decode_max=30)
-        t.attrs["sotlat"]["device"] = {"name": gpu, "memory_bandwidth_bytes_per_s": 1e12}
-        t.attrs["sotlat"]["arch"]["read_weight_bytes"] = 1e9
+        edit(t, {"device": {"name": gpu, "memory_bandwidth_bytes_per_s": 1e12}, "arch.read_weight_bytes": 1e9})
         tables.append(t)
 
     def legend_and_axes(fig):
@@ -182,7 +176,7 @@ def test_a_legend_of_many_long_labels_goes_under_the_axes_and_a_short_one_stays_
     assert legend.y1 < axes.y0
     legend, axes = legend_and_axes(F.floor(tables[:1]).fig)
     assert axes.y0 <= legend.y0 and legend.y1 <= axes.y1
-    tables[0].attrs["sotlat"]["device"]["name"] = "a device whose name makes a legend of two labels wider than the axes"
+    edit(tables[0], {"device.name": "a device whose name makes a legend of two labels wider than the axes"})
     legend, axes = legend_and_axes(F.floor(tables[:1]).fig)  # inside, it would spill past the axes over the tick labels
     assert legend.y1 < axes.y0
 
@@ -244,8 +238,8 @@ def test_each_table_keeps_one_colour_in_every_figure_in_the_order_given(tmp_path
     from sotlat.tables.stats import label
 
     z, a = synthetic_table(), synthetic_table(t_decode=lambda b, k: 2.0 + 0.1 * b)
-    z.attrs["sotlat"]["device"] = {"name": "zeta-device"}  # first given, last in the alphabet
-    a.attrs["sotlat"]["device"] = {"name": "alpha-device"}
+    edit(z, {"device": {"name": "zeta-device"}})  # first given, last in the alphabet
+    edit(a, {"device": {"name": "alpha-device"}})
     traces = [trace("q", points=[(15, 5)] * 2)]
     estimates = pd.concat([estimate(t, traces).assign(table=label(t)) for t in (z, a)], ignore_index=True)
     by_category = F.speedups(estimates, [z, a])[1]
@@ -254,7 +248,7 @@ def test_each_table_keeps_one_colour_in_every_figure_in_the_order_given(tmp_path
     lines = [to_hex(line.get_color()) for line in F.fig3([z, a])[0].fig.axes[1].get_lines()]
     assert bars == lines == ["#1f77b4", "#ff7f0e"]  # C0, C1: the first table given, the second
     none = synthetic_table(status=lambda phase, b, l: "oom")
-    none.attrs["sotlat"]["device"] = {"name": "small-device"}
+    edit(none, {"device": {"name": "small-device"}})
     lines = [to_hex(line.get_color()) for line in F.fig3([none, z, a])[0].fig.axes[1].get_lines()]
     assert lines == ["#ff7f0e", "#2ca02c"]  # a table with no latency draws nothing and keeps its colour: the others keep theirs
     plt.close("all")
@@ -309,7 +303,7 @@ def test_trace_text_is_shown_as_written_not_parsed_as_tex_or_a_markdown_cell_end
 def test_throughput_context_follows_the_shortest_decode_range_and_one_past_it_is_refused(tmp_path):
     short = tmp_path / "short.parquet"
     table = synthetic_table(prefill=(1, 300, 10), decode_max=100)
-    table.attrs["sotlat"]["arch"]["config"] = {"model_type": "llama", "num_attention_heads": 2, "hidden_size": 8, "num_hidden_layers": 1}
+    edit(table, {"arch.config": {"model_type": "llama", "num_attention_heads": 2, "hidden_size": 8, "num_hidden_layers": 1}})
     save_table(table, short)
     result = CliRunner().invoke(app, ["report", "--table", str(short), "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
@@ -335,7 +329,7 @@ def test_a_figure_a_table_cannot_draw_says_why_in_its_caption():
 
     short = synthetic_table(batches=(1,), prefill=(1, 100, 10), decode_max=300)  # prompts up to 91: no t^P(121) for Fig. 3's 128
     full = synthetic_table(prefill=(1, 300, 10), decode_max=300)
-    full.attrs["sotlat"]["device"] = {"name": "other-device"}
+    edit(full, {"device": {"name": "other-device"}})
     fig3a, fig3b, _ = F.fig3([short, full])
     why = "Nothing to draw for synthetic · test-device · float16: B=1 needs t^P_1(121) for a 128-token prompt, but the prefill grid ends at 91."
     assert fig3a.caption.endswith(why) and fig3b.caption.endswith(why) and "Nothing to draw for synthetic · other-device" not in fig3a.caption

@@ -10,18 +10,19 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import MIXTRAL, transformers_5
+from conftest import MIXTRAL, edit, transformers_5
 from sotlat.cli import app
 from sotlat.errors import InputError
 from sotlat.simulator.calibrate import calibrate
-from sotlat.simulator.catalogue import catalogue_id, FIELDS, gpu_spec, load_catalogue
+from sotlat.models.catalogue import catalogue_id, FIELDS, gpu_spec, load_catalogue
 from dataclasses import replace
 from pathlib import Path
 
-from sotlat.simulator.model import PRIOR, Calibration, PhaseParams, Shapes, load_calibration, pass_bytes
+from sotlat.models.shapes import Shapes, shapes_and_flops
+from sotlat.simulator.model import PRIOR, Calibration, PhaseParams, load_calibration, pass_bytes
 from sotlat.simulator.plan import profile_seconds, shards
-from sotlat.profiler.archs import load_config
-from sotlat.simulator.simulate import shapes_and_flops, simulate
+from sotlat.models.archs import load_config
+from sotlat.simulator.simulate import simulate
 from sotlat.tables.stats import decode_floor_ms
 from sotlat.tables import PrefillGrid, load_table, save_table
 from sotlat.tables.grid import parse_batches
@@ -61,10 +62,10 @@ def test_unknown_gpu_and_missing_figure():
     with pytest.raises(InputError, match=r"unknown GPU 'rtx4090'; did you mean rtx-4090"):
         gpu_spec("rtx4090", "float16")
     assert gpu_spec(" A100-80GB-SXM ", "float16")["id"] == "a100-80gb-sxm"  # ids are read case-insensitively
-    with pytest.raises(InputError, match="a10g: fp16_dense_tflops is not known; give --peak-tflops"):
+    with pytest.raises(InputError, match="a10g: fp16_dense_tflops is not known; give `peak_tflops`"):
         gpu_spec("a10g", "float16")
     assert gpu_spec("a10g", "float16", peak_tflops=125)["peak_tflops"] == 125
-    with pytest.raises(InputError, match="a100-80gb-sxm: the catalogue has no compute peak for float64; give --peak-tflops"):
+    with pytest.raises(InputError, match="a100-80gb-sxm: the catalogue has no compute peak for float64; give `peak_tflops`"):
         gpu_spec("a100-80gb-sxm", "float64")
 
 
@@ -72,7 +73,7 @@ def test_dtype_aliases_are_recorded_by_their_canonical_name_and_others_refused(t
     out = tmp_path / "t.parquet"
     grid = ["--gpu", "h100-sxm", "--arch", "tiny", "--batches", "1", "--prefill-lengths", "1:5:5", "--decode-max", "2", "--out", str(out)]
     result = CliRunner().invoke(app, ["simulate", *grid, "--dtype", "BF16"])
-    assert result.exit_code == 0 and load_table(out).attrs["sotlat"]["dtype"] == "bfloat16"  # merges and resumes with a bfloat16 table
+    assert result.exit_code == 0 and load_table(out).attrs["sotlat"].dtype == "bfloat16"  # merges and resumes with a bfloat16 table
     out.unlink()
     for dtype in ("int8", "float64", "fp8"):  # no compute type of these models here: refused before any work, not a traceback
         result = CliRunner().invoke(app, ["simulate", *grid, "--dtype", dtype])
@@ -100,7 +101,7 @@ def test_the_compute_peak_is_the_dtypes_float32_without_tensor_cores():
     assert [gpu_spec("a100-80gb-sxm", d)["peak_tflops"] for d in ("float16", "bfloat16", "float32")] == [312, 312, 19.5]
     grid = dict(batches=[1, 16], prefill_lengths=PrefillGrid(601, 700, 50), decode_max=2)
     half, single = (simulate("llama-7b", None, gpu_spec("a100-80gb-sxm", d), load_calibration("default"), d, **grid) for d in ("float16", "float32"))
-    assert single.attrs["sotlat"]["device"]["peak_tflops"] == 19.5  # what utilization divides by
+    assert single.attrs["sotlat"].device.peak_tflops == 19.5  # what utilization divides by
     big = (half.phase == "prefill") & (half.batch == 16)  # 16 x 601 tokens: the GEMMs compute-bound in both dtypes
     ratio = single[big].latency_ms.to_numpy() / half[big].latency_ms.to_numpy()
     assert ratio == pytest.approx(312 / 19.5, rel=0.04) and (ratio < 312 / 19.5).all()  # the memory-bound small kernels only twice as slow
@@ -121,13 +122,13 @@ def simulated(tmp_path_factory):
 
 def test_simulated_table_is_a_valid_table_marked_simulated(simulated):
     meta = simulated.attrs["sotlat"]
-    assert meta["device"]["simulated"] and meta["method"]["simulated"] and meta["method"]["calibration"]["name"] == "truth"
+    assert meta.simulated and meta.device.kind == "simulated" and meta.method.calibration["name"] == "truth"
     assert set(simulated.phase) == {"prefill", "decode"} and (simulated.status == "ok").all()
     assert len(simulated) == 4 * 14 + 4 * 256
 
 
 def test_the_weights_a_pass_reads_leave_out_an_untied_input_embedding(simulated):
-    arch = simulated.attrs["sotlat"]["arch"]  # llama-7b: its own lm_head, so the embedding table is only gathered
+    arch = simulated.attrs["sotlat"].arch.__dict__  # llama-7b: its own lm_head, so the embedding table is only gathered
     assert arch["weight_bytes"] - arch["read_weight_bytes"] == 32000 * 4096 * 2
     tied = shapes_and_flops(*load_config("smollm2-135m"), "float16")[2]  # the head reads the shared table whole
     assert tied["read_weight_bytes"] == tied["weight_bytes"] and tied["embedding_parameters"] == 0
@@ -136,7 +137,7 @@ def test_the_weights_a_pass_reads_leave_out_an_untied_input_embedding(simulated)
 def test_every_embedding_table_the_head_does_not_share_is_gathered_not_read():
     from transformers import AutoConfig
 
-    from sotlat.profiler.archs import arch_meta, meta_model
+    from sotlat.models.archs import arch_meta, meta_model
 
     gpt2 = AutoConfig.for_model("gpt2", n_embd=64, n_head=4, n_layer=2, n_positions=512)  # wte tied to the head; wpe gathered
     arch = arch_meta("g", gpt2, meta_model(gpt2), torch.float16)
@@ -155,7 +156,7 @@ def test_every_embedding_table_the_head_does_not_share_is_gathered_not_read():
 def test_a_mixture_of_experts_reads_the_experts_its_tokens_visit():
     from transformers import AutoConfig
 
-    from sotlat.profiler.archs import arch_meta, meta_model
+    from sotlat.models.archs import arch_meta, meta_model
 
     config = AutoConfig.for_model(**MIXTRAL)
     arch = arch_meta("mx", config, meta_model(config), torch.float16)
@@ -171,7 +172,7 @@ def test_a_mixture_of_experts_reads_the_experts_its_tokens_visit():
 
 
 def test_mixtral_8x7b_reads_the_active_parameters_mistral_publishes():
-    from sotlat.profiler.archs import arch_meta, meta_model
+    from sotlat.models.archs import arch_meta, meta_model
 
     _, config = load_config("mixtral-8x7b")
     arch = arch_meta("mixtral-8x7b", config, meta_model(config), torch.float16)
@@ -182,7 +183,7 @@ def test_mixtral_8x7b_reads_the_active_parameters_mistral_publishes():
 
 def test_decode_at_batch_1_is_never_below_the_weights_it_reads_over_bandwidth(simulated):
     floor_ms = decode_floor_ms(simulated.attrs["sotlat"])
-    assert floor_ms == simulated.attrs["sotlat"]["arch"]["read_weight_bytes"] / 2039e9 * 1e3
+    assert floor_ms == simulated.attrs["sotlat"].arch.read_weight_bytes / 2039e9 * 1e3
     d1 = simulated[(simulated.phase == "decode") & (simulated.batch == 1)]
     assert (d1.latency_ms > floor_ms).all()
     perfect = PhaseParams(launch_ms=0, gemm_efficiency=1, gemm_half_tokens=1e-3, attention_efficiency=1, mbu=1, kernel_floor_ms=0,
@@ -253,10 +254,7 @@ def test_calibration_recovers_a_mixture_of_experts_parameters_also_from_a_table_
     config.write_text(json.dumps({**MIXTRAL, "hidden_size": 4096, "num_hidden_layers": 4, "num_attention_heads": 32,
                                   "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 32000, "num_local_experts": 8}))
     table = simulate(None, str(config), gpu_spec("a100-80gb-sxm", "float16"), TRUTH, "float16", [1, 2, 8, 16], PrefillGrid(1, 700, 50), 256)
-    older = table.copy()
-    older.attrs = json.loads(json.dumps(table.attrs))
-    for count in ("parameters", "expert_parameters", "embedding_parameters"):  # as an older sotlat wrote
-        del older.attrs["sotlat"]["arch"][count]
+    older = edit(table.copy(), {f"arch.{count}": None for count in ("parameters", "expert_parameters", "embedding_parameters")})  # as an older sotlat wrote
     for t in (table, older):
         cal, errors = calibrate(t, 312, 2039, "fit")
         assert cal.decode.mbu == pytest.approx(0.7, rel=0.03) and errors["decode"]["median_abs_pct"] < 0.5
@@ -267,7 +265,7 @@ def test_calibration_recovers_a_mixture_of_experts_parameters_also_from_a_table_
 def test_a_config_with_an_infinity_loads_and_its_table_rebuilds_it(tmp_path):
     from transformers import AutoConfig
 
-    from sotlat.simulator.simulate import shapes_of
+    from sotlat.models.shapes import shapes_of
 
     falcon_h1 = AutoConfig.for_model("falcon_h1", hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                                      intermediate_size=128, vocab_size=256, mamba_d_ssm=128, mamba_n_heads=4, mamba_d_head=32, mamba_d_state=16)
@@ -308,7 +306,7 @@ def test_oom_where_the_model_does_not_fit():
 
 def test_shipped_calibrations_and_cli(tmp_path):
     assert load_calibration("hf-eager").decode.launch_ms > 0.5 and load_calibration("default").decode.launch_ms == 0  # no host time
-    with pytest.raises(InputError, match="--calibration"):
+    with pytest.raises(InputError, match="^calibration: "):
         load_calibration(str(tmp_path / "none.json"))
     runner = CliRunner()
     result = runner.invoke(app, ["gpus"])
@@ -354,16 +352,16 @@ def test_a_calibration_file_is_checked_field_by_field(tmp_path, edit, message):
     path.write_text(json.dumps(cal))
     with pytest.raises(InputError) as info:
         load_calibration(str(path))
-    assert str(info.value).startswith(f"--calibration: {path}: {message}")
+    assert str(info.value).startswith(f"calibration: {path}: {message}")
 
 
 @pytest.mark.parametrize("name", ["smollm2-135m", "smollm2-360m"])
 def test_profile_cost_matches_the_time_a_measured_profile_took(name):
     table = load_table(resources.files("sotlat") / "data" / "tables" / f"{name}__cpu-amd-epyc-2c.parquet")
     meta = table.attrs["sotlat"]
-    seconds = profile_seconds(table, meta["method"]["prefill"]["runs"], meta["method"]["decode"]["runs"], meta["method"]["decode"].get("warmup", 0))
-    assert list(seconds["batch"]) == meta["method"]["grid"]["batches"]
-    assert seconds["total_s"].sum() == pytest.approx(meta["progress"]["elapsed_s"], rel=0.02)  # 4 minutes, within 5 s
+    seconds = profile_seconds(table, meta.method.prefill.runs, meta.method.decode.runs, meta.method.decode.warmup or 0)  # none: before warm-ups
+    assert list(seconds["batch"]) == list(meta.method.grid.batches)
+    assert seconds["total_s"].sum() == pytest.approx(meta.progress.elapsed_s, rel=0.02)  # 4 minutes, within 5 s
 
 
 def test_shards_stay_within_the_limit_in_batch_order():
@@ -469,8 +467,8 @@ def test_the_shipped_hf_eager_calibration_gives_its_fitting_row_of_the_papers_ta
 def test_the_modelled_kv_cache_is_the_bytes_transformers_caches(config):
     from transformers import AutoConfig
 
-    from sotlat.profiler.archs import build_model
-    from sotlat.profiler.steps import prefill
+    from sotlat.models.archs import build_model
+    from sotlat.models.steps import prefill
 
     config = AutoConfig.for_model(**config)
     model = build_model(config, "cpu", torch.float32, "eager")  # Gemma 2 has no SDPA; the cache is the same

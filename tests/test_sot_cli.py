@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import trace, write_jsonl
+from conftest import trace, write_jsonl, edit
 from sotlat.cli import app
-from sotlat.jsonl import finished_keys
+from sotlat.sot.jsonl import finished_keys
 from sotlat.errors import InputError
 
 runner = CliRunner()
@@ -120,7 +120,7 @@ def test_replay_then_validate_with_tiny(tmp_path):
     short = tmp_path / "short.parquet"  # decode to k = 65: both normal answers (Eq. 1 to k = 70) run past it
     assert invoke("profile", *grid[:-8], "--decode-max", "65", *grid[-6:], "--out", short).exit_code == 0
     result = invoke("validate", "--table", short, "--measured", measured)
-    assert result.exit_code == 2 and "trace a: normal stage needs t^D_1(k) up to k=70" in result.output and "--extrapolate, or extrapolate=True in Python, extends it" in result.output
+    assert result.exit_code == 2 and "trace a: normal stage needs t^D_1(k) up to k=70" in result.output and "(--extrapolate extends it" in result.output
     for t, extended in ((short, True), (table, False)):
         result = invoke("validate", "--table", t, "--measured", measured, "--extrapolate", "--json", "--out", tmp_path / "x.csv")
         assert result.exit_code == 0 and json.loads(result.output)["extrapolated_traces"] == 2 * extended
@@ -227,8 +227,7 @@ def test_replay_only_traces_the_table_answers_sampled_by_category(tmp_path):
 
     table = tmp_path / "t.parquet"
     frame = synthetic_table(batches=(1, 2), prefill=(1, 100, 10), decode_max=120)
-    frame.attrs["sotlat"]["arch"]["name"], frame.attrs["sotlat"]["dtype"] = "tiny", "float32"
-    frame.attrs["sotlat"]["method"]["forward"] = "transformers causal LM, sdpa attention, DynamicCache"
+    edit(frame, {"arch.name": "tiny", "dtype": "float32", "method.attention": "sdpa"})
     save_table(frame, table)
     rows = [trace(f"x{i}", category="x", normal=(10, 20), skeleton=(30, 5), points=[(12, 6)] * 2) for i in range(4)]
     rows += [trace("y0", category="y", normal=(10, 20), skeleton=(30, 5), points=[(12, 6)] * 3),  # batch 3: not in the table
@@ -276,7 +275,7 @@ def test_replay_past_a_learned_position_table_is_refused_before_the_model_is_bui
     ({"cpu_busy_pct": 3.0, "gpu_busy_pct": None}, None),  # a GPU without a utilization figure (MIG)
 ])
 def test_replay_warns_when_other_work_kept_the_machine_busy_as_it_started(tmp_path, monkeypatch, load, warning):
-    monkeypatch.setattr("sotlat.profiler.device.host_load", lambda device: load)
+    monkeypatch.setattr("sotlat.models.device.host_load", lambda device: load)
     traces = write_jsonl(tmp_path / "t.jsonl", [trace("a", normal=(10, 3), skeleton=None)])
     result = invoke("replay", "--arch", "tiny", "--device", "cpu", "--traces", traces, "--repeats", "1", "--out", tmp_path / "m.jsonl")
     assert result.exit_code == 0, result.output

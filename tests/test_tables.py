@@ -5,7 +5,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import synthetic_table
+from conftest import edit, synthetic_table
 from sotlat.errors import InputError
 from sotlat.tables import SCHEMA, load_table, merge_tables, save_table
 from sotlat.tables.schema import META_KEY
@@ -41,8 +41,9 @@ def _write(path, table, meta):
 )
 def test_loader_names_what_is_wrong(tmp_path, table, mutate, meta, message):
     path = tmp_path / "bad.parquet"
-    good_meta = json.dumps(table.attrs["sotlat"]).encode()
+    good_meta = json.dumps(table.attrs["sotlat"].to_dict()).encode()
     cells = table.astype({"batch": "int32", "length": "int32"})
+    cells.attrs = {}  # the metadata is written below, by hand
     _write(path, mutate(cells), good_meta if meta == "ok" else meta)
     with pytest.raises(InputError, match=message) as exc:
         load_table(path)
@@ -86,22 +87,22 @@ def test_merge_joins_batch_shards_and_refuses_overlap_or_other_profiles():
     a, b = synthetic_table(batches=(1, 2)), synthetic_table(batches=(3, 4))
     merged = merge_tables([a, b], ["a", "b"])
     assert sorted(merged.batch.unique()) == [1, 2, 3, 4]
-    assert merged.attrs["sotlat"]["method"]["grid"]["batches"] == [1, 2, 3, 4]
+    assert merged.attrs["sotlat"].method.grid.batches == (1, 2, 3, 4)
     assert len(merged) == len(a) + len(b)
     with pytest.raises(InputError, match=r"cell \(prefill, batch 2, length 1\) is in both a and c"):
         merge_tables([a, synthetic_table(batches=(2, 3))], ["a", "c"])
     other = synthetic_table(batches=(3,))
-    other.attrs["sotlat"]["dtype"] = "bfloat16"
+    edit(other, {"dtype": "bfloat16"})
     with pytest.raises(InputError, match="^o: not a shard of the same profile as a: dtype is 'bfloat16' there, 'float16' in a$"):
         merge_tables([a, other], ["a", "o"])
     newer = synthetic_table(batches=(3, 4))
-    newer.attrs["sotlat"]["arch"]["read_weight_bytes"] = 1  # a later sotlat records more of the arch: the same profile
+    edit(newer, {"arch.gemms_per_layer": 7})  # a later sotlat records more of the arch: the same profile
     merged = merge_tables([a, newer], ["a", "n"])
-    assert len(merged) == len(a) + len(newer) and merged.attrs["sotlat"]["arch"]["read_weight_bytes"] == 1  # kept
-    newer.attrs["sotlat"]["arch"]["config"] = {**newer.attrs["sotlat"]["arch"]["config"], "num_hidden_layers": 99}
+    assert len(merged) == len(a) + len(newer) and merged.attrs["sotlat"].arch.gemms_per_layer == 7  # kept
+    edit(newer, {"arch.config": {**newer.attrs["sotlat"].arch.config, "num_hidden_layers": 99}})
     with pytest.raises(InputError, match="not a shard of the same profile as a: arch.config.num_hidden_layers is 99 there, \\(missing\\) in a$"):
         merge_tables([a, newer], ["a", "n"])
-    newer.attrs["sotlat"]["arch"]["name"] = "llama-7b"  # another model: named first, not the first of its config's differences
+    edit(newer, {"arch.name": "llama-7b"})  # another model: named first, not the first of its config's differences
     with pytest.raises(InputError, match="not a shard of the same profile as a: arch.name is 'llama-7b' there, 'synthetic' in a$"):
         merge_tables([a, newer], ["a", "n"])
 
@@ -134,7 +135,7 @@ def test_tables_list_finds_tables_in_folders_says_why_others_are_not_and_refuses
     (tmp_path / "gpu" / "nested").mkdir(parents=True)
     save_table(synthetic_table(batches=(1, 2, 4), prefill=(1, 60, 20), decode_max=50), tmp_path / "gpu" / "a.parquet")
     partial = synthetic_table(batches=(3,))
-    partial.attrs["sotlat"]["progress"] = {"complete": False, "elapsed_s": 1.0}
+    edit(partial, {"progress.complete": False, "progress.elapsed_s": 1.0})
     save_table(partial, tmp_path / "gpu" / "nested" / "b.parquet")
     (tmp_path / "gpu" / "notes.parquet").write_bytes(b"x")
     (tmp_path / "gpu" / "dir.parquet").mkdir()  # a folder named like a table: not a file, not listed

@@ -6,7 +6,7 @@ import torch
 from sotlat.profiler import memory as memory_mod
 from sotlat.profiler import timer as timer_mod
 from sotlat.profiler.run import decode_sweep
-from sotlat.profiler.archs import build_model, load_config
+from sotlat.models.archs import build_model, load_config
 
 
 class FakeEvent:
@@ -99,7 +99,7 @@ def test_cuda_device_description_from_fakes(monkeypatch):
     import subprocess
     from types import SimpleNamespace
 
-    from sotlat.profiler import device as device_mod
+    from sotlat.models import device as device_mod
 
     props = SimpleNamespace(name="NVIDIA H100 80GB HBM3", major=9, minor=0, total_memory=85_520_809_984, multi_processor_count=132,
                             L2_cache_size=52_428_800, memory_bus_width=5120, memory_clock_rate=2_619_000,  # kHz
@@ -123,9 +123,9 @@ def test_cuda_device_description_from_fakes(monkeypatch):
     from sotlat.tables import PrefillGrid
 
     spec = ProfileSpec(arch="tiny", device="cuda", dtype="float16", batches=[1], prefill_lengths=PrefillGrid(1, 10, 10))
-    assert _device_meta(spec)["peak_tflops"] == 989  # dense FP16 tensor peak: Eq. 4's utilization needs no --peak-tflops
-    assert _device_meta(ProfileSpec(**{**spec.__dict__, "dtype": "float32"}))["peak_tflops"] == 67  # FP32 without tensor cores
-    assert "peak_tflops" not in _device_meta(ProfileSpec(**{**spec.__dict__, "dtype": "float64"}))  # the catalogue has none
+    assert _device_meta(spec).peak_tflops == 989  # dense FP16 tensor peak: Eq. 4's utilization needs no --peak-tflops
+    assert _device_meta(ProfileSpec(**{**spec.__dict__, "dtype": "float32"})).peak_tflops == 67  # FP32 without tensor cores
+    assert _device_meta(ProfileSpec(**{**spec.__dict__, "dtype": "float64"})).peak_tflops is None  # the catalogue has none
     monkeypatch.setattr(device_mod.shutil, "which", lambda name: None)  # no nvidia-smi: the rest is still there
     assert "driver" not in device_mod.describe_device("cuda") and device_mod.describe_device("cuda")["catalogue_id"] == "h100-sxm"
     assert info["memory_bandwidth_source"] == "memory clock x bus width"
@@ -142,7 +142,7 @@ def test_a_gpu_profile_records_how_busy_other_work_keeps_the_gpu(monkeypatch):
     import subprocess
     from types import SimpleNamespace
 
-    from sotlat.profiler import device as device_mod
+    from sotlat.models import device as device_mod
 
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: SimpleNamespace(uuid="5a1d7d2c-0b3e"))
     monkeypatch.setattr(device_mod.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
@@ -186,7 +186,7 @@ def test_free_memory_is_the_gpus_free_memory_or_the_hosts_available(monkeypatch)
     import psutil
     import torch
 
-    from sotlat.profiler.device import free_memory_bytes
+    from sotlat.models.device import free_memory_bytes
 
     asked = []
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: asked.append(device) or (123, 456))  # (free, total)

@@ -10,14 +10,17 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from conftest import edit, synthetic_table
+
 from sotlat.cli import app
 from sotlat.errors import InputError
 from sotlat.interrupts import Interrupted
 from sotlat.profiler import run as run_mod
-from sotlat.profiler.archs import build_model, load_config
+from sotlat.models.archs import build_model, load_config
 from sotlat.profiler.run import ProfileSpec, profile
 from sotlat.profiler.timer import quiet
 from sotlat.tables import PrefillGrid, load_table, save_table
+from sotlat.tables.meta import DecodeDispersion, DecodeMethod, Dispersion, PhaseDispersion
 from sotlat.tables.stats import dispersion, dispersion_warning
 
 SPEC = ProfileSpec(arch="tiny", device="cpu", dtype="float32", batches=[1, 2], prefill_lengths=PrefillGrid(1, 30, 10),
@@ -97,8 +100,8 @@ def test_only_the_sweeps_after_the_warm_up_are_measured(tmp_path, clock, warmup)
         assert sorted(set(runs)) == [WARM_MS, COLD_MS]  # the paper's literal method: the cold first sweep is in the table
     sweeps = [c for c in model.calls if c[0] == "decode" and c[2] == 1]  # each sweep's first step
     assert len(sweeps) == len(spec.batches) * (warmup + spec.decode_runs)
-    meta = table.attrs["sotlat"]["method"]
-    assert meta["decode"]["warmup"] == warmup and "off inside it" in meta["quiet"]
+    meta = table.attrs["sotlat"].method
+    assert meta.decode.warmup == warmup and "off inside it" in meta.quiet
 
 
 def test_nothing_but_one_forward_pass_lies_between_two_marks(tmp_path, clock):
@@ -144,13 +147,13 @@ def test_dispersion_round_trips_in_the_metadata(tmp_path, clock):
     out = tmp_path / "t.parquet"
     profile(ProfileSpec(**{**SPEC.__dict__, "decode_warmup": 0}), str(out), model=Model(clock))
     table = load_table(out)
-    recorded = table.attrs["sotlat"]["dispersion"]
-    assert recorded == json.loads(json.dumps(dispersion(table)))
-    medians = recorded["decode"]["sweep_medians_ms"]
+    recorded = table.attrs["sotlat"].dispersion
+    assert recorded == dispersion(table)
+    medians = recorded.decode.sweep_medians_ms
     assert set(medians) == {"1", "2"} and all(m == [COLD_MS, WARM_MS] for m in medians.values())  # the cold first sweep, seen
-    assert recorded["decode"]["sweep_spread"] == pytest.approx(COLD_MS / WARM_MS - 1)
-    assert recorded["decode"]["cells"] == 2 * 8 and recorded["prefill"]["cells"] == 2 * 3
-    assert recorded["prefill"]["median_cv"] == recorded["prefill"]["p90_cv"] == 0.0  # the prefill warm-up pass took the cold one
+    assert recorded.decode.sweep_spread == pytest.approx(COLD_MS / WARM_MS - 1)
+    assert recorded.decode.cells == 2 * 8 and recorded.prefill.cells == 2 * 3
+    assert recorded.prefill.median_cv == recorded.prefill.p90_cv == 0.0  # the prefill warm-up pass took the cold one
 
 
 def test_a_resume_with_another_warm_up_is_refused(tmp_path, clock):
@@ -190,7 +193,7 @@ def test_a_table_from_before_warm_ups_loads_and_is_marked(tmp_path):
 
     old = resources.files("sotlat") / "data" / "tables" / "tiny__cpu-amd-epyc-2c.parquet"
     table = load_table(old)
-    assert "warmup" not in table.attrs["sotlat"]["method"]["decode"]
+    assert table.attrs["sotlat"].method.decode.warmup is None
     result = CliRunner().invoke(app, ["tables", "show", str(old)])
     assert result.exit_code == 0, result.output
     assert "decode warm-up: none (a table from before --decode-warmup: its first, cold, sweep is among the runs)" in " ".join(result.output.split())
@@ -203,37 +206,34 @@ def test_the_profile_summary_prints_the_dispersion(tmp_path):
                                       "--decode-max", "6", "--prefill-runs", "3", "--prefill-warmup", "1", "--decode-runs", "2", "--out", str(out)])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    medians = load_table(out).attrs["sotlat"]["dispersion"]["decode"]["sweep_medians_ms"]["1"]
+    medians = load_table(out).attrs["sotlat"].dispersion.decode.sweep_medians_ms["1"]
     assert "CV of the runs: prefill median" in text and f"B=1 {medians[0]:.2f}/{medians[1]:.2f} ms" in text
     assert "decode warm-up: 1 untimed sweep per batch" in text and "warning" not in text  # a CPU profile: figures, no warning
 
 
-def _gpu_meta(warmup=1, gpu_busy=0.0):
-    return {"device": {"kind": "cuda"}, "method": {"decode": {"warmup": warmup}}, "host_load": {"gpu_busy_pct": gpu_busy, "cpu_busy_pct": 1.0}}
-
-
-def _dispersion(cv, medians):
-    return {"prefill": {"cells": 1, "median_cv": 0.01, "p90_cv": 0.02},
-            "decode": {"cells": 9, "median_cv": cv, "p90_cv": cv, "sweep_medians_ms": medians,
-                       "sweep_spread": max(max(m) / min(m) - 1 for m in medians.values())}}
+def _gpu_meta(cv, medians, warmup=1, gpu_busy=0.0, kind="cuda"):
+    """A GPU profile's metadata whose decode runs scatter so: median CV `cv`, per-batch sweep medians `medians`."""
+    table = synthetic_table(batches=(1,), prefill=(1, 20, 10), decode_max=2)
+    dispersion = Dispersion(PhaseDispersion(1, 0.01, 0.02), DecodeDispersion(9, cv, cv, medians, max(max(m) / min(m) - 1 for m in medians.values())))
+    return edit(table, {"device.kind": kind, "method.decode": DecodeMethod(runs=2, warmup=warmup), "dispersion": dispersion,
+                        "host_load": {"gpu_busy_pct": gpu_busy, "cpu_busy_pct": 1.0}}).attrs["sotlat"]
 
 
 def test_a_gpu_profile_outside_the_goals_warns_with_its_likely_cause():
-    quiet_run = _dispersion(0.02, {"1": [34.0, 33.5]})
-    assert dispersion_warning(_gpu_meta(), quiet_run) is None
-    assert dispersion_warning({**_gpu_meta(), "device": {"kind": "cpu"}}, _dispersion(0.4, {"1": [90.0, 34.0]})) is None  # CPU: no warning
-    cold = dispersion_warning(_gpu_meta(warmup=0), _dispersion(0.41, {"1": [91.8, 34.0]}))
+    assert dispersion_warning(_gpu_meta(0.02, {"1": [34.0, 33.5]})) is None
+    assert dispersion_warning(_gpu_meta(0.4, {"1": [90.0, 34.0]}, kind="cpu")) is None  # CPU: no warning
+    cold = dispersion_warning(_gpu_meta(0.41, {"1": [91.8, 34.0]}, warmup=0))
     assert cold.startswith("decode median CV 41.0% (goal <= 5%) and measured sweeps' medians 170.0% apart") and "--decode-warmup 1" in cold
     assert "first measured sweep is still the slowest (B=4): raise --decode-warmup" in dispersion_warning(
-        _gpu_meta(), _dispersion(0.03, {"1": [34.0, 34.1], "4": [40.0, 34.0]}))
-    assert "kept the GPU 60% busy" in dispersion_warning(_gpu_meta(gpu_busy=60), _dispersion(0.08, {"1": [33.0, 34.0]}))
-    assert "host jitter" in dispersion_warning(_gpu_meta(), _dispersion(0.177, {"1": [33.8, 31.9, 28.5]}))
+        _gpu_meta(0.03, {"1": [34.0, 34.1], "4": [40.0, 34.0]}))
+    assert "kept the GPU 60% busy" in dispersion_warning(_gpu_meta(0.08, {"1": [33.0, 34.0]}, gpu_busy=60))
+    assert "host jitter" in dispersion_warning(_gpu_meta(0.177, {"1": [33.8, 31.9, 28.5]}))
 
 
 def test_the_h200_tables_decode_dispersion_is_what_their_runs_show():
     """The measured H200 llama-13b table (no warm-up): its cold first sweep, in the figures and the warning."""
     table = load_table(Path(__file__).parents[1] / "docs" / "validation" / "h200-2026-12-04" / "llama-13b.parquet")
     d = dispersion(table)
-    assert d["decode"]["median_cv"] > 0.3  # 41.6% in ../shared/gpu's README
-    assert all(m[0] > 2 * m[1] for m in d["decode"]["sweep_medians_ms"].values())  # the first sweep, 2-3x slower
-    assert "no warm-up sweep" in dispersion_warning(table.attrs["sotlat"], d)
+    assert d == table.attrs["sotlat"].dispersion and d.decode.median_cv > 0.3  # 41.6% in ../shared/gpu's README
+    assert all(m[0] > 2 * m[1] for m in d.decode.sweep_medians_ms.values())  # the first sweep, 2-3x slower
+    assert "no warm-up sweep" in dispersion_warning(table.attrs["sotlat"])

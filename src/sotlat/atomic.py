@@ -61,3 +61,15 @@ def atomic_dir(path: str | os.PathLike):
             tmp.rename(path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_frame(frame, out: Path) -> None:
+    """A DataFrame written by the suffix of `out` (.jsonl, .csv, .parquet), atomically."""
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        if out.suffix == ".jsonl":
+            frame.to_json(tmp, orient="records", lines=True)
+        elif out.suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)

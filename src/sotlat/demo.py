@@ -9,11 +9,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from sotlat.atomic import writable, write_frame
+from sotlat.errors import InputError
+from sotlat.estimator import estimate_answerable, load_traces
 from sotlat.estimator.lookup import EXTRAPOLATION_REACH
 from sotlat.estimator.traces import PROMPTS, contexts, needs
-from sotlat.profiler.device import default_device
-from sotlat.profiler.run import ProfileSpec
-from sotlat.tables.grid import PrefillGrid
+from sotlat.models.device import default_device
+from sotlat.profiler.run import ProfileSpec, profile
+from sotlat.progress import Tracker
+from sotlat.report.build import build_report
+from sotlat.tables.grid import PrefillGrid, format_batches
 
 
 @dataclass(frozen=True)
@@ -71,3 +76,31 @@ def demo_spec(frame: pd.DataFrame, device: str | None = None) -> ProfileSpec:
         decode_runs=budget.decode_runs,
         decode_warmup=budget.decode_warmup,
     )
+
+
+def run_demo(out_dir: Path, resume: bool = True, progress: Tracker | None = None) -> dict:
+    """Profile this machine on the demo's grid into `out_dir` (continuing the table there with
+    `resume`, else measuring again), estimate the recorded traces it covers, write the estimates and
+    the report: {spec, table_path, table, traces, estimates, unanswered, estimates_path, report}."""
+    tracker = progress or Tracker()
+    traces = recorded_traces()
+    frame = load_traces(traces)
+    spec = demo_spec(frame)
+    with writable(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
+    table_path = out_dir / f"{spec.arch}__{spec.device}.parquet"
+    tracker.say(f"profiling {spec.arch} on {spec.device} ({spec.dtype}): batches {format_batches(spec.batches)}, prefill "
+                f"{spec.prefill_lengths.lengths[0]}..{spec.prefill_lengths.lengths[-1]} step {spec.prefill_lengths.step}, decode k = 1..{spec.decode_max}")
+    if table_path.exists() and not resume:
+        table_path.unlink()  # measure again from scratch
+    try:
+        table = profile(spec, str(table_path), table_path.exists(), tracker)
+    except InputError as exc:
+        raise InputError(f"{exc} (run `sotlat demo --no-resume` to profile again from scratch)") from None
+    estimates, unanswered = estimate_answerable(table, frame, extrapolate=True)
+    estimates_path = out_dir / "estimates.csv"
+    write_frame(estimates, estimates_path)
+
+    index = build_report([table], [traces], out_dir / "report")
+    return {"spec": spec, "table_path": table_path, "table": table, "traces": traces, "estimates": estimates, "unanswered": unanswered,
+            "estimates_path": estimates_path, "report": index}

@@ -2,7 +2,13 @@
 
 
 class InputError(Exception):
-    """Bad or missing user input; the message names the file, line or row, and field."""
+    """Bad or missing user input; the message names the file, line or row, and field. `param` names
+    the parameter at fault where it is one (`dtype`): Python reads "dtype: ...", the CLI its option,
+    "--dtype: ..."."""
+
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(f"{param}: {message}" if param else message)
+        self.message, self.param = message, param
 
 
 def did_you_mean(given: str, choices) -> str:

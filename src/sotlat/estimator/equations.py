@@ -33,7 +33,7 @@ DECODE_TERMS = {"printed": 0, "loop": -2}
 def check_decode_terms(decode_terms: str) -> None:
     """Refuse a reading of Eq. 1 other than DECODE_TERMS' before any lookup."""
     if decode_terms not in DECODE_TERMS:
-        raise InputError(f"--decode-terms: expected one of {', '.join(DECODE_TERMS)}, got {decode_terms!r}")
+        raise InputError(f"expected one of {', '.join(DECODE_TERMS)}, got {decode_terms!r}", param="decode_terms")
 
 
 def stage(lk: Lookup, l_in, l_out, batch, active, decode_terms: str = "printed") -> dict[str, np.ndarray]:
@@ -140,7 +140,7 @@ def estimate_answerable(table: pd.DataFrame, traces, extrapolate: bool = False, 
     out["sot_peak_memory_bytes"] = np.fmax(s["peak_memory_bytes"], p["peak_memory_bytes"])
     out["extrapolated"] = n["extrapolated"] | s["extrapolated"] | p["extrapolated"]
     out = out[OUTPUT_COLUMNS]
-    peak = peak_tflops or table.attrs["sotlat"]["device"].get("peak_tflops")
+    peak = peak_tflops or table.attrs["sotlat"].device.peak_tflops
     if peak:
         for name in stages:
             out[f"{name}_decode_utilization"] = out[f"{name}_decode_tflops"] / peak
@@ -176,6 +176,6 @@ def missing_cells(lk: Lookup, code: int, l_in: int, hi: int, batch: int) -> str:
         reach = EXTRAPOLATION_REACH * profiled
         extending = lk.k_cap > profiled  # extrapolating already, and still short
         return (f"t^D_{batch}(k) up to k={hi}, but the table's decode for batch {batch} ends at k={int(lk.decode_last[batch])} "
-                + (f"(extrapolated, it reaches k={reach} at most)" if extending else f"(--extrapolate, or extrapolate=True in Python, extends it to k={reach} at most)"))
+                + (f"(extrapolated, it reaches k={reach} at most)" if extending else f"(`extrapolate` extends it to k={reach} at most)"))
     k = next(k for k in range(l_in, hi + 1) if (batch, k) in lk.decode_status or k > lk.decode_last[batch])
     return f"t^D_{batch}({k}), which is {lk.decode_status.get((batch, k), 'not measured')} in the table"

@@ -48,7 +48,7 @@ class Lookup:
 
 def build_lookup(table: pd.DataFrame, k_needed: int = 0, extrapolate: bool = False) -> Lookup:
     """Dense arrays of the table; with `extrapolate`, decode extended linearly up to `k_needed`."""
-    grid = PrefillGrid.from_dict(table.attrs["sotlat"]["method"]["grid"]["prefill_lengths"])
+    grid = table.attrs["sotlat"].method.grid.prefill_lengths
     b_cap = int(table["batch"].max()) if len(table) else 0
     pre = table[(table["phase"] == "prefill") & ((table["length"] - grid.start) % grid.step == 0)]
     dec = table[table["phase"] == "decode"]

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from sotlat.errors import InputError
-from sotlat.tables.grid import PrefillGrid, format_batches
 
 TRACE_COLUMNS = [
     "id", "category", "model",
@@ -51,19 +50,6 @@ def needs(frame: pd.DataFrame) -> dict:
     point count), the longest prompt any stage prefills and the largest decode k any stage reaches."""
     return {"batches": sorted({1} | {int(n) for n in frame["num_points"].dropna()}),
             "longest_prompt": int(frame[PROMPTS].max().max()) if len(frame) else 0, "longest_context": longest_context(frame)}
-
-
-def answering_grid(frame: pd.DataFrame, table: pd.DataFrame) -> dict[str, str] | None:
-    """The grid options (`sotlat profile` or `simulate`) of a table that answers every one of these
-    traces, its prefill grid on `table`'s start and step: what to measure or simulate next. None
-    when `table`'s own grid already holds all that: what it cannot answer are cells it has no
-    latency for (oom on its device, or not yet measured), which no other grid mends."""
-    need, grid = needs(frame), table.attrs["sotlat"]["method"]["grid"]
-    prefill = PrefillGrid.from_dict(grid["prefill_lengths"])
-    reach = PrefillGrid.reaching(need["longest_prompt"], prefill.start, prefill.step)
-    if set(need["batches"]) <= set(grid["batches"]) and reach.lengths[-1] <= prefill.lengths[-1] and need["longest_context"] <= grid["decode_max"]:
-        return None
-    return {"--batches": format_batches(need["batches"]), "--prefill-lengths": str(reach), "--decode-max": str(need["longest_context"])}
 
 
 def load_traces(path: str | os.PathLike) -> pd.DataFrame:

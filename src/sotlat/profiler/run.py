@@ -11,12 +11,10 @@ length) are recorded without trying.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import os
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,17 +24,20 @@ import torch
 from sotlat import __version__
 from sotlat.errors import InputError
 from sotlat.interrupts import Interrupted, sigterm_as_keyboard_interrupt
-from sotlat.profiler.archs import arch_meta, build_model, check_positions, check_weights_fit, load_config, meta_model
-from sotlat.profiler.device import describe_device, host_load
-from sotlat.profiler.flops import FlopsFit, fit_flops
+from sotlat.progress import Tracker
+from sotlat.models.dtypes import torch_dtype
+from sotlat.models.archs import arch_meta, check_attention, build_model, check_positions, check_weights_fit, load_config, meta_model
+from sotlat.models.device import describe_device, host_load
+from sotlat.models.flops import FlopsFit, fit_flops
 from sotlat.profiler.memory import memory_tracker_for
-from sotlat.profiler.steps import decode_step, decoding, prefill
+from sotlat.models.steps import decode_step, decoding, prefill
 from sotlat.profiler.timer import QUIET, quiet, timer_for
-from sotlat.simulator.catalogue import figure, peak_field
+from sotlat.models.catalogue import figure, peak_field
 from sotlat.tables.difference import first_difference, short
-from sotlat.tables.grid import PrefillGrid, check_grid
+from sotlat.tables.grid import PrefillGrid, check_grid, check_runs
 from sotlat.tables.io import empty_cells, load_table, save_table
-from sotlat.tables.schema import COLUMNS, SCHEMA_VERSION, arch_identity
+from sotlat.tables.meta import Arch, DecodeMethod, Device, Grid, Method, PrefillMethod, Progress, TableMeta
+from sotlat.tables.schema import COLUMNS
 from sotlat.tables.stats import dispersion, geomean
 
 CHECKPOINT_SECONDS = 30.0
@@ -61,38 +62,19 @@ class ProfileSpec:
 
     def __post_init__(self):
         check_grid(self.batches, self.prefill_lengths, self.decode_max)
+        check_runs(self.prefill_runs, self.prefill_warmup)
+        check_attention(self.attention)
 
-    def method(self, timer: str, memory: str, flops: dict) -> dict:
-        return {
-            "grid": {"batches": self.batches, "prefill_lengths": self.prefill_lengths.as_dict(), "decode_max": self.decode_max},
-            "prefill": {"runs": self.prefill_runs, "warmup": self.prefill_warmup, "aggregation": "geometric mean of the runs after warm-up"},
-            "decode": {
-                "runs": self.decode_runs,
-                "warmup": self.decode_warmup,
-                "sweep": "prefill 1 token, then decode_max single-token steps, each timed between marks of its own (memory tracking outside them)",
-                "aggregation": "geometric mean over the measured sweeps, after `warmup` untimed sweeps over the same k",
-            },
-            "quiet": QUIET,
-            "timer": timer,
-            "memory": memory,
-            "flops": flops,
-            "forward": f"transformers causal LM, {self.attention} attention, DynamicCache, random token ids; prefill computes last-position logits only",
-            "weights": "random normal(0, 0.02), no init pass",
-            "software": _software(),
-        }
-
-
-@dataclass
-class Progress:
-    """What the caller sees: called with (forward passes done, total, description)."""
-
-    update: Callable[[int, int, str], None] = lambda done, total, what: None
-    done: int = 0
-    total: int = 0
-
-    def advance(self, n: int, what: str) -> None:
-        self.done += n
-        self.update(self.done, self.total, what)
+    def method(self, timer: str, memory: str, flops: dict) -> Method:
+        return Method(
+            grid=Grid(tuple(self.batches), self.prefill_lengths, self.decode_max),
+            prefill=PrefillMethod(self.prefill_runs, self.prefill_warmup, "geometric mean of the runs after warm-up"),
+            decode=DecodeMethod(self.decode_runs, self.decode_warmup,
+                                "prefill 1 token, then decode_max single-token steps, each timed between marks of its own (memory tracking outside them)",
+                                "geometric mean over the measured sweeps, after `warmup` untimed sweeps over the same k"),
+            timer=timer, memory=memory, flops=flops, attention=self.attention, quiet=QUIET,
+            forward=f"transformers causal LM, {self.attention} attention, DynamicCache, random token ids; prefill computes last-position logits only",
+            weights="random normal(0, 0.02), no init pass", software=_software())
 
 
 @dataclass
@@ -129,88 +111,61 @@ class _State:
 
 
 def _software() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
     import transformers
 
     try:
-        import deepspeed
-
-        ds = deepspeed.__version__
-    except ImportError:
+        ds = version("deepspeed")
+    except PackageNotFoundError:
         ds = None
     return {"python": sys.version.split()[0], "torch": torch.__version__, "transformers": transformers.__version__, "deepspeed": ds, "sotlat": __version__}
 
 
-def _device_meta(spec: ProfileSpec) -> dict:
+def _device_meta(spec: ProfileSpec) -> Device:
     """The device's description; for a catalogue GPU, the compute peak of the profile's dtype as
     `peak_tflops`, which `estimate` divides Eq. 4's performance by (the paper's utilization)."""
     device = describe_device(spec.device)
-    peak = figure(device.get("catalogue_id"), peak_field(spec.dtype))
-    return {**device, "peak_tflops": peak} if peak else device
+    return Device.from_dict({**device, "peak_tflops": figure(device.get("catalogue_id"), peak_field(spec.dtype))})
 
 
-DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-DTYPE_ALIASES = {"fp16": "float16", "half": "float16", "bf16": "bfloat16", "fp32": "float32", "float": "float32"}
-
-
-def canonical_dtype(name: str) -> str:
-    """The dtype's name as tables record it (fp16 and half are float16), so that tables of one dtype
-    compare, merge and resume as one; integer and complex types are no model's compute type here."""
-    canonical = DTYPE_ALIASES.get(name.strip().lower(), name.strip().lower())
-    if canonical not in DTYPES:
-        raise InputError(f"--dtype: unknown dtype {name!r}; expected {', '.join(DTYPES)} (or {', '.join(DTYPE_ALIASES)})")
-    return canonical
-
-
-def torch_dtype(name: str) -> torch.dtype:
-    return DTYPES[canonical_dtype(name)]
-
-
-def profile(spec: ProfileSpec, out: str, resume: bool = False, progress: Progress | None = None, model=None) -> pd.DataFrame:
+def profile(spec: ProfileSpec, out: str, resume: bool = False, progress: Tracker | None = None, model=None) -> pd.DataFrame:
     """Profile `spec` into the table file `out`; returns the table. `model` overrides the built one (tests)."""
-    progress = progress or Progress()
+    tracker = progress or Tracker()
     name, config = load_config(spec.arch, spec.config_path)
     dtype = torch_dtype(spec.dtype)
     memory = memory_tracker_for(spec.device)  # before the model: the CPU baseline excludes nothing of it
     timer = timer_for(spec.device)
     shapes = meta_model(config, spec.attention)  # FLOPs counted on the attention timed: eager's equal SDPA's (tested)
     longest = max(spec.prefill_lengths.lengths[-1], spec.decode_max + 1)  # decode at k writes position k + 1
-    check_positions(shapes, longest, f"the grid (--prefill-lengths up to {spec.prefill_lengths.lengths[-1]}, --decode-max {spec.decode_max})")
+    check_positions(shapes, longest, f"the grid (`prefill_lengths` up to {spec.prefill_lengths.lengths[-1]}, `decode_max` {spec.decode_max})")
     if model is None:
         check_weights_fit(name, shapes, dtype, spec.device)  # before the progress bar: the error is all the user sees
     fit = fit_flops(shapes)
-    meta = {
-        "schema_version": SCHEMA_VERSION,
-        "arch": arch_meta(name, config, shapes, dtype),
-        "device": _device_meta(spec),
-        "dtype": spec.dtype,
-        "method": spec.method(timer.name, memory.method, fit.meta()),
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "progress": {"complete": False, "elapsed_s": 0.0},
-        "host_load": host_load(spec.device),
-    }
+    meta = TableMeta(arch=Arch(**arch_meta(name, config, shapes, dtype)), device=_device_meta(spec), dtype=spec.dtype,
+                     method=spec.method(timer.name, memory.method, fit.meta()), created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                     progress=Progress(complete=False, elapsed_s=0.0), host_load=host_load(spec.device))
     state = _State()
     if os.path.exists(out):
         if not resume:
-            raise InputError(f"{out}: already exists; continue it with --resume, or choose another --out")
-        previous = load_table(out)
-        _check_resumable(out, previous.attrs["sotlat"], meta)
-        meta["created_at"] = previous.attrs["sotlat"]["created_at"]
-        meta["progress"]["elapsed_s"] = previous.attrs["sotlat"].get("progress", {}).get("elapsed_s", 0.0)
-        _restore(state, previous)
+            raise InputError(f"{out}: already exists; continue it with `resume`, or choose another `out`")
+        earlier = load_table(out)
+        previous = earlier.attrs["sotlat"]
+        _check_resumable(out, previous, meta)
+        meta = meta.with_(created_at=previous.created_at, **{"progress.elapsed_s": previous.progress.elapsed_s or 0.0})
+        _restore(state, earlier)
 
-    progress.total = _work(spec, state)
-    progress.advance(0, "building the model")
+    tracker.total = _work(spec, state)
+    tracker.advance(0, "building the model")
     if model is None:
         model = build_model(config, spec.device, dtype, spec.attention)
     started, last_save = time.monotonic(), time.monotonic()
-    elapsed0 = meta["progress"]["elapsed_s"]
 
     def save(complete: bool = False) -> pd.DataFrame:
         rows = state.rows + [row for batch, sw in state.sweeps.items() for row in sw.rows(batch, sw.steps(), fit, UNFINISHED)]
         table = pd.DataFrame(rows, columns=COLUMNS) if rows else empty_cells()
-        table.attrs["sotlat"] = copy.deepcopy(meta)
-        table.attrs["sotlat"]["progress"] = {"complete": complete, "elapsed_s": round(elapsed0 + time.monotonic() - started, 1)}
-        table.attrs["sotlat"]["dispersion"] = dispersion(table)
+        table.attrs["sotlat"] = meta.with_(progress=Progress(complete, round(meta.progress.elapsed_s + time.monotonic() - started, 1)),
+                                           dispersion=dispersion(table))
         save_table(table, out)
         return table
 
@@ -220,26 +175,26 @@ def profile(spec: ProfileSpec, out: str, resume: bool = False, progress: Progres
                 for length in spec.prefill_lengths.lengths:
                     if ("prefill", batch, length) not in state.done:
                         _prefill_cell(model, spec, config.vocab_size, batch, length, timer, memory, fit, state)
-                        progress.advance(spec.prefill_runs, f"prefill B={batch} l={length}")
+                        tracker.advance(spec.prefill_runs, f"prefill B={batch} l={length}")
                     if time.monotonic() - last_save >= CHECKPOINT_SECONDS:
                         save()
                         last_save = time.monotonic()
                 if ("decode", batch, spec.decode_max) not in state.done:
-                    _decode_cells(model, spec, config.vocab_size, batch, timer, memory, fit, state, progress, save)
+                    _decode_cells(model, spec, config.vocab_size, batch, timer, memory, fit, state, tracker, save)
                     save()
                     last_save = time.monotonic()
     except KeyboardInterrupt:
         save()
         sweeps = sum(len(sw.runs) for sw in state.sweeps.values())
         kept = f"{len(state.rows)} cells" + (f" and {sweeps} finished decode sweep{'s' * (sweeps > 1)} of an unfinished batch" if sweeps else "")
-        raise Interrupted(f"interrupted: {kept} saved to {out}; continue with --resume") from None
+        raise Interrupted(f"interrupted: {kept} saved to {out}; continue with `resume`") from None
     return save(complete=True)
 
 
-def _check_resumable(out: str, old: dict, new: dict) -> None:
+def _check_resumable(out: str, old: TableMeta, new: TableMeta) -> None:
     """A resume must continue the same profile: same architecture, device, dtype and method."""
-    checks = [("arch", arch_identity(old["arch"]), arch_identity(new["arch"])), ("device", old["device"].get("name"), new["device"]["name"]),
-              ("dtype", old["dtype"], new["dtype"]), ("method", old["method"], new["method"])]
+    checks = [("arch", old.arch.identity(), new.arch.identity()), ("device", old.device.name, new.device.name),
+              ("dtype", old.dtype, new.dtype), ("method", old.to_dict()["method"], new.to_dict()["method"])]
     for what, was, now in checks:
         path, was, now = first_difference(what, was, now)
         if path:
@@ -252,7 +207,7 @@ def _restore(state: _State, table: pd.DataFrame) -> None:
         runs = np.array(part["runs_ms"].map(list).tolist())  # [k, sweep]
         peaks = None if part["peak_memory_bytes"].isna().any() else [int(p) for p in part["peak_memory_bytes"]]
         state.sweeps[int(batch)] = _Sweeps([list(sweep) for sweep in runs.T], peaks)
-        if len(part) < int(table.attrs["sotlat"]["method"]["grid"]["decode_max"]):  # a sweep ran out of memory there
+        if len(part) < table.attrs["sotlat"].method.grid.decode_max:  # a sweep ran out of memory there
             state.decode_oom[int(batch)] = len(part) + 1
     for row in table[table["status"] != UNFINISHED].to_dict("records"):
         row["runs_ms"] = list(row["runs_ms"]) if row["runs_ms"] is not None else []
@@ -315,7 +270,7 @@ def _prefill_cell(model, spec, vocab, batch, length, timer, memory, fit: FlopsFi
     state.done.add(key)
 
 
-def _decode_cells(model, spec, vocab, batch, timer, memory, fit: FlopsFit, state: _State, progress: Progress, checkpoint) -> None:
+def _decode_cells(model, spec, vocab, batch, timer, memory, fit: FlopsFit, state: _State, progress: Tracker, checkpoint) -> None:
     """`decode_warmup` untimed sweeps, then `decode_runs` measured sweeps of k = 1..decode_max, saved
     after each (`checkpoint`) as unfinished cells; cells from a sweep's first OOM on are `oom`. The
     warm-ups run again on a resume: what they warm (kernels and plans chosen per shape, the

@@ -13,16 +13,24 @@ from sotlat.errors import InputError
 from sotlat.estimator import estimate_answerable, request_latency, traces_frame
 from sotlat.estimator.lookup import build_lookup
 from sotlat.estimator.equations import stage
-from sotlat.tables.stats import decode_floor_ms, decode_warmup, dispersion, dispersion_warning, label, run_cv
+from sotlat.estimator.request import TABLE1_OUTPUT, TABLE1_PROMPT
+from sotlat.tables.stats import decode_floor_ms, dispersion_warning, label, run_cv
 
 HIGH_CV = 0.10
+# The SoT what-if's requests: prompt tokens of the normal request, the skeleton request (the paper's
+# Prompt 1 and the question) and each point's (Prompt 2, the question and the skeleton); the skeleton
+# writes SKELETON_TOKENS_PER_POINT tokens a point; the longest point is (1 + imbalance) x the mean.
+WHATIF_PROMPTS = {"normal": 50, "skeleton": 300, "point": 200}
+SKELETON_TOKENS_PER_POINT = 8
+WHATIF_ANSWER = 400  # tokens of the normal answer the what-if splits into points
+WHATIF_IMBALANCE = (0.0, 0.5, 1.0)
 
 
 def batches(table: pd.DataFrame) -> np.ndarray:
     return np.array(sorted(table["batch"].unique()))
 
 
-def fig3(table: pd.DataFrame, prompt: int = 128, decoded: int = 64) -> pd.DataFrame:
+def fig3(table: pd.DataFrame, prompt: int = TABLE1_PROMPT, decoded: int = TABLE1_OUTPUT) -> pd.DataFrame:
     """The paper's Fig. 3 per batch: T(128, 64, B) split into prefill and decode, P^D (Eq. 4), peak
     memory, as `sotlat latency` computes them; `missing` names the cells a batch lacks."""
     r = request_latency(table, prompt, decoded)
@@ -67,26 +75,25 @@ def measurement_quality(table: pd.DataFrame) -> pd.DataFrame:
     """Per phase of a measured table: the median and P90 CV of its cells' runs, for decode the decode
     warm-up and how far its measured sweeps' medians lie apart, and the profile's warning if any."""
     meta = table.attrs["sotlat"]
-    d = meta.get("dispersion") or dispersion(table)
-    warmup = decode_warmup(meta)
-    warning = dispersion_warning(meta, d)
+    d, warning = meta.dispersion, dispersion_warning(meta)
+    warmup = meta.method.decode.warmup if meta.method.decode else None
     pct = lambda x: None if x is None else round(100 * x, 1)  # noqa: E731
-    return pd.DataFrame([{"table": label(table), "phase": phase, "cells": d[phase]["cells"], "median_cv_pct": pct(d[phase]["median_cv"]),
-                          "p90_cv_pct": pct(d[phase]["p90_cv"]),
+    return pd.DataFrame([{"table": label(table), "phase": phase, "cells": getattr(d, phase).cells, "median_cv_pct": pct(getattr(d, phase).median_cv),
+                          "p90_cv_pct": pct(getattr(d, phase).p90_cv),
                           "decode_warmup": ("none recorded" if warmup is None else str(warmup)) if phase == "decode" else "",
-                          "sweeps_apart_pct": pct(d["decode"]["sweep_spread"]) if phase == "decode" else None,
+                          "sweeps_apart_pct": pct(d.decode.sweep_spread) if phase == "decode" else None,
                           "warning": (warning or "") if phase == "decode" else ""}
-                         for phase in ("prefill", "decode") if d[phase]["cells"]])
+                         for phase in ("prefill", "decode") if getattr(d, phase).cells])
 
 
 def capacity(table: pd.DataFrame, budget_gb: float | None, headroom: float) -> pd.DataFrame:
     """Per batch: the longest context whose measured peak memory fits the budget, and the
     weights + KV-cache arithmetic beside it."""
     meta = table.attrs["sotlat"]
-    total = budget_gb * 1e9 if budget_gb else meta["device"].get("total_memory_bytes")
+    total = budget_gb * 1e9 if budget_gb else meta.device.total_memory_bytes
     usable = total * (1 - headroom) if total else np.nan
     shapes = _shapes(table)
-    weights = meta["arch"].get("weight_bytes", np.nan)
+    weights = meta.arch.weight_bytes or np.nan
     d = table[(table["phase"] == "decode") & (table["status"] == "ok")]
     rows = []
     for b in batches(table):
@@ -103,7 +110,7 @@ def _shapes(table: pd.DataFrame):
     """The simulator's model of the table's architecture (KV bytes under any HF config's names,
     grouped-query, latent and sliding-window attention); None where this transformers cannot
     rebuild the table's config."""
-    from sotlat.simulator.simulate import shapes_of  # transformers: only when a report needs it
+    from sotlat.models.shapes import shapes_of  # transformers: only when a report needs it
 
     try:
         return shapes_of(table)
@@ -133,8 +140,8 @@ def estimate_all(table: pd.DataFrame, traces: pd.DataFrame) -> tuple[pd.DataFram
     return estimates.assign(table=label(table)), failed.assign(table=label(table))[["table", "id", "model", "reason"]]
 
 
-def sot_whatif(table: pd.DataFrame, answer: int, normal_prompt: int = 50, skeleton_prompt: int = 300,
-               point_prompt: int = 200, imbalance=(0.0, 0.5, 1.0)) -> pd.DataFrame:
+def sot_whatif(table: pd.DataFrame, answer: int, normal_prompt: int = WHATIF_PROMPTS["normal"], skeleton_prompt: int = WHATIF_PROMPTS["skeleton"],
+               point_prompt: int = WHATIF_PROMPTS["point"], imbalance=WHATIF_IMBALANCE) -> pd.DataFrame:
     """Speed-up vs number of points for a normal answer of `answer` tokens split into n points whose
     longest is (1 + imbalance) x the mean; the skeleton is 8 tokens per point."""
     longest_prompt = int(max(table.loc[table["phase"] == "prefill", "length"].max(), 1))
@@ -146,7 +153,7 @@ def sot_whatif(table: pd.DataFrame, answer: int, normal_prompt: int = 50, skelet
         for imb in imbalance:
             longest = int(np.ceil(answer / n * (1 + imb)))
             trace = {"id": f"n{n}-i{imb}", "normal": {"prompt_tokens": normal_prompt, "completion_tokens": answer},
-                     "sot": {"skeleton": {"prompt_tokens": skeleton_prompt, "completion_tokens": 8 * int(n)},
+                     "sot": {"skeleton": {"prompt_tokens": skeleton_prompt, "completion_tokens": SKELETON_TOKENS_PER_POINT * int(n)},
                              "points": [{"prompt_tokens": point_prompt, "completion_tokens": longest}] * int(n)}}
             traces.append(trace)
             rows.append({"table": label(table), "answer_tokens": answer, "points": int(n), "imbalance": imb, "longest_point": longest,

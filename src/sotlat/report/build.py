@@ -7,21 +7,28 @@ import html
 import io
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from sotlat.atomic import atomic_dir
 from sotlat.errors import InputError
-from sotlat.estimator.traces import answering_grid, read_records, traces_frame
+from sotlat.estimator.answer import answering_grid
+from sotlat.estimator.request import TABLE1_PROMPT
+from sotlat.estimator.traces import read_records, traces_frame
 from sotlat.report import analysis as an
 from sotlat.report import figures as F
 from sotlat.sot.stats import per_trace
+from sotlat.tables.grid import as_options
+from sotlat.tables.io import load_table
 from sotlat.tables.stats import label
 
 
+DEFAULT_CONTEXT = 256  # the context of the throughput figure, where every table's decode reaches it
+
+
+@F.rendering()
 def build_report(tables: list[pd.DataFrame], trace_paths: list[Path], out_dir: Path, budget_gb: float | None = None,
                  headroom: float = 0.1, slo_tpot_ms: float | None = None, slo_ttft_ms: float | None = None,
-                 context: int = 256, prompt: int = 128, answer: int = 400) -> Path:
+                 context: int = DEFAULT_CONTEXT, prompt: int = TABLE1_PROMPT, answer: int = an.WHATIF_ANSWER) -> Path:
     """Write the report into `out_dir` (replaced whole, never half-written); returns index.html.
 
     A table without a single latency (a model whose weights do not fit the GPU) is left out of the
@@ -48,7 +55,7 @@ def build_report(tables: list[pd.DataFrame], trace_paths: list[Path], out_dir: P
         slower = estimates[estimates["speedup"] < 1][["table", "id", "model", "category", "normal_ms", "sot_ms", "speedup"]]
         tables_md["Questions SoT slows down"] = slower
         tables_md["Traces a table cannot answer"] = failed
-        grids = [{"table": label(t), **grid} for t in tables if (grid := answering_grid(frame, t))]  # none where only cells are missing
+        grids = [{"table": label(t), **as_options(grid)} for t in tables if (grid := answering_grid(frame, t))]  # none where only cells are missing
         if len(failed) and grids:  # what to profile or simulate next
             tables_md["Grid of a table that answers every trace (sotlat profile or simulate options)"] = pd.DataFrame(grids)
         if estimates["extrapolated"].any():
@@ -62,7 +69,6 @@ def build_report(tables: list[pd.DataFrame], trace_paths: list[Path], out_dir: P
         for f in figures:
             png = io.BytesIO()
             f.fig.savefig(png, format="png", dpi=110, bbox_inches="tight")
-            plt.close(f.fig)
             (tmp / f"{f.slug}.png").write_bytes(png.getvalue())
             f.data.to_csv(tmp / f"{f.slug}.csv", index=False)
             sections.append((f, base64.b64encode(png.getvalue()).decode()))
@@ -70,6 +76,30 @@ def build_report(tables: list[pd.DataFrame], trace_paths: list[Path], out_dir: P
         (tmp / "report.md").write_text(_markdown(sections, tables_md, sources, trace_paths, left_out), encoding="utf-8")
         (tmp / "index.html").write_text(_html(sections, tables_md, sources, trace_paths, left_out), encoding="utf-8")
     return out_dir / "index.html"
+
+
+def report(tables: list[Path], traces: list[Path], out: Path, memory_budget_gb: float | None = None, headroom: float = 0.1,
+           slo_tpot_ms: float | None = None, slo_ttft_ms: float | None = None, context: int | None = None, answer_tokens: int = an.WHATIF_ANSWER) -> dict:
+    """The report of table files (and trace files) in the folder `out`: {index (its index.html),
+    left_out (a line for each table without a latency)}. The throughput figure's context is
+    DEFAULT_CONTEXT, or less where a table's decode ends sooner; one past a table's decode is refused."""
+    from sotlat.tables.stats import distinct_labels
+
+    if Path(out).suffix.lower() in (".html", ".htm", ".md"):
+        raise InputError(f"{out}: give a folder; the report writes index.html, report.md, figures and CSVs in it", param="out")
+    frames = [load_table(t) for t in tables]
+    decode_ends = {file: int(f.loc[f["phase"] == "decode", "length"].max()) if (f["phase"] == "decode").any() else 0 for file, f in zip(tables, frames)}
+    if context is None:
+        context = max(min(DEFAULT_CONTEXT, *decode_ends.values()), 1)
+    for file, k_max in decode_ends.items():  # else the throughput figure is silently empty
+        if context > k_max:
+            raise InputError(f"`context` {context}: past {file}'s decode range (k up to {k_max})")
+    distinct_labels(frames, tables)
+    left_out = untimed(frames, tables)
+    if len(left_out) == len(frames):
+        raise InputError("; ".join(left_out) + ": no latency to report")
+    index = build_report(frames, list(traces), out, memory_budget_gb, headroom, slo_tpot_ms, slo_ttft_ms, context, answer=answer_tokens)
+    return {"index": index, "left_out": left_out}
 
 
 def untimed(tables: list[pd.DataFrame], names: list | None = None) -> list[str]:

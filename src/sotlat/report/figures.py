@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure as Canvas
+from matplotlib.ticker import LogFormatter, MaxNLocator
 
-matplotlib.use("Agg")
-matplotlib.rcParams["text.parse_math"] = False  # a category 'cost $5 vs $6' is text, not TeX to render or fail on
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import LogFormatter, MaxNLocator  # noqa: E402
-import pandas as pd  # noqa: E402
+from sotlat.estimator.request import TABLE1_OUTPUT, TABLE1_PROMPT
+from sotlat.estimator.summary import total_speedup
+from sotlat.report import analysis as an
+from sotlat.tables.stats import label
 
-from sotlat.estimator.summary import total_speedup  # noqa: E402
-from sotlat.report import analysis as an  # noqa: E402
-from sotlat.tables.stats import label  # noqa: E402
+
+@contextlib.contextmanager
+def rendering():
+    """How the report's figures are drawn and saved, set only while they are: text as written (a
+    category 'cost $5 vs $6' is not TeX to render or fail on). Figures are matplotlib Figure objects
+    of their own, not pyplot's, so no backend or pyplot state is touched."""
+    with matplotlib.rc_context({"text.parse_math": False}):
+        yield
+
+
+def _subplots(*grid, figsize, **kwargs):
+    """A figure and its axes, as plt.subplots makes them, outside pyplot: on an Agg canvas of its own."""
+    fig = Canvas(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(*grid, **kwargs)
 
 
 @dataclass
@@ -134,20 +150,22 @@ def fig3(tables) -> list[Figure]:
     data = pd.concat([an.fig3(t) for t in tables if has_latency(t)], ignore_index=True)
     lacks = _nothing_drawn(data, "total_ms", lambda part: f"B={part['batch'].iloc[0]} needs {part['missing'].iloc[0]}")
     colors, out = _colors(tables), []
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, column, name in ((axes[0], "prefill_ms", "prefill of 128 tokens"), (axes[1], "decode_ms", "decoding 64 tokens (Eq. 1, context 128)")):
+    fig, axes = _subplots(1, 2, figsize=(10, 3.8))
+    for ax, column, name in ((axes[0], "prefill_ms", f"prefill of {TABLE1_PROMPT} tokens"),
+                             (axes[1], "decode_ms", f"decoding {TABLE1_OUTPUT} tokens (Eq. 1, context {TABLE1_PROMPT})")):
         _lines(ax, data, "batch", column, colors)
         _y_axis(ax, data[column])
         _finish(fig, ax, name, "batch size B", "latency (ms)", integer_x=True)
     fig.suptitle("Fig. 3a: latency vs batch size", y=1.02)
     out.append(Figure("fig3a_latency_vs_batch", "Fig. 3a: latency vs batch size", fig, data[["table", "batch", "prefill_ms", "decode_ms", "total_ms", "missing"]],
                       "Decode latency that stays nearly flat with batch size is what SoT's batched point expansion relies on. "
-                      f"Decoding 64 tokens: {_over_batches(data, 'decode_ms', 'ms')} Prefill of 128 tokens: {_over_batches(data, 'prefill_ms', 'ms')}"
+                      f"Decoding {TABLE1_OUTPUT} tokens: {_over_batches(data, 'decode_ms', 'ms')} Prefill of {TABLE1_PROMPT} tokens: "
+                      f"{_over_batches(data, 'prefill_ms', 'ms')}"
                       + lacks))
-    fig, ax = plt.subplots(figsize=(6, 3.8))
+    fig, ax = _subplots(figsize=(6, 3.8))
     _lines(ax, data, "batch", "decode_tflops", colors)
     _y_axis(ax, data["decode_tflops"])
-    title = "Fig. 3b: decode performance P^D(128, 64, B) (Eq. 4)"
+    title = f"Fig. 3b: decode performance P^D({TABLE1_PROMPT}, {TABLE1_OUTPUT}, B) (Eq. 4)"
     if data["decode_utilization"].notna().any():
         util = ax.twinx()
         for name, part in data.groupby("table", sort=False):
@@ -156,10 +174,10 @@ def fig3(tables) -> list[Figure]:
         util.set_ylim(bottom=0)
     out.append(Figure("fig3b_decode_tflops", title, _finish(fig, ax, title, "batch size B", "TFLOPS", integer_x=True),
                       data[["table", "batch", "decode_tflops", "decode_utilization"]], (_over_batches(data, "decode_tflops", "TFLOPS") + lacks).strip()))
-    fig, ax = plt.subplots(figsize=(6, 3.8))
+    fig, ax = _subplots(figsize=(6, 3.8))
     _lines(ax, data, "batch", "peak_memory_gb", colors)
     _y_axis(ax, data["peak_memory_gb"])
-    title = "Fig. 3c: peak memory of prefill 128 + decode 64"
+    title = f"Fig. 3c: peak memory of prefill {TABLE1_PROMPT} + decode {TABLE1_OUTPUT}"
     out.append(Figure("fig3c_peak_memory", title, _finish(fig, ax, title, "batch size B", "peak memory (GB)", integer_x=True),
                       data[["table", "batch", "peak_memory_gb"]], (_over_batches(data, "peak_memory_gb", "GB") + lacks).strip()))
     return out
@@ -167,11 +185,11 @@ def fig3(tables) -> list[Figure]:
 
 def decode_heatmaps(tables) -> Figure:
     tables = [t for t in tables if has_latency(t)]
-    fig, axes = plt.subplots(1, len(tables), figsize=(5.5 * len(tables), 3.8), squeeze=False)
+    fig, axes = _subplots(1, len(tables), figsize=(5.5 * len(tables), 3.8), squeeze=False)
     frames = []
     for ax, t in zip(axes[0], tables):
         grid = an.decode_grid(t)
-        cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
+        cmap = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")
         im = ax.imshow(np.ma.masked_invalid(grid.to_numpy(dtype=float)), aspect="auto", origin="lower", cmap=cmap, interpolation="nearest",
                        extent=[grid.columns.min() - 0.5, grid.columns.max() + 0.5, 0.5, len(grid.index) + 0.5])
         every = -(-len(grid.index) // 16)  # at most 16 batch labels
@@ -202,7 +220,7 @@ def _corners(data: pd.DataFrame, symbol: str) -> str:
 
 def prefill_lines(tables) -> Figure:
     tables = [t for t in tables if has_latency(t)]
-    fig, axes = plt.subplots(1, len(tables), figsize=(5.5 * len(tables), 3.8), squeeze=False)
+    fig, axes = _subplots(1, len(tables), figsize=(5.5 * len(tables), 3.8), squeeze=False)
     frames, notes = [], []
     for ax, t in zip(axes[0], tables):
         p = an.prefill_curves(t)
@@ -219,7 +237,7 @@ def prefill_lines(tables) -> Figure:
 
 
 def floor(tables) -> Figure:
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig, ax = _subplots(figsize=(7, 3.8))
     frames, colors = [], _colors(tables)
     for t in filter(has_latency, tables):
         curve, floor_ms = an.floor_curve(t)
@@ -236,7 +254,7 @@ def floor(tables) -> Figure:
 
 
 def quality(tables) -> tuple[Figure, pd.DataFrame]:
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig, ax = _subplots(figsize=(7, 3.8))
     colors = _colors(tables)
     tables = [t for t in tables if has_latency(t)]
     cvs, flags = zip(*(an.quality(t) for t in tables))
@@ -261,11 +279,11 @@ def speedups(estimates: pd.DataFrame, tables) -> list[Figure]:
                              ("category", "speedup_by_category", "Fig. 5: mean SoT speed-up by question category")):
         by = estimates.assign(**{key: estimates[key].fillna("-")}).groupby(["table", key])["speedup"].mean().unstack("table")
         by = by[[name for name in colors if name in by.columns]]  # the tables' order, not the alphabet's
-        fig, ax = plt.subplots(figsize=(max(8, _BAR_INCHES * len(by)), 3.8))
+        fig, ax = _subplots(figsize=(max(8, _BAR_INCHES * len(by)), 3.8))
         by.plot.bar(ax=ax, rot=_bar_rotation(len(by)), color=[colors[name] for name in by.columns])
         ax.axhline(1, color="black", lw=0.8)
         out.append(Figure(slug, title, _finish(fig, ax, title, key, "mean speed-up (normal / SoT)"), by.reset_index(), _bar_extremes(by)))
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig, ax = _subplots(figsize=(7, 3.8))
     finite = estimates["speedup"].dropna()
     bins = np.linspace(min(finite.min(), 0.9), finite.max(), 30) if len(finite) else 10
     for name, part in estimates.groupby("table", sort=False):
@@ -305,7 +323,7 @@ def breakdown(estimates: pd.DataFrame) -> Figure:
     keys = ["table", "model"] if estimates["model"].nunique() > 1 else ["table"]
     means = estimates.groupby(keys, sort=False)[[*parts, "speedup"]].mean()
     names = [" · traces of ".join(key) if isinstance(key, tuple) else key for key in means.index]
-    fig, axes = plt.subplots(len(means), 1, figsize=(8, 1.3 + 1.5 * len(means)), squeeze=False)
+    fig, axes = _subplots(len(means), 1, figsize=(8, 1.3 + 1.5 * len(means)), squeeze=False)
     for ax, name, (_, row) in zip(axes[:, 0], names, means.iterrows()):
         for y, cols in ((1, parts[:2]), (0, parts[2:])):
             left = 0.0
@@ -332,7 +350,7 @@ def token_lengths(lengths: pd.DataFrame) -> Figure:
     models = list(dict.fromkeys(lengths["model"]))
     categories = lengths.groupby("model")["category"].nunique(dropna=False).max()
     panel = max(5.5, 1.5 * _BAR_INCHES * categories)  # four bars per category
-    fig, axes = plt.subplots(1, 1 + len(models), figsize=(5.5 + panel * len(models), 3.8), squeeze=False,
+    fig, axes = _subplots(1, 1 + len(models), figsize=(5.5 + panel * len(models), 3.8), squeeze=False,
                              gridspec_kw={"width_ratios": [5.5] + [panel] * len(models)})
     top = lengths["points"].max(skipna=True) if lengths["points"].notna().any() else 1
     axes[0, 0].hist([lengths.loc[lengths["model"] == m, "points"].dropna() for m in models], bins=np.arange(0.5, top + 1.5), label=models)
@@ -354,7 +372,7 @@ def token_lengths(lengths: pd.DataFrame) -> Figure:
 
 def capacity(tables, budget_gb, headroom) -> Figure:
     data = pd.concat([an.capacity(t, budget_gb, headroom) for t in tables], ignore_index=True)
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig, ax = _subplots(figsize=(7, 3.8))
     colors = _colors(tables)
     for name, part in data.groupby("table", sort=False):
         ax.plot(part["batch"], part["measured_max_context"], marker="o", color=colors[name], label=f"{name}: measured (up to the profiled context)")
@@ -380,7 +398,7 @@ def capacity(tables, budget_gb, headroom) -> Figure:
 
 def throughput(tables, context, prompt, slo_tpot, slo_ttft) -> Figure:
     data = pd.concat([an.throughput(t, context, prompt, slo_tpot, slo_ttft) for t in tables if has_latency(t)], ignore_index=True)
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig, ax = _subplots(figsize=(7, 3.8))
     colors = _colors(tables)
     for name, part in data.groupby("table", sort=False):
         ax.plot(part["batch"], part["tokens_per_s"], marker="o", color=colors[name], label=name)
@@ -415,7 +433,7 @@ def _throughput_caption(data: pd.DataFrame, slo: bool) -> str:
 
 def sot_whatif(tables, answer) -> Figure:
     data = pd.concat([an.sot_whatif(t, answer) for t in tables if has_latency(t)], ignore_index=True)
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig, ax = _subplots(figsize=(7, 3.8))
     colors = _colors(tables)
     styles = dict(zip(sorted(data["imbalance"].unique()), ["-", "--", ":", "-."] * 3))
     for (name, imb), part in data.groupby(["table", "imbalance"], sort=False):

@@ -22,8 +22,8 @@ from scipy.optimize import least_squares
 
 from sotlat.errors import InputError
 from sotlat.pct_errors import error_stats
-from sotlat.simulator.model import FRACTIONS, HOST, PRIOR, Calibration, PhaseParams, Shapes, forward_ms, pass_bytes, peak_memory
-from sotlat.simulator.simulate import shapes_of
+from sotlat.models.shapes import Shapes, shapes_of
+from sotlat.simulator.model import FRACTIONS, HOST, PRIOR, Calibration, PhaseParams, forward_ms, pass_bytes, peak_memory
 
 MIN_CELLS = 3
 FITTED = tuple(f.name for f in fields(PhaseParams) if f.name != "host_fixed_ms")
@@ -115,9 +115,27 @@ def calibrate(table: pd.DataFrame, peak_tflops: float, bandwidth_gbps: float, na
         workspace = float(np.median(measured - modelled))
     meta = table.attrs["sotlat"]
     cal = Calibration(name, fit["prefill"], fit["decode"], workspace,
-                      about=f"fitted to {meta['arch']['name']} on {meta['device']['name']} ({meta['dtype']}), "
+                      about=f"fitted to {meta.arch.name} on {meta.device.name} ({meta.dtype}), "
                             f"peak {peak_tflops} TFLOPS, bandwidth {bandwidth_gbps} GB/s")
     return cal, errors
+
+
+def calibrate_table(table: pd.DataFrame, name: str, gpu: str | None = None, peak_tflops: float | None = None,
+                    bandwidth_gbps: float | None = None) -> dict:
+    """`calibrate` against `device_figures`: {calibration, errors, peak_tflops, bandwidth_gbps, note}."""
+    peak_tflops, bandwidth_gbps, note = device_figures(table, gpu, peak_tflops, bandwidth_gbps)
+    cal, errors = calibrate(table, peak_tflops, bandwidth_gbps, name)
+    return {"calibration": cal, "errors": errors, "peak_tflops": peak_tflops, "bandwidth_gbps": bandwidth_gbps, "note": note}
+
+
+def save_calibration(cal: Calibration, errors: dict, path) -> None:
+    """The calibration file (docs/formats.md), written atomically, the fit's errors with it."""
+    import json
+
+    from sotlat.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps({**cal.as_dict(), "fit_errors": errors}, indent=1) + "\n")
 
 
 def device_figures(table: pd.DataFrame, gpu: str | None = None, peak_tflops: float | None = None,
@@ -125,19 +143,19 @@ def device_figures(table: pd.DataFrame, gpu: str | None = None, peak_tflops: flo
     """(peak TFLOPS, bandwidth GB/s) a measured table is calibrated against: the catalogue entry `gpu`'s,
     else the table's own device's, each replaced by a figure given; and a note where `gpu` is not the
     table's device (the fitted efficiencies are then fractions of that entry's figures)."""
-    from sotlat.simulator.catalogue import gpu_spec
+    from sotlat.models.catalogue import gpu_spec
 
     meta = table.attrs["sotlat"]
-    device, note = meta["device"], None
+    device, note = meta.device, None
     if gpu:
-        spec = gpu_spec(gpu, meta["dtype"], peak_tflops, bandwidth_gbps)
+        spec = gpu_spec(gpu, meta.dtype, peak_tflops, bandwidth_gbps)
         peak_tflops, bandwidth_gbps = spec["peak_tflops"], spec["bandwidth_gbps"]
-        if device.get("catalogue_id") != spec["id"]:
-            note = (f"the table is of {device.get('name', 'an unnamed device')}, not {spec['name']} (--gpu {spec['id']}): "
+        if device.catalogue_id != spec["id"]:
+            note = (f"the table is of {device.name}, not {spec['name']} (`gpu` {spec['id']}): "
                     "its efficiencies are fractions of the figures given, not of that device's own")
-    peak_tflops = peak_tflops or device.get("peak_tflops")
-    bandwidth = device.get("memory_bandwidth_bytes_per_s")
+    peak_tflops = peak_tflops or device.peak_tflops
+    bandwidth = device.memory_bandwidth_bytes_per_s
     bandwidth_gbps = bandwidth_gbps or (bandwidth / 1e9 if bandwidth else None)
     if not peak_tflops or not bandwidth_gbps:
-        raise InputError("the device's peak TFLOPS or bandwidth is unknown; give --gpu or --peak-tflops and --bandwidth-gbps")
+        raise InputError("the device's peak TFLOPS or bandwidth is unknown; give `gpu`, or `peak_tflops` and `bandwidth_gbps`")
     return peak_tflops, bandwidth_gbps, note

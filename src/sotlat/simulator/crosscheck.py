@@ -10,7 +10,7 @@ import pandas as pd
 from sotlat.errors import InputError
 from sotlat.simulator.calibrate import calibrate
 from sotlat.simulator.model import forward_ms
-from sotlat.simulator.simulate import shapes_of
+from sotlat.models.shapes import shapes_of
 from sotlat.tables.compare import compare_summary
 from sotlat.tables.schema import CELL_KEY
 from sotlat.tables.stats import geomean
@@ -62,3 +62,20 @@ def cross_model(a: pd.DataFrame, b: pd.DataFrame, peak_tflops: float, bandwidth_
         out.append({"fitted_on": fit_name, "predicted": target_name, "calibration": cal.as_dict(), "fit_errors": fit_errors,
                     "prediction": compare_summary(compared)})
     return out
+
+
+def cross_model_files(table, other, gpu: str | None = None, peak_tflops: float | None = None, bandwidth_gbps: float | None = None,
+                      decode_skip_runs: int = 0) -> dict:
+    """`cross_model` of two table files of one device (each decode cell's first `decode_skip_runs`
+    runs left out), against the figures `device_figures` finds for the first: {peak_tflops,
+    bandwidth_gbps, decode_skip_runs, directions, note}."""
+    from sotlat.simulator.calibrate import device_figures
+    from sotlat.tables.io import load_table
+
+    tables = [without_first_runs(load_table(t), decode_skip_runs) for t in (table, other)]
+    try:
+        peak_tflops, bandwidth_gbps, note = device_figures(tables[0], gpu, peak_tflops, bandwidth_gbps)
+    except InputError as exc:
+        raise exc if exc.param else InputError(f"{table}: {exc.message}") from None
+    return {"peak_tflops": peak_tflops, "bandwidth_gbps": bandwidth_gbps, "decode_skip_runs": decode_skip_runs,
+            "directions": cross_model(*tables, peak_tflops, bandwidth_gbps, names=(str(table), str(other))), "note": note}

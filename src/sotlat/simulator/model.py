@@ -21,6 +21,10 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
+from sotlat.models.shapes import Shapes
+
+ACTIVATIONS_HELD = (4, 3)  # hidden-wide and intermediate-wide tensors a pass holds per token at its peak, beside the logits
+
 MODEL_VERSION = 2
 
 
@@ -137,111 +141,13 @@ def load_calibration(spec: str) -> Calibration:
     try:
         return Calibration.from_dict(json.loads(path.read_text(encoding="utf-8-sig")))
     except FileNotFoundError:
-        raise InputError(f"--calibration: {spec}: not default, hf-eager or a calibration file") from None
+        raise InputError(f"{spec}: not default, hf-eager or a calibration file", param="calibration") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"--calibration: {path}: cannot read ({exc})") from None
+        raise InputError(f"{path}: cannot read ({exc})", param="calibration") from None
     except json.JSONDecodeError as exc:
-        raise InputError(f"--calibration: {path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        raise InputError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})", param="calibration") from None
     except ValueError as exc:
-        raise InputError(f"--calibration: {path}: {exc}") from None
-
-
-@dataclass(frozen=True)
-class Shapes:
-    """What the bytes and memory model needs of an HF config."""
-
-    layers: int
-    hidden: int
-    intermediate: int
-    vocab: int
-    kv_width: float  # key/value heads x head dim (of the first layer, where they differ)
-    parameters: int
-    dtype_bytes: int
-    embedding_parameters: int = 0  # of the embedding tables a pass gathers rows of and does not read whole
-    expert_parameters: int = 0  # a mixture of experts' routed experts, all layers
-    routing: tuple[int, int] = (0, 0)  # (experts per layer, experts per token); (0, 0): dense
-    kv_layers: tuple[tuple[int, float], ...] | None = None  # (most tokens kept, 0: all; kv width) per layer caching keys; None: all, kv_width
-    gemms_per_layer: int = 7  # matrix products of one layer (LLaMA's: q, k, v, o, gate, up, down)
-    q_width: float | None = None  # query heads x head dim; None: hidden
-
-    @classmethod
-    def from_config(cls, config, parameters: int, dtype_bytes: int, expert_parameters: int = 0,
-                    embedding_parameters: int = 0, gemms_per_layer: int = 7) -> "Shapes":
-        """The config's shapes under HF's standard names (and their per-model aliases), with the
-        model's parameter counts (`archs.parameter_counts`). The MLP width is `intermediate_size`,
-        `n_inner`, `ffn_dim` or `d_ff`; where the config leaves it unset, as GPT-2's `n_inner: null`
-        does, 4 x hidden, which is what such models build; where it is one per layer (Gemma 3n), the
-        widest. A heterogeneous config (Gemma 4) gives some values per layer only: each layer's KV
-        width is its own, and the first layer's values stand for the others' hidden and MLP widths."""
-        from sotlat.errors import InputError
-        from sotlat.profiler.archs import kv_layers, moe_routing
-
-        def need(name: str, source=config):
-            value = getattr(source, name, None)
-            if value is None:
-                raise InputError(f"config ({config.model_type}): the simulator needs {name}, which this config does not give")
-            return value
-
-        def kv_width(c) -> float:
-            """Key/value heads x head dim; multi-head latent attention (DeepSeek) caches its compressed
-            latent and rotary key per token, which transformers holds as one head of half their width."""
-            if getattr(c, "kv_lora_rank", None):
-                return (c.kv_lora_rank + c.qk_rope_head_dim) / 2
-            heads = need("num_attention_heads", c)
-            return (getattr(c, "num_key_value_heads", None) or heads) * (getattr(c, "head_dim", None) or need("hidden_size", c) // heads)
-
-        layers, vocab = need("num_hidden_layers"), need("vocab_size")
-        per_layer = list(getattr(config, "per_layer_config", None) or [config] * layers)
-        first = per_layer[0]
-        hidden = need("hidden_size", first)
-        mlp = next((v for v in (getattr(first, n, None) for n in ("intermediate_size", "n_inner", "ffn_dim", "d_ff")) if v), 4 * hidden)
-        mlp = max(mlp) if isinstance(mlp, list) else mlp
-        widths = [kv_width(c) for c in per_layer]
-        kept = kv_layers(config) or (0,) * layers
-        cached = tuple((k, w) for k, w in zip(kept, widths) if k is not None)
-        uniform = cached == ((0, widths[0]),) * layers
-        heads = need("num_attention_heads", first)
-        q_width = heads * (getattr(first, "head_dim", None) or hidden // heads)
-        return cls(layers, hidden, mlp, vocab, widths[0], parameters, dtype_bytes, embedding_parameters,
-                   expert_parameters, moe_routing(config), None if uniform else cached, gemms_per_layer, q_width)
-
-    @property
-    def weight_bytes(self) -> float:
-        """All weights: what memory holds."""
-        return float(self.parameters * self.dtype_bytes)
-
-    def read_weight_bytes(self, tokens=1):
-        """The weights a forward pass over `tokens` tokens reads: all but the gathered embedding
-        tables and a mixture of experts' unvisited experts."""
-        from sotlat.profiler.archs import read_parameters
-
-        return read_parameters(self.parameters, self.embedding_parameters, self.expert_parameters, self.routing, tokens) * self.dtype_bytes
-
-    def kv_bytes(self, batch, length, windowed: bool = True):
-        """Keys and values of `batch` sequences of `length` tokens: as cached (`windowed`: a
-        sliding-window layer keeps at most its last tokens), or every token, as a pass computes them."""
-        length = np.asarray(length, float)
-        if self.kv_layers is None:
-            elements = self.layers * self.kv_width * length
-        else:
-            elements = sum(width * (np.minimum(length, kept) if kept and windowed else length) for kept, width in self.kv_layers)
-        return batch * elements * 2 * self.dtype_bytes
-
-    def max_cached(self, batch: int, budget: float) -> float:
-        """The longest context each of `batch` sequences can cache in `budget` bytes; inf where sliding
-        windows bound the whole cache below it. Layers stop growing in the order of their windows."""
-        layers = sorted(self.kv_layers if self.kv_layers is not None else ((0, self.kv_width),) * self.layers, key=lambda kw: kw[0] or np.inf)
-        elements, below, slope = budget / (batch * 2 * self.dtype_bytes), 0.0, sum(w for _, w in layers)
-        for kept, width in layers:
-            length = (elements - below) / slope  # every layer from here on still below its window
-            if not kept or length <= kept:
-                return max(float(np.floor(length)), 0.0)
-            below, slope = below + kept * width, slope - width
-        return np.inf
-
-    def activation_bytes(self, tokens):
-        """Activations read and written per pass: ~10 hidden-wide and 4 intermediate-wide tensors per layer."""
-        return tokens * self.layers * (10 * self.hidden + 4 * self.intermediate) * self.dtype_bytes
+        raise InputError(f"{path}: {exc}", param="calibration") from None
 
 
 def kernels(s: Shapes, phase: str, batch, length, flops) -> dict[str, tuple]:
@@ -281,7 +187,8 @@ def peak_memory(s: Shapes, phase: str, batch, length, workspace: float = 0.0):
     batch, length = np.asarray(batch, float), np.asarray(length, float)
     new = batch * (length if phase == "prefill" else 1.0)
     cache = s.kv_bytes(batch, length if phase == "prefill" else length + 1)
-    transient = new * (4 * s.hidden + 3 * s.intermediate) * s.dtype_bytes + batch * s.vocab * 4
+    hidden, intermediate = ACTIVATIONS_HELD
+    transient = new * (hidden * s.hidden + intermediate * s.intermediate) * s.dtype_bytes + batch * s.vocab * 4
     return s.weight_bytes + cache + transient + workspace
 
 

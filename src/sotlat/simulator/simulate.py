@@ -7,14 +7,14 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from sotlat.errors import InputError
-from sotlat.profiler.archs import COUNTS, arch_meta, config_from_dict, load_config, meta_model, parameter_counts
-from sotlat.profiler.flops import FlopsFit, fit_flops
-from sotlat.profiler.run import torch_dtype as torch_dtype_of
-from sotlat.simulator.model import MODEL_VERSION, Calibration, Shapes, forward_ms, peak_memory
+from sotlat.models.archs import load_config
+from sotlat.models.flops import FlopsFit
+from sotlat.models.shapes import Shapes, shapes_and_flops
+from sotlat.simulator.model import MODEL_VERSION, Calibration, forward_ms, peak_memory
 from sotlat.tables.grid import PrefillGrid, check_grid
-from sotlat.tables.schema import COLUMNS, SCHEMA_VERSION
-from sotlat.tables.stats import label
+from sotlat.tables.meta import Arch, Device, Grid, Method, TableMeta
+from sotlat.tables.schema import COLUMNS
+from sotlat.tables.stats import dispersion
 
 
 def simulate_cells(shapes: Shapes, flops, gpu: dict, cal: Calibration, phase: str, batch, length) -> dict:
@@ -22,32 +22,6 @@ def simulate_cells(shapes: Shapes, flops, gpu: dict, cal: Calibration, phase: st
     f = flops(phase, batch, length)
     ms = forward_ms(getattr(cal, phase), shapes, phase, batch, length, f, gpu["peak_tflops"], gpu["bandwidth_gbps"])
     return {"latency_ms": ms, "flops": f, "peak_memory_bytes": peak_memory(shapes, phase, batch, length, cal.workspace_bytes)}
-
-
-def shapes_and_flops(name: str, config, dtype: str) -> tuple[Shapes, FlopsFit, dict]:
-    """The model's Shapes, its FLOPs polynomial and the table's `arch` metadata."""
-    torch_dtype = torch_dtype_of(dtype)
-    model = meta_model(config)
-    meta_arch = arch_meta(name, config, model, torch_dtype)
-    counts = {k: meta_arch[k] for k in COUNTS}
-    return Shapes.from_config(config, dtype_bytes=torch_dtype.itemsize, **counts), fit_flops(model), meta_arch
-
-
-def shapes_of(table: pd.DataFrame) -> Shapes:
-    """The bytes and memory model's Shapes of a table's architecture and dtype, from its metadata."""
-    from transformers import __version__
-
-    meta = table.attrs["sotlat"]
-    arch = meta["arch"]
-    try:
-        config = config_from_dict(arch["config"])
-    except Exception as exc:  # a model type unknown to this transformers, none recorded, or values its checks refuse
-        raise InputError(f"{label(table)}: transformers {__version__} cannot rebuild its config "
-                         f"(model type {arch['config'].get('model_type')!r}: {type(exc).__name__})") from None
-    counts = {k: arch[k] for k in COUNTS if arch.get(k) is not None}
-    if len(counts) < len(COUNTS):  # written by an older sotlat: count them
-        counts = parameter_counts(meta_model(config))
-    return Shapes.from_config(config, dtype_bytes=torch_dtype_of(meta["dtype"]).itemsize, **counts)
 
 
 def simulate(arch: str | None, config_path: str | None, gpu: dict, cal: Calibration, dtype: str,
@@ -68,24 +42,36 @@ def simulate(arch: str | None, config_path: str | None, gpu: dict, cal: Calibrat
             "flops": cells["flops"], "status": np.where(fits, "ok", "oom"),
         }))
     table = pd.concat(parts, ignore_index=True)[COLUMNS]
-    table.attrs["sotlat"] = {
-        "schema_version": SCHEMA_VERSION,
-        "arch": meta_arch,
-        "device": {"name": gpu["name"], "kind": "simulated", "catalogue_id": gpu["id"], "simulated": True,
-                   "total_memory_bytes": int(gpu["memory_gb"] * 1e9), "memory_bandwidth_bytes_per_s": gpu["bandwidth_gbps"] * 1e9,
-                   "peak_tflops": gpu["peak_tflops"], "sms": gpu["sms"], "l2_mb": gpu["l2_mb"], "unconfirmed": gpu["unconfirmed"]},
-        "dtype": dtype,
-        "method": {
-            "grid": {"batches": batches, "prefill_lengths": prefill_lengths.as_dict(), "decode_max": decode_max},
-            "simulated": True,
-            "model": f"model {MODEL_VERSION}: max(host, GPU) + tail; host = layers x launch; GPU = per kernel max(FLOPs/(efficiency x peak), "
-                     "bytes/(MBU x bandwidth), floor); memory = weights + KV cache + activations + workspace (docs/simulator.md)",
-            "calibration": cal.as_dict(),
-            "flops": fit.meta(),
-            "timer": "none (simulated)",
-            "memory": "analytical: weights + KV cache + activations + workspace",
-        },
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "progress": {"complete": True},
-    }
+    device = Device(name=gpu["name"], kind="simulated", catalogue_id=gpu["id"], total_memory_bytes=int(gpu["memory_gb"] * 1e9),
+                    memory_bandwidth_bytes_per_s=gpu["bandwidth_gbps"] * 1e9, peak_tflops=gpu["peak_tflops"], sms=gpu["sms"], l2_mb=gpu["l2_mb"],
+                    unconfirmed=tuple(gpu["unconfirmed"]))
+    method = Method(grid=Grid(tuple(batches), prefill_lengths, decode_max), timer="none (simulated)", flops=fit.meta(), calibration=cal.as_dict(),
+                    memory="analytical: weights + KV cache + activations + workspace",
+                    model=f"model {MODEL_VERSION}: max(host, GPU) + tail; host = layers x launch; GPU = per kernel max(FLOPs/(efficiency x peak), "
+                          "bytes/(MBU x bandwidth), floor); memory = weights + KV cache + activations + workspace (docs/simulator.md)")
+    table.attrs["sotlat"] = TableMeta(arch=Arch(**meta_arch), device=device, dtype=dtype, method=method, simulated=True,
+                                      created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), dispersion=dispersion(table))
     return table
+
+
+def simulate_table(gpu: str, arch: str | None = None, config: str | None = None, dtype: str = "float16", calibration: str = "default",
+                   batches: str = "1-16", prefill_lengths: str = "1:700:10", decode_max: int = 1024, peak_tflops: float | None = None,
+                   bandwidth_gbps: float | None = None) -> tuple[dict, pd.DataFrame]:
+    """The catalogue entry `gpu` (figures given replacing its own) and the table `simulate` writes:
+    the grid as `profile` takes it (batches '1-16', prefill lengths 'START:STOP:STEP'), `calibration`
+    a shipped one's name or a file."""
+    from sotlat.models.catalogue import gpu_spec
+    from sotlat.simulator.model import load_calibration
+    from sotlat.tables.grid import parse_batches, parse_range
+
+    spec = gpu_spec(gpu, dtype, peak_tflops, bandwidth_gbps)
+    cal = load_calibration(calibration)
+    return spec, simulate(arch, config, spec, cal, dtype, parse_batches(batches), parse_range(prefill_lengths), decode_max)
+
+
+def does_not_fit(spec: dict, table: pd.DataFrame) -> str | None:
+    """Why a simulated table has no latency at all, when its model does not fit the GPU."""
+    if not (table["status"] == "oom").all():
+        return None
+    return (f"{spec['id']}: {table.attrs['sotlat'].arch.name} does not fit in its {spec['memory_gb']:g} GB: the smallest cell "
+            f"needs {table['peak_memory_bytes'].min() / 1e9:.1f} GB, so every cell is oom")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sotlat.profiler.steps import cache_argument, cache_of, decoding
+from sotlat.models.steps import cache_argument, cache_of, decoding
 
 
 @dataclass

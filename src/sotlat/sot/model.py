@@ -36,7 +36,7 @@ def load_model(spec: str | None, device: str):
     """(model, tokenizer, name) from a GGUF file, a local HF model directory, or the default."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from sotlat.profiler.archs import gguf_source
+    from sotlat.models.archs import gguf_source
 
     path = Path(spec) if spec else default_gguf()
     if path.is_file() and path.suffix == ".gguf":
@@ -44,14 +44,14 @@ def load_model(spec: str | None, device: str):
     elif path.is_dir():
         kwargs = {"pretrained_model_name_or_path": str(path)}
     else:
-        raise InputError(f"--model: {path}: not a .gguf file or a model directory")
+        raise InputError(f"{path}: not a .gguf file or a model directory", param="model")
     name = DEFAULT_MODEL if spec is None else path.stem
     try:  # without transformers' two loading bars (GGUF de-quantizing, weights): the trace's own bar follows
         with contextlib.redirect_stderr(io.StringIO()):
             tokenizer = AutoTokenizer.from_pretrained(**kwargs, local_files_only=True)
             model = AutoModelForCausalLM.from_pretrained(**kwargs, local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise InputError(f"--model: {path}: cannot load ({exc})") from None
+        raise InputError(f"{path}: cannot load ({exc})", param="model") from None
     return model.to(device=device, dtype=torch.float32).eval(), tokenizer, name
 
 

@@ -37,9 +37,9 @@ def load_questions(source: str) -> list[dict]:
         return [{"id": f"{source}-{i + 1:0{max(width, 3)}d}", "category": c, "question": q} for i, (q, c) in enumerate(zip(requests, categories))]
     path = Path(source)
     if not path.exists():
-        raise InputError(f"--questions: {source}: not one of {', '.join(BUILTIN)} and no such file")
+        raise InputError(f"{source}: not one of {', '.join(BUILTIN)} and no such file", param="questions")
     if path.suffix not in (".csv", ".jsonl"):
-        raise InputError(f"--questions: {source}: expected a .csv (request column) or .jsonl (question field) file")
+        raise InputError(f"{source}: expected a .csv (request column) or .jsonl (question field) file", param="questions")
     try:
         questions = _csv_questions(path, source) if path.suffix == ".csv" else _jsonl_questions(path, source)
     except (OSError, UnicodeDecodeError) as exc:

@@ -8,6 +8,11 @@ normal generation: the trace then has no `sot`, and `sot_fallback` records the s
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
+from sotlat.progress import Tracker
+from sotlat.sot import jsonl
 from sotlat.sot.generate import generate
 from sotlat.sot.prompts import chat_prompt, point_prompt, skeleton_prompt
 from sotlat.sot.skeleton import parse_skeleton
@@ -43,3 +48,32 @@ def record_question(model, tokenizer, question: dict, max_new_tokens: int, timer
         "points_latency_ms": points_ms,
     }
     return trace
+
+
+def record_file(out: Path, questions: str = "vicuna", model: str | None = None, limit: int | None = None, max_new_tokens: int = 512,
+                device: str = "cpu", resume: bool = False, progress: Tracker | None = None) -> dict:
+    """Record a trace of each question (a built-in set or a file, the first `limit`) with `model` (a
+    GGUF file, an HF model folder, or the embedded SmolLM2-135M-Instruct), one line appended to `out`
+    as each finishes; with `resume`, the questions `out` holds are skipped. Returns how many traces
+    were there before and how many were recorded."""
+    from sotlat.models.device import describe_device
+    from sotlat.profiler.timer import timer_for
+    from sotlat.sot.model import eos_ids, load_model
+    from sotlat.sot.questions import load_questions
+
+    tracker = progress or Tracker()
+    todo = load_questions(questions)[:limit]
+    done = jsonl.finished_keys(out, resume)
+    net, tokenizer, name = load_model(model, device)
+    todo = [q for q in todo if (name, q["id"]) not in done]  # one file may hold several models' traces
+    timer, eos, device_name = timer_for(device), eos_ids(net, tokenizer), describe_device(device)["name"]
+    tokens, started, tracker.total = 0, time.monotonic(), len(todo)
+    with jsonl.appending(out, "traces"):
+        for q in todo:
+            t = record_question(net, tokenizer, q, max_new_tokens, timer, eos)
+            t["model"], t["device"], t["max_new_tokens"] = name, device_name, max_new_tokens
+            jsonl.append(out, t)
+            tokens += t["normal"]["completion_tokens"] + sum(x["completion_tokens"] for x in t.get("sot", {}).get("points", []))
+            tokens += (t.get("sot") or t["sot_fallback"])["skeleton"]["completion_tokens"]
+            tracker.advance(1, f"{q['id']} {tokens / (time.monotonic() - started):.1f} tokens/s")
+    return {"before": len(done), "recorded": len(todo)}

@@ -45,3 +45,12 @@ def summarize_lengths(frame: pd.DataFrame) -> pd.DataFrame:
     for model, per_model in frame.groupby("model", sort=False):
         rows += [agg(g, model, c) for c, g in per_model.groupby("category", sort=True)] + [agg(per_model, model, "all")]
     return pd.DataFrame(rows, columns=STAT_COLUMNS).astype({c: "Int64" for c in counts})
+
+
+def stats_files(traces: list) -> pd.DataFrame:
+    """`summarize_lengths` of the traces in trace files (every trace checked, one model's id once)."""
+    from sotlat.estimator.traces import read_records, traces_frame
+
+    records = [r for p in traces for r in read_records(p)]
+    traces_frame(records)  # checks every trace, and refuses one model's trace id twice
+    return summarize_lengths(per_trace(records))

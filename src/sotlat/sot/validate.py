@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -10,17 +12,17 @@ from sotlat.estimator.equations import DECODE_TERMS
 from sotlat.estimator.traces import by_key
 from sotlat.errors import InputError
 from sotlat.pct_errors import error_stats, relative_pct
-from sotlat.tables.stats import measured_attention
+from sotlat.tables.meta import TableMeta
 
 QUANTITIES = ("normal", "sot", "speedup")
 SAME = "validate compares a replay with a table of the same architecture, dtype and attention"
 
 
-def mismatch(meta: dict, arch: str | None, dtype: str | None, attention: str) -> tuple[str, str, str | None] | None:
+def mismatch(meta: TableMeta, arch: str | None, dtype: str | None, attention: str) -> tuple[str, str, str | None] | None:
     """(field, the table's value, the replay's) of the first of architecture, dtype and attention in
     which a replay differs from a table; None if it may be compared. A simulated table models no attention."""
-    for field, table_value, replay_value in (("arch", meta["arch"]["name"], arch), ("dtype", meta["dtype"], dtype),
-                                             ("attention", measured_attention(meta) or attention, attention)):
+    for field, table_value, replay_value in (("arch", meta.arch.name, arch), ("dtype", meta.dtype, dtype),
+                                             ("attention", meta.method.attention or attention, attention)):
         if replay_value != table_value:
             return field, table_value, replay_value
     return None
@@ -62,3 +64,30 @@ def validate(table: pd.DataFrame, traces: pd.DataFrame, measured: pd.DataFrame, 
     result["decode_terms"] = decode_terms
     result["extrapolated_traces"] = int(per_trace["extrapolated"].sum())
     return {"per_trace": per_trace, "summary": result}
+
+
+def validate_file(table: Path, measured: Path, decode_terms: str = "printed", extrapolate: bool = False) -> dict:
+    """`validate` of a replay's output file against a table file: {per_trace, summary, traces (how
+    many), note (where the replay ran on another device than the table's)}. A line that is no
+    replay's, or a replay of another architecture, dtype or attention than the table's, is refused."""
+    from sotlat.estimator.traces import read_records, traces_frame
+    from sotlat.tables import load_table
+    from sotlat.tables.stats import label
+
+    records = read_records(measured)
+    traces = traces_frame(records)
+    table_frame = load_table(table)
+    meta = table_frame.attrs["sotlat"]
+    rows, devices = [], set()
+    for where, t in records:
+        m = t.get("measured")
+        if not isinstance(m, dict):
+            raise InputError(f"{where}: measured is missing: not an output of sotlat replay")
+        differs = mismatch(meta, t.get("arch"), t.get("dtype"), t.get("attention", "sdpa"))  # older replays ran sdpa
+        if differs:
+            field, theirs, ours = differs
+            raise InputError(f"{where}: {field} is {ours!r}, the table's is {theirs!r}: {SAME}")
+        devices.add(t.get("device"))
+        rows.append({"id": t["id"], "model": t.get("model"), **{k: m.get(k) for k in ("normal_ms", "sot_ms", "speedup")}})
+    note = None if devices == {meta.device.name} else f"measured on {', '.join(sorted(map(str, devices)))}; the table is of {label(table_frame)}"
+    return {**validate(table_frame, traces, pd.DataFrame(rows), decode_terms, extrapolate), "traces": len(rows), "note": note}

@@ -25,3 +25,14 @@ def compare_summary(cells: pd.DataFrame) -> dict:
     return {phase: {**error_stats(part["error_pct"]),
                     "by_batch": {int(b): error_stats(g["error_pct"]) for b, g in part.groupby("batch")}}
             for phase, part in cells.groupby("phase")}
+
+
+def compare_files(table, reference) -> dict:
+    """`compare_tables` of two table files: {table, reference (the frames), cells, summary, only_in_table,
+    only_in_reference (their ok cells the other lacks)}."""
+    from sotlat.tables.io import load_table
+
+    a, b = load_table(table), load_table(reference)
+    cells = compare_tables(a, b)
+    only = {name: int((t["status"] == "ok").sum()) - len(cells) for name, t in (("only_in_table", a), ("only_in_reference", b))}
+    return {"table": a, "reference": b, "cells": cells, "summary": compare_summary(cells), **only}

@@ -50,18 +50,18 @@ class PrefillGrid:
         return f"{self.start}:{self.stop}:{self.step}"
 
 
-def parse_range(text: str, option: str = "--prefill-lengths") -> PrefillGrid:
+def parse_range(text: str, param: str = "prefill_lengths") -> PrefillGrid:
     """'START:STOP:STEP' with Python's range meaning."""
     try:
         start, stop, step = (int(x) for x in text.split(":"))
     except ValueError:
-        raise InputError(f"{option}: expected START:STOP:STEP (e.g. 1:700:10), got {text!r}") from None
+        raise InputError(f"expected START:STOP:STEP (e.g. 1:700:10), got {text!r}", param=param) from None
     if start < 1 or step < 1 or stop <= start:
-        raise InputError(f"{option}: need START >= 1, STEP >= 1 and STOP > START, got {text!r}")
+        raise InputError(f"need START >= 1, STEP >= 1 and STOP > START, got {text!r}", param=param)
     return PrefillGrid(start, stop, step)
 
 
-def parse_batches(text: str, option: str = "--batches") -> list[int]:
+def parse_batches(text: str, param: str = "batches") -> list[int]:
     """Positive batch sizes: a comma list of sizes and inclusive ranges, '1-16', '1,2,4', '1-8,12,16'."""
     batches = set()
     for item in text.split(","):
@@ -70,13 +70,13 @@ def parse_batches(text: str, option: str = "--batches") -> list[int]:
             lo = int(lo)
             hi = int(hi) if dash else lo
         except ValueError:
-            raise InputError(f"{option}: expected sizes and ranges like 1-16, 1,2,4 or 1-8,12,16, got {text!r}") from None
+            raise InputError(f"expected sizes and ranges like 1-16, 1,2,4 or 1-8,12,16, got {text!r}", param=param) from None
         if lo < 1:
-            raise InputError(f"{option}: batch sizes must be positive integers, got {text!r}")
+            raise InputError(f"batch sizes must be positive integers, got {text!r}", param=param)
         if hi < lo:
-            raise InputError(f"{option}: the range {item.strip()!r} runs backwards; write it {hi}-{lo}")
+            raise InputError(f"the range {item.strip()!r} runs backwards; write it {hi}-{lo}", param=param)
         if hi > MAX_BATCH:
-            raise InputError(f"{option}: batch sizes go up to {MAX_BATCH:,}, got {hi:,} in {text!r}")
+            raise InputError(f"batch sizes go up to {MAX_BATCH:,}, got {hi:,} in {text!r}", param=param)
         batches.update(range(lo, hi + 1))
     return sorted(batches)
 
@@ -86,9 +86,20 @@ def check_grid(batches: list[int], prefill_lengths: PrefillGrid, decode_max: int
     n_prefill = len(range(prefill_lengths.start, prefill_lengths.stop, prefill_lengths.step))
     cells = len(batches) * (n_prefill + decode_max)
     if cells > MAX_CELLS:
-        raise InputError(f"--batches, --prefill-lengths and --decode-max give {cells:,} cells ({len(batches):,} batch{'es' * (len(batches) != 1)} x "
+        raise InputError(f"`batches`, `prefill_lengths` and `decode_max` give {cells:,} cells ({len(batches):,} batch{'es' * (len(batches) != 1)} x "
                          f"({n_prefill:,} prefill lengths + {decode_max:,} decode steps)); a table holds at most {MAX_CELLS:,} "
                          "(the paper's grid: 17,504)")
+
+
+def as_options(params: dict) -> dict:
+    """Grid parameters (batches, prefill_lengths, decode_max) as the options `profile` and `simulate` take them."""
+    return {f"--{name.replace('_', '-')}": value for name, value in params.items()}
+
+
+def check_runs(prefill_runs: int, prefill_warmup: int) -> None:
+    """The prefill warm-ups are dropped from a cell's runs: at least one run must be kept."""
+    if prefill_warmup >= prefill_runs:
+        raise InputError(f"{prefill_warmup} must be smaller than `prefill_runs` ({prefill_runs})", param="prefill_warmup")
 
 
 def format_batches(batches: list[int]) -> str:

@@ -1,7 +1,8 @@
 """Read and write latency tables: Parquet, one row per cell, metadata under the key `sotlat`.
 
-A table is a pandas DataFrame with the columns of `schema.SCHEMA`; its metadata dict lives in
-`df.attrs["sotlat"]`. Loading checks everything and names exactly what is wrong.
+A table is a pandas DataFrame with the columns of `schema.SCHEMA`; its metadata, a `meta.TableMeta`,
+lives in `df.attrs["sotlat"]`. Loading checks everything and names exactly what is wrong, and
+upgrades a table of schema version 1 to version 2's shape (`meta.upgrade`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import pyarrow.parquet as pq
 
 from sotlat.atomic import atomic_path
 from sotlat.errors import InputError
-from sotlat.tables.schema import CELL_KEY, COLUMNS, META_KEY, PHASES, REQUIRED_META, SCHEMA, SCHEMA_VERSION
+from sotlat.tables.meta import SCHEMA_VERSION, TableMeta
+from sotlat.tables.schema import CELL_KEY, COLUMNS, META_KEY, PHASES, REQUIRED_META, SCHEMA
+from sotlat.tables.stats import dispersion
 
 
 def empty_cells() -> pd.DataFrame:
@@ -23,11 +26,20 @@ def empty_cells() -> pd.DataFrame:
     return SCHEMA.empty_table().to_pandas()
 
 
+def with_meta(cells: pd.DataFrame, meta: TableMeta | dict) -> pd.DataFrame:
+    """The cells as a table: `meta` (a TableMeta, or its dict of schema version 1 or 2) as its metadata,
+    with the dispersion its cells show."""
+    meta = meta if isinstance(meta, TableMeta) else TableMeta.from_dict(meta)
+    cells.attrs["sotlat"] = meta.with_(dispersion=dispersion(cells))
+    return cells
+
+
 def to_arrow(table: pd.DataFrame) -> pa.Table:
     """The table as Arrow, cells sorted, metadata attached."""
     cells = table[COLUMNS].sort_values(CELL_KEY, kind="stable")
+    cells.attrs = {}  # the metadata goes under its own key, below, not into pandas' own
     arrow = pa.Table.from_pandas(cells, schema=SCHEMA, preserve_index=False)
-    return arrow.replace_schema_metadata({META_KEY: json.dumps(table.attrs["sotlat"]).encode()})
+    return arrow.replace_schema_metadata({META_KEY: json.dumps(table.attrs["sotlat"].to_dict()).encode()})
 
 
 def save_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
@@ -59,6 +71,8 @@ def load_table(path: str | os.PathLike) -> pd.DataFrame:
     _check_columns(name, arrow.schema)
     table = arrow.select(COLUMNS).cast(SCHEMA).to_pandas()
     _check_cells(name, table)
+    if meta.dispersion is None:  # schema version 1 did not record it
+        return with_meta(table, meta)
     table.attrs["sotlat"] = meta
     return table
 
@@ -67,13 +81,12 @@ def holds_measured_table(path: str | os.PathLike) -> bool:
     """Whether a file is a sotlat table measured on a device (not simulated): device time to redo,
     so never to be written over. Reads only the Parquet footer."""
     try:
-        meta = json.loads((pq.read_schema(path).metadata or {})[META_KEY])
-        return not meta["device"].get("simulated")
+        return not TableMeta.from_dict(json.loads((pq.read_schema(path).metadata or {})[META_KEY])).simulated
     except Exception:  # no file, not Parquet, not a sotlat table: nothing measured to lose
         return False
 
 
-def _check_meta(name: str, raw: dict) -> dict:
+def _check_meta(name: str, raw: dict) -> TableMeta:
     if META_KEY not in raw:
         raise InputError(f"{name}: no 'sotlat' metadata: not a sotlat latency table")
     try:
@@ -82,11 +95,11 @@ def _check_meta(name: str, raw: dict) -> dict:
         raise InputError(f"{name}: metadata 'sotlat' is not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
         raise InputError(f"{name}: metadata 'sotlat' must be a JSON object")
-    missing = [k for k in REQUIRED_META if k not in meta]
+    missing = [k for k in ("schema_version", *REQUIRED_META) if k not in meta]
     if missing:
         raise InputError(f"{name}: metadata 'sotlat' lacks {', '.join(missing)}")
-    if meta["schema_version"] != SCHEMA_VERSION:
-        raise InputError(f"{name}: metadata schema_version is {meta['schema_version']!r}, expected {SCHEMA_VERSION}")
+    if meta["schema_version"] not in (1, SCHEMA_VERSION):
+        raise InputError(f"{name}: metadata schema_version is {meta['schema_version']!r}, expected 1 or {SCHEMA_VERSION}")
     for key in ("arch", "device"):
         if not isinstance(meta[key], dict) or "name" not in meta[key]:
             raise InputError(f"{name}: metadata '{key}' must be an object with a 'name'")
@@ -95,7 +108,10 @@ def _check_meta(name: str, raw: dict) -> dict:
     grid = meta["method"].get("grid") if isinstance(meta["method"], dict) else None
     if not isinstance(grid, dict) or not {"batches", "prefill_lengths", "decode_max"} <= set(grid):
         raise InputError(f"{name}: metadata 'method.grid' must give batches, prefill_lengths and decode_max")
-    return meta
+    try:
+        return TableMeta.from_dict(meta)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{name}: metadata 'sotlat' does not hold a table's metadata ({type(exc).__name__}: {exc})") from None
 
 
 # Same values, other Arrow layouts: accepted and cast on load.

@@ -50,11 +50,10 @@ def _row(path: Path) -> dict:
     phases = {c["phase"]: c for c in coverage(table)}
     prefill, decode = phases.get("prefill"), phases.get("decode")
     return {
-        "file": str(path), "arch": meta["arch"]["name"], "device": meta["device"]["name"],
-        "simulated": bool(meta["device"].get("simulated")), "dtype": meta["dtype"],
+        "file": str(path), "arch": meta.arch.name, "device": meta.device.name, "simulated": meta.simulated, "dtype": meta.dtype,
         "batches": format_batches(sorted({b for c in phases.values() for b in c["batches"]})) if phases else "",
         "prefill_lengths": f"{prefill['length_min']}-{prefill['length_max']}" if prefill else "",
         "decode_max": decode["length_max"] if decode else 0,
         "cells": s["cells"], "status": s["status"], "median_cv": None if pd.isna(s["median_cv"]) else s["median_cv"],
-        "complete": is_complete(table), "created_at": meta["created_at"],
+        "complete": is_complete(table), "created_at": meta.created_at,
     }

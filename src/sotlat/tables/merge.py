@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import copy
-
 import pandas as pd
 
 from sotlat.errors import InputError
 from sotlat.tables.difference import first_difference, short
-from sotlat.tables.schema import CELL_KEY, arch_identity
+from sotlat.tables.meta import Progress, TableMeta
+from sotlat.tables.schema import CELL_KEY
 from sotlat.tables.stats import dispersion, is_complete
 
 # Metadata that may differ between shards of one profile: when and in what order they ran, and
@@ -16,12 +15,11 @@ from sotlat.tables.stats import dispersion, is_complete
 _PER_SHARD = ("created_at", "progress", "shards", "host_load", "dispersion")
 
 
-def _identity(meta: dict) -> dict:
+def _identity(meta: TableMeta) -> dict:
     """What must agree between shards: everything but the batches, per-run bookkeeping and what is
     derived from the architecture's config."""
-    ident = {k: v for k, v in meta.items() if k not in _PER_SHARD}
-    ident["arch"] = arch_identity(ident["arch"])
-    ident["method"] = copy.deepcopy(ident["method"])
+    ident = {k: v for k, v in meta.to_dict().items() if k not in _PER_SHARD}
+    ident["arch"] = meta.arch.identity()
     ident["method"]["grid"].pop("batches")
     ident["device"] = {k: v for k, v in ident["device"].items() if k not in ("clocks", "driver_state")}
     return ident
@@ -45,12 +43,11 @@ def merge_tables(tables: list[pd.DataFrame], names: list[str]) -> pd.DataFrame:
         raise InputError(
             f"cell ({row.phase}, batch {row.batch}, length {row.length}) is in both {owners[0]} and {owners[1]}: shards overlap"
         )
-    meta = copy.deepcopy(tables[0].attrs["sotlat"])
-    meta["arch"] = copy.deepcopy(max((t.attrs["sotlat"]["arch"] for t in tables), key=len))  # the shard that recorded most of it
-    meta["method"]["grid"]["batches"] = sorted({b for t in tables for b in t.attrs["sotlat"]["method"]["grid"]["batches"]})
-    meta["shards"] = [{"file": n, "created_at": t.attrs["sotlat"]["created_at"]} for t, n in zip(tables, names)]
-    meta["progress"] = {"complete": all(is_complete(t) for t in tables)}
-    meta["dispersion"] = dispersion(cells)
+    metas = [t.attrs["sotlat"] for t in tables]
+    meta = metas[0].with_(arch=max((m.arch for m in metas), key=lambda a: sum(v is not None for v in vars(a).values())),  # recorded most
+                          shards=tuple({"file": n, "created_at": m.created_at} for m, n in zip(metas, names)),
+                          progress=Progress(complete=all(is_complete(t) for t in tables)), dispersion=dispersion(cells),
+                          **{"method.grid.batches": tuple(sorted({b for m in metas for b in m.method.grid.batches}))})
     cells.attrs["sotlat"] = meta
     return cells
 
@@ -60,3 +57,18 @@ def keeps_all_of(merged: pd.DataFrame, table: pd.DataFrame) -> bool:
     shards, or an earlier merge of them): writing the merge over it loses no measurement."""
     return (_identity(merged.attrs["sotlat"]) == _identity(table.attrs["sotlat"])
             and bool(table.set_index(CELL_KEY).index.isin(merged.set_index(CELL_KEY).index).all()))
+
+
+def merge_files(files: list, out) -> dict:
+    """`merge_tables` of table files into `out`, which may be one of them, or an earlier merge of them
+    (merged again once a shard is resumed): nothing it holds is lost; any other measured table there
+    is refused. Returns {cells, unfinished (the shards still to resume)}."""
+    from sotlat.tables.io import holds_measured_table, load_table, save_table
+
+    shards = [load_table(f) for f in files]
+    merged = merge_tables(shards, [str(f) for f in files])
+    if holds_measured_table(out) and not keeps_all_of(merged, load_table(out)):
+        raise InputError(f"{out} holds a measured latency table, and writing it would replace it; choose another `out`, "
+                         "or delete the file first", param="out")
+    save_table(merged, out)
+    return {"cells": len(merged), "unfinished": [str(f) for f, shard in zip(files, shards) if not is_complete(shard)]}

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
-META_KEY = b"sotlat"
+META_KEY = b"sotlat"  # the Parquet key of the metadata (tables/meta.py)
 
 SCHEMA = pa.schema(
     [
@@ -21,12 +20,5 @@ SCHEMA = pa.schema(
 )
 COLUMNS = SCHEMA.names
 PHASES = ("prefill", "decode")
-REQUIRED_META = ("schema_version", "arch", "device", "dtype", "method", "created_at")
+REQUIRED_META = ("arch", "device", "dtype", "method", "created_at")
 CELL_KEY = ["phase", "batch", "length"]
-
-
-def arch_identity(arch: dict) -> dict:
-    """Which architecture a table is of: its name and HF config. The rest of `arch` (parameter count,
-    weight bytes) is derived from these, so a newer sotlat that records more of it still resumes
-    and merges an older one's shards."""
-    return {k: arch.get(k) for k in ("name", "config")}

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
+
+from sotlat.tables.meta import DecodeDispersion, Dispersion, PhaseDispersion, TableMeta
 
 
 def geomean(values) -> float:
@@ -38,7 +38,7 @@ def sweep_medians(table: pd.DataFrame) -> dict[int, list[float]]:
     return medians
 
 
-def dispersion(table: pd.DataFrame) -> dict:
+def dispersion(table: pd.DataFrame) -> Dispersion:
     """How much a table's measurements scatter, as the metadata's `dispersion` records it: per
     phase the median and P90 coefficient of variation of its cells' runs; for decode also each
     batch's per-sweep medians and their spread (largest / smallest - 1)."""
@@ -46,9 +46,9 @@ def dispersion(table: pd.DataFrame) -> dict:
     phase = table.loc[cv.index, "phase"]
     medians = sweep_medians(table)
     spreads = [max(m) / min(m) - 1 for m in medians.values() if len(m) > 1]
-    return {"prefill": _quantiles(cv[phase == "prefill"]),
-            "decode": {**_quantiles(cv[phase == "decode"]), "sweep_medians_ms": {str(b): m for b, m in medians.items()},
-                       "sweep_spread": max(spreads) if spreads else None}}
+    return Dispersion(PhaseDispersion(**_quantiles(cv[phase == "prefill"])),
+                      DecodeDispersion(**_quantiles(cv[phase == "decode"]), sweep_medians_ms={str(b): m for b, m in medians.items()},
+                                       sweep_spread=max(spreads) if spreads else None))
 
 
 DECODE_CV_GOAL = 0.05  # a GPU profile's decode cells: median CV of their runs at most this
@@ -56,25 +56,21 @@ SWEEP_SPREAD_GOAL = 0.03  # ... and its measured sweeps' medians within this of 
 BUSY_PCT = 25  # other work on the CPUs (GPU) above this when a run starts: its timings include that work
 
 
-def decode_warmup(meta: dict) -> int | None:
-    """Untimed decode sweeps per batch before the measured ones; None for a table written before
-    sotlat had them (its first, cold, sweep is among its runs) or a simulated one."""
-    return None if meta["method"].get("simulated") else meta["method"].get("decode", {}).get("warmup")
-
-
-def dispersion_warning(meta: dict, table_dispersion: dict) -> str | None:
+def dispersion_warning(meta: TableMeta) -> str | None:
     """For a GPU profile whose decode runs scatter more than the goals allow, what is off and its
     likely cause; None for one within them, and for CPU profiles (whose noise docs/method.md
     documents)."""
-    decode = table_dispersion["decode"]
-    cv, spread = decode["median_cv"], decode["sweep_spread"]
-    if meta["device"].get("kind") != "cuda" or not ((cv or 0) > DECODE_CV_GOAL or (spread or 0) > SWEEP_SPREAD_GOAL):
+    if meta.simulated:
+        return None
+    decode = meta.dispersion.decode
+    cv, spread = decode.median_cv, decode.sweep_spread
+    if meta.device.kind != "cuda" or not ((cv or 0) > DECODE_CV_GOAL or (spread or 0) > SWEEP_SPREAD_GOAL):
         return None
     found = [f"decode median CV {cv:.1%} (goal <= {DECODE_CV_GOAL:.0%})" if (cv or 0) > DECODE_CV_GOAL else "",
              f"measured sweeps' medians {spread:.1%} apart (goal <= {SWEEP_SPREAD_GOAL:.0%})" if (spread or 0) > SWEEP_SPREAD_GOAL else ""]
-    load, warmup = meta.get("host_load", {}), decode_warmup(meta)
+    load, warmup = meta.host_load or {}, meta.method.decode.warmup
     # a first sweep distinctly slower than the others, which agree: a cold sweep a warm-up should have taken (not a drift)
-    first_slowest = [b for b, m in decode["sweep_medians_ms"].items()
+    first_slowest = [b for b, m in decode.sweep_medians_ms.items()
                      if len(m) > 1 and m[0] / max(m[1:]) - 1 > SWEEP_SPREAD_GOAL and max(m[1:]) / min(m[1:]) - 1 <= SWEEP_SPREAD_GOAL]
     if not warmup:
         cause = "no warm-up sweep: the first sweep of each batch pays a cost on the first sight of each cache length (docs/method.md); use --decode-warmup 1 or more"
@@ -90,8 +86,8 @@ def dispersion_warning(meta: dict, table_dispersion: dict) -> str | None:
 
 
 def is_complete(table: pd.DataFrame) -> bool:
-    """False for a profile still under way or interrupted (`progress.complete`); tables without it are whole."""
-    return bool(table.attrs["sotlat"].get("progress", {}).get("complete", True))
+    """False for a profile still under way or interrupted (`progress.complete`)."""
+    return table.attrs["sotlat"].progress.complete
 
 
 def label(table: pd.DataFrame) -> str:
@@ -100,9 +96,9 @@ def label(table: pd.DataFrame) -> str:
     if "label" in table.attrs:
         return table.attrs["label"]
     meta = table.attrs["sotlat"]
-    sim = " (simulated)" if meta["device"].get("simulated") else ""
+    sim = " (simulated)" if meta.simulated else ""
     unfinished = "" if is_complete(table) else " · INCOMPLETE profile"
-    return f"{meta['arch']['name']} · {meta['device']['name']}{sim} · {meta['dtype']}{unfinished}"
+    return f"{meta.arch.name} · {meta.device.name}{sim} · {meta.dtype}{unfinished}"
 
 
 def distinct_labels(tables: list[pd.DataFrame], files: list) -> None:
@@ -114,18 +110,9 @@ def distinct_labels(tables: list[pd.DataFrame], files: list) -> None:
             table.attrs["label"] = f"{name} [{file}]"
 
 
-def measured_attention(meta: dict) -> str | None:
-    """The attention implementation a profile ran ('sdpa' or 'eager', from `method.forward`);
-    None for a simulated table, which models none."""
-    found = re.search(r"(\w+) attention", meta["method"].get("forward", ""))
-    return found[1] if found else None
-
-
-def decode_floor_ms(meta: dict) -> float | None:
-    """The bytes of the weights a decode step reads / memory bandwidth: no step can be faster.
-    Tables written before `read_weight_bytes` was recorded fall back to all weights."""
-    bandwidth = meta["device"].get("memory_bandwidth_bytes_per_s")
-    weights = meta["arch"].get("read_weight_bytes") or meta["arch"].get("weight_bytes")
+def decode_floor_ms(meta: TableMeta) -> float | None:
+    """The bytes of the weights a decode step reads / memory bandwidth: no step can be faster."""
+    bandwidth, weights = meta.device.memory_bandwidth_bytes_per_s, meta.arch.read_weight_bytes
     return weights / bandwidth * 1e3 if bandwidth and weights else None
 
 
@@ -137,10 +124,10 @@ def summary(table: pd.DataFrame) -> dict:
         "cells": len(table),
         "status": table["status"].value_counts().to_dict(),
         "median_cv": float(run_cv(table).median()),
-        "elapsed_s": meta.get("progress", {}).get("elapsed_s"),
+        "elapsed_s": meta.progress.elapsed_s,
         "decode_b1_median_ms": float(decode1["latency_ms"].median()) if len(decode1) else None,
         "decode_floor_ms": decode_floor_ms(meta),
-        "dispersion": meta.get("dispersion") or dispersion(table),
+        "dispersion": meta.dispersion,
     }
 
 

@@ -30,18 +30,19 @@ def gpu_spec(gpu_id: str, dtype: str, peak_tflops: float | None = None, bandwidt
     catalogue = load_catalogue()
     given, gpu_id = gpu_id, gpu_id.strip().lower()  # ids are lower case: A100-80GB-SXM is a100-80gb-sxm
     if gpu_id not in catalogue:
-        raise InputError(f"--gpu: unknown GPU {given!r}; {did_you_mean(gpu_id, catalogue)}`sotlat gpus` lists all {len(catalogue)}: {', '.join(catalogue)}")
+        raise InputError(f"unknown GPU {given!r}; {did_you_mean(gpu_id, catalogue)}`sotlat gpus` lists all {len(catalogue)}: {', '.join(catalogue)}",
+                         param="gpu")
     entry, field = catalogue[gpu_id], peak_field(dtype)
     spec = {"id": gpu_id, "name": entry["name"], **{f: entry[f]["value"] for f in FIELDS}}
     spec["peak_tflops"] = peak_tflops or (spec[field] if field else None)
     if spec["peak_tflops"] is None:
         known = f"{field} is not known" if field else f"the catalogue has no compute peak for {dtype}"
-        raise InputError(f"{gpu_id}: {known}; give --peak-tflops")
+        raise InputError(f"{gpu_id}: {known}; give `peak_tflops`")
     if bandwidth_gbps:
         spec["bandwidth_gbps"] = bandwidth_gbps
-    for name, option in (("bandwidth_gbps", "--bandwidth-gbps"), ("memory_gb", None)):
+    for name, given in (("bandwidth_gbps", True), ("memory_gb", False)):
         if spec[name] is None:
-            raise InputError(f"{gpu_id}: {name} is not known{f'; give {option}' if option else ''}")
+            raise InputError(f"{gpu_id}: {name} is not known{f'; give `{name}`' if given else ''}")
     replaced = {"bandwidth_gbps": bandwidth_gbps, field: peak_tflops}
     used = [f for f in ("memory_gb", "bandwidth_gbps", field) if f and not replaced.get(f)]  # what a simulation rests on
     spec["unconfirmed"] = [f for f in used if not entry[f]["confirmed"]]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
 
 from sotlat.atomic import writable
 from sotlat.errors import InputError
+from sotlat.interrupts import Interrupted, sigterm_as_keyboard_interrupt
 from sotlat.estimator.traces import trace_key
 
 
@@ -21,7 +23,7 @@ def finished_keys(path: Path, resume: bool) -> set[tuple[str | None, str]]:
             path.unlink()
         return set()
     if not resume:
-        raise InputError(f"{path}: already exists; continue it with --resume, or choose another --out")
+        raise InputError(f"{path}: already exists; continue it with `resume`, or choose another `out`")
     with writable(path):
         data = path.read_bytes()
     whole = data[: data.rfind(b"\n") + 1]  # interrupted mid-write (perhaps mid-character): keep only whole lines
@@ -46,3 +48,15 @@ def append(path: Path, record: dict) -> None:
         fh.write(json.dumps(record, ensure_ascii=False) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+@contextlib.contextmanager
+def appending(path: Path, what: str):
+    """Ctrl-C or SIGTERM in a loop that appends one finished record per line: the run ends with
+    `Interrupted`, saying what is kept and how to go on."""
+    try:
+        with sigterm_as_keyboard_interrupt():
+            yield
+    except KeyboardInterrupt:
+        kept = len(path.read_text(encoding="utf-8").splitlines()) if path.exists() else 0
+        raise Interrupted(f"interrupted: {kept} {what} in {path}; continue with `resume`") from None

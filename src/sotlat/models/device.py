@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import shutil
 import subprocess
 import time
 
 import torch
 
-from sotlat.simulator.catalogue import catalogue_id, figure
+from sotlat.models.catalogue import catalogue_id, figure
 
 _SMI_FIELDS = ["driver_version", "clocks.sm", "clocks.mem", "clocks.max.sm", "clocks.max.mem", "power.limit", "pstate"]
 
@@ -19,9 +20,20 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def default_dtype(device: str) -> str:
-    """float16 on a GPU, as the paper profiled; float32 on a CPU, whose half-precision kernels are slow or missing."""
-    return "float16" if device.startswith("cuda") else "float32"
+def resolve_device(device: str | None) -> str:
+    """cuda, cuda:N or cpu, checked against this machine; None is cuda where there is one, else cpu."""
+    from sotlat.errors import InputError
+
+    device = device or default_device()
+    cuda = re.fullmatch(r"cuda(?::(\d+))?", device)
+    if not cuda and device != "cpu":
+        raise InputError(f"expected cuda, cuda:N or cpu, got {device!r}", param="device")
+    if cuda and not torch.cuda.is_available():
+        raise InputError(f"{device}: no CUDA device is available here (use cpu)", param="device")
+    if cuda and cuda[1] and int(cuda[1]) >= torch.cuda.device_count():
+        raise InputError(f"{device}: this machine has {torch.cuda.device_count()} CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}",
+                         param="device")
+    return device
 
 
 def free_memory_bytes(device: str) -> int:

@@ -103,7 +103,7 @@ def load_config(arch: str | None, config_path: str | None = None) -> tuple[str, 
         return arch or config_name(config_path), config.get_text_config(decoder=True)
     given, arch = arch, (arch or "").strip().lower()  # LLaMA-7B is llama-7b
     if arch not in ARCHS:
-        raise InputError(f"--arch: unknown architecture {given!r}; {did_you_mean(arch, ARCHS)}choose one of {', '.join(ARCHS)} or give --config")
+        raise InputError(f"unknown architecture {given!r}; {did_you_mean(arch, ARCHS)}choose one of {', '.join(ARCHS)} or give `config`", param="arch")
     return arch, AutoConfig.for_model(**{"model_type": "llama", **ARCHS[arch]})
 
 
@@ -255,7 +255,7 @@ def build_model(config: PretrainedConfig, device: str, dtype: torch.dtype, atten
 def check_weights_fit(name: str, shapes: torch.nn.Module, dtype: torch.dtype, device: str) -> None:
     """Refuse, before building the model, weights larger than the device's free memory: on a GPU
     the build would fail half-way, and on a CPU the kernel would kill the process without a word."""
-    from sotlat.profiler.device import free_memory_bytes
+    from sotlat.models.device import free_memory_bytes
 
     need = sum(p.numel() for p in shapes.parameters()) * torch.empty((), dtype=dtype).element_size()
     free = free_memory_bytes(device)
@@ -295,7 +295,7 @@ def check_positions(model: torch.nn.Module, needed: int, what: str) -> None:
 
 def check_attention(attention: str) -> None:
     if attention not in ATTENTIONS:
-        raise InputError(f"--attention: expected {' or '.join(ATTENTIONS)}, got {attention!r}")
+        raise InputError(f"expected {' or '.join(ATTENTIONS)}, got {attention!r}", param="attention")
 
 
 def causal_lm(config: PretrainedConfig, attention: str = "sdpa", **options) -> torch.nn.Module:

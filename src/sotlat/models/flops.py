@@ -12,12 +12,13 @@ table records how far off the fill is and the profile says so.
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from sotlat.profiler.steps import decode_step, prefill
+from sotlat.models.steps import decode_step, prefill
 
 FIT_CHECK_RTOL = 1e-9  # held-out cells reproduced to rounding: the fill is exact
 
@@ -39,9 +40,18 @@ def _disabled_autocast_is_a_no_op():
         torch.autocast = original
 
 
+def _flops_profiler() -> type:
+    """DeepSpeed's FlopsProfiler, its accelerator named before the import: its auto-detection logs a
+    warning on every CPU-only import."""
+    os.environ.setdefault("DS_ACCELERATOR", "cuda" if torch.cuda.is_available() else "cpu")
+    from deepspeed.profiling.flops_profiler.profiler import FlopsProfiler
+
+    return FlopsProfiler
+
+
 def count_flops(meta_model: torch.nn.Module, phase: str, batch: int, length: int) -> float:
     """2 x MACs of one prefill of `length` tokens, or one decode step with `length` tokens cached."""
-    from deepspeed.profiling.flops_profiler.profiler import FlopsProfiler
+    FlopsProfiler = _flops_profiler()  # noqa: N806
 
     ids = torch.zeros((batch, length), dtype=torch.long, device="meta")
     with _disabled_autocast_is_a_no_op(), _unsupported_on_meta(meta_model):
@@ -131,3 +141,14 @@ def fit_flops(meta_model: torch.nn.Module, count=count_flops) -> FlopsFit:
         got = _features(phase, *zip(*check)) @ np.asarray(coefs[phase])
         worst = max(worst, float(np.max(np.abs(got - want) / want)))
     return FlopsFit(decode=coefs["decode"], prefill=coefs["prefill"], max_rel_error=worst)
+
+
+def flops_of(arch: str | None, config: str | None, phase: str, batch: int, length: int) -> tuple[str, float]:
+    """(the model's name, FLOPs of one forward pass) of a named architecture or a config file."""
+    from sotlat.errors import InputError
+    from sotlat.models.archs import load_config, meta_model
+
+    if phase not in ("prefill", "decode"):
+        raise InputError(f"expected prefill or decode, got {phase!r}", param="phase")
+    name, cfg = load_config(arch, config)
+    return name, count_flops(meta_model(cfg), phase, batch, length)
