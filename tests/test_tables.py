@@ -163,3 +163,20 @@ def test_tables_list_finds_tables_in_folders_says_why_others_are_not_and_refuses
     for bad, why in ((tmp_path / "gpu" / "notes.parquet", "not a Parquet file"), (tmp_path / "none", "no such file or folder")):
         result = CliRunner().invoke(app, ["tables", "list", str(bad)])
         assert result.exit_code == 2 and result.output.startswith(f"error: {bad}: {why}"), result.output
+
+
+def test_a_table_of_schema_version_1_loads_upgraded_and_saves_as_version_2(tmp_path):
+    from importlib import resources
+
+    old = resources.files("sotlat") / "data" / "tables" / "smollm2-135m__cpu-amd-epyc-2c.parquet"
+    raw = json.loads(pq.read_schema(old).metadata[META_KEY])
+    assert raw["schema_version"] == 1 and "dispersion" not in raw and "attention" not in raw["method"]
+    table = load_table(old)
+    meta = table.attrs["sotlat"]
+    assert meta.schema_version == 2 and meta.method.attention == "sdpa" and meta.method.decode.warmup is None and not meta.simulated
+    assert meta.dispersion.decode.cells == 1024 and meta.arch.read_weight_bytes == raw["arch"]["weight_bytes"]  # SmolLM2 ties its head
+    save_table(table, tmp_path / "t.parquet")
+    written = json.loads(pq.read_schema(tmp_path / "t.parquet").metadata[META_KEY])
+    assert written["schema_version"] == 2 and written["method"]["attention"] == "sdpa" and written["arch"]["config"] == raw["arch"]["config"]
+    again = load_table(tmp_path / "t.parquet")
+    assert again.attrs["sotlat"] == meta and again.equals(table)
