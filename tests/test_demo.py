@@ -30,27 +30,42 @@ def test_demo_grid_answers_exactly_the_covered_recorded_traces(device, budget):
 
 
 def test_demo_end_to_end_with_the_tiny_architecture(tmp_path, monkeypatch):
-    """`sotlat demo` profiles, estimates the covered traces, writes estimates and the report listing the rest."""
+    """`sotlat demo` profiles, estimates the covered traces, says why SoT pays off or not, shows the
+    what-if beside the paper's setting, counts the traces left out by reason, and names what to open."""
     import pandas as pd
     from typer.testing import CliRunner
 
     from sotlat.cli import app
-    from sotlat.demo import Budget
+    from sotlat.demo import Budget, left_out, skipped_summary
 
     monkeypatch.setattr("sotlat.demo.default_device", lambda: "cpu")
-    tiny = Budget("tiny", "float32", 8, 384, 40, 64, 1, 0, 1, 1)  # decode reaches 8 x 64 by extrapolation
+    tiny = Budget("tiny", "float32", 8, 384, 80, 64, 2, 1, 1, 0, 5)  # decode reaches 8 x 64 by extrapolation
     monkeypatch.setattr("sotlat.demo.CPU", tiny)
     result = CliRunner().invoke(app, ["demo", "--out-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    spec = demo_spec(load_traces(recorded_traces()), "cpu")
-    assert result.output.startswith(f"profiling tiny on cpu (float32): batches {format_batches(spec.batches)}, prefill 1..")
+    text = " ".join(result.output.split())
     traces = load_traces(recorded_traces())
+    spec = demo_spec(traces, "cpu")
+    assert result.output.startswith(f"profiling tiny on cpu (float32): batches {format_batches(spec.batches)}, prefill 1..")
     inside = covered(traces, tiny)
     estimates = pd.read_csv(tmp_path / "estimates.csv")
     assert set(estimates["id"]) == set(traces.loc[inside, "id"]) and estimates["extrapolated"].all()
-    assert f"{(~inside).sum()} of {len(traces)} traces are outside the table" in result.output
+    # the traces left out, counted by reason: a batch left out on purpose is said to be so
+    skipped = left_out(traces, tiny)
+    assert f"{inside.sum()} of the {len(traces)} recorded traces estimated; left out (the report lists each):" in text
+    for line in skipped_summary(skipped, tiny):
+        assert line in text
+    assert "which the demo leaves out: fewer than 5 traces need each" in text and "but the table has batches" not in text
+    # why SoT pays off or not here, with the numbers it turns on
+    assert "Why: On this table a decode step of 8 sequences" in text and "SoT's point stage decodes as long as its longest point" in text
+    assert f"(median speed-up {estimates['speedup'].median():.2f}x, faster on {(estimates['speedup'] > 1).mean():.0%})" in text
+    # SoT's mechanism: this table beside the paper's setting, simulated
+    whatif = [line for line in result.output.split("What-if:")[1].splitlines() if line.startswith("│")]
+    assert "llama-7b, A100 80GB, HF eager (simulated)" in text and [row.split("│")[1].strip() for row in whatif] == ["2", "4", "6", "8", "16"]
+    assert f"next: sotlat latency --table {tmp_path / 'tiny__cpu.parquet'}" in text
     report = (tmp_path / "report" / "report.md").read_text()
-    assert "Traces a table cannot answer" in report and traces.loc[~inside, "id"].iloc[0] in report
+    assert "Traces left out before estimating, and why" in report and skipped["reason"].iloc[0].replace("|", "\\|") in report
+    assert "Why SoT pays off or not, per table" in report
 
 
 def test_the_gpu_demo_is_sized_to_minutes_by_the_simulated_plan():

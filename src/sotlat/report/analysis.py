@@ -13,6 +13,7 @@ from sotlat.errors import InputError
 from sotlat.estimator import estimate_answerable, request_latency, traces_frame
 from sotlat.estimator.lookup import build_lookup
 from sotlat.estimator.equations import stage
+from sotlat.estimator.traces import frame_keys, with_keys
 from sotlat.estimator.request import TABLE1_OUTPUT, TABLE1_PROMPT
 from sotlat.tables.stats import decode_floor_ms, dispersion_warning, label, run_cv
 
@@ -84,6 +85,33 @@ def measurement_quality(table: pd.DataFrame) -> pd.DataFrame:
                           "sweeps_apart_pct": pct(d.decode.sweep_spread) if phase == "decode" else None,
                           "warning": (warning or "") if phase == "decode" else ""}
                          for phase in ("prefill", "decode") if getattr(d, phase).cells])
+
+
+def why_sot(table: pd.DataFrame, estimates: pd.DataFrame, traces: pd.DataFrame) -> str:
+    """Why SoT pays off or not for the estimated traces on this table, in the two numbers it turns on:
+    how much more a decode step of the traces' usual point batch costs than one of a single sequence
+    on this device, and how long the longest point runs against the normal answer."""
+    sot = with_keys(traces, frame_keys(estimates))
+    sot = sot[sot["num_points"].notna()]
+    if estimates.empty or sot.empty:
+        return ""
+    decode = table[(table["phase"] == "decode") & (table["status"] == "ok")].set_index(["batch", "length"])["latency_ms"]
+    batch, k = int(sot["num_points"].mode().iloc[0]), min(TABLE1_PROMPT, int(table.loc[table["phase"] == "decode", "length"].max()))
+    skeleton, longest, normal = (float(sot[c].mean()) for c in ("skeleton_completion", "points_completion", "normal_completion"))
+    median, faster = float(estimates["speedup"].median()), float((estimates["speedup"] > 1).mean())
+    text = ""
+    if (1, k) in decode.index and (batch, k) in decode.index:
+        growth = decode[(batch, k)] / decode[(1, k)]
+        text = (f"On this table a decode step of {batch} sequences (the point count most of these traces have) takes {growth:.2f}x one of a "
+                f"single sequence (t^D_{batch}({k}) = {decode[(batch, k)]:.1f} ms, t^D_1({k}) = {decode[(1, k)]:.1f} ms). ")
+        steps = f"about {skeleton:.0f} + {growth:.2f} x {longest:.0f} = {skeleton + growth * longest:,.0f} single steps' time against {normal:.0f}"
+    else:
+        steps = f"{skeleton:.0f} + {longest:.0f} steps against {normal:.0f}"
+    text += (f"SoT's point stage decodes as long as its longest point: {longest:.0f} tokens on average in these traces, against {normal:.0f} "
+             f"for the normal answer, after a skeleton of {skeleton:.0f}; so SoT takes {steps} for normal generation. ")
+    verdict = "slower for most" if median < 1 else "faster for most"
+    return (text + f"It is {verdict} of these questions (median speed-up {median:.2f}x, faster on {faster:.0%}). SoT pays off where the "
+            "points are short against the answer and a batched step costs little more than one, as the what-if shows.")
 
 
 def capacity(table: pd.DataFrame, budget_gb: float | None, headroom: float) -> pd.DataFrame:

@@ -28,12 +28,14 @@ DEFAULT_CONTEXT = 256  # the context of the throughput figure, where every table
 @F.rendering()
 def build_report(tables: list[pd.DataFrame], trace_paths: list[Path], out_dir: Path, budget_gb: float | None = None,
                  headroom: float = 0.1, slo_tpot_ms: float | None = None, slo_ttft_ms: float | None = None,
-                 context: int = DEFAULT_CONTEXT, prompt: int = TABLE1_PROMPT, answer: int = an.WHATIF_ANSWER) -> Path:
+                 context: int = DEFAULT_CONTEXT, prompt: int = TABLE1_PROMPT, answer: int = an.WHATIF_ANSWER,
+                 traces_left_out: pd.DataFrame | None = None) -> Path:
     """Write the report into `out_dir` (replaced whole, never half-written); returns index.html.
 
     A table without a single latency (a model whose weights do not fit the GPU) is left out of the
     latency figures (keeping every other table's colour), said at the top, and kept where it has
-    something to say: capacity, and the traces it cannot answer."""
+    something to say: capacity, and the traces it cannot answer. `traces_left_out` (id, model,
+    reason) lists traces a caller chose not to estimate, and why (the demo's)."""
     left_out = untimed(tables)
     if len(left_out) == len(tables):
         raise InputError("; ".join(left_out) + ": no latency to report")
@@ -52,9 +54,13 @@ def build_report(tables: list[pd.DataFrame], trace_paths: list[Path], out_dir: P
         if len(estimates):  # else every trace is outside the tables: listed below, no speed-up to draw
             figures += [*F.speedups(estimates, tables), F.breakdown(estimates)]
         figures.append(F.token_lengths(per_trace(records)))
+        tables_md["Why SoT pays off or not, per table"] = pd.DataFrame(
+            [{"table": label(t), "why": an.why_sot(t, r[0], frame)} for t, r in zip(tables, results) if len(r[0])], columns=["table", "why"])
         slower = estimates[estimates["speedup"] < 1][["table", "id", "model", "category", "normal_ms", "sot_ms", "speedup"]]
         tables_md["Questions SoT slows down"] = slower
         tables_md["Traces a table cannot answer"] = failed
+        if traces_left_out is not None:
+            tables_md["Traces left out before estimating, and why"] = traces_left_out
         grids = [{"table": label(t), **as_options(grid)} for t in tables if (grid := answering_grid(frame, t))]  # none where only cells are missing
         if len(failed) and grids:  # what to profile or simulate next
             tables_md["Grid of a table that answers every trace (sotlat profile or simulate options)"] = pd.DataFrame(grids)
