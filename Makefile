@@ -25,6 +25,7 @@ demo: $(STAMP)
 	$(VENV)/bin/sotlat demo
 
 test: $(STAMP)
+	$(PY) -c "import ray" 2>/dev/null || $(PIP) -e '.[test,ray]'  # campaigns' tests run a local Ray
 	$(PY) -m pytest
 
 bench: $(STAMP)

@@ -43,6 +43,9 @@ app = typer.Typer(help="GPU latency profiler, Skeleton-of-Thought latency estima
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False, cls=_OneLineUsageErrors)
 tables_app = typer.Typer(help="List, inspect, compare and merge latency tables.", no_args_is_help=True)
 app.add_typer(tables_app, name="tables")
+campaign_app = typer.Typer(help="Profiling campaigns: many profiles, sharded and run on a Ray cluster (pip install 'sotlat[ray]').",
+                           no_args_is_help=True)
+app.add_typer(campaign_app, name="campaign")
 
 
 def _print_version(value: bool) -> None:

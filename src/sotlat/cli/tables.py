@@ -67,6 +67,11 @@ def _header(file: Path, table: pd.DataFrame) -> None:
     prefill = grid.prefill_lengths  # as profile's options
     console.print(f"grid   --batches {format_batches(list(grid.batches))} --prefill-lengths {prefill} "
                   f"(l = {prefill.lengths[0]}..{prefill.lengths[-1]}, {len(prefill.lengths)} lengths) --decode-max {grid.decode_max}", highlight=False)
+    if c := meta.campaign:
+        console.print(f"campaign {c.file}, {c.shards} shard{'s' * (c.shards != 1)}", highlight=False, soft_wrap=True)
+        if c.shared_cores:
+            console.print(f"warning: measured while {c.cpu_workers} CPU shards shared the cores: a test's timings, not a quiet machine's",
+                          style="yellow", highlight=False)
 
 
 def _sample(table: pd.DataFrame, cells: int) -> None:

@@ -42,6 +42,16 @@ def shards(seconds: pd.DataFrame, limit_s: float) -> list[list[int]]:
     return groups + [current] if current else groups
 
 
+def balanced(seconds: pd.DataFrame, n: int) -> list[list[int]]:
+    """Consecutive batches in at most `n` groups whose longest takes as little time as it can: the
+    least limit under which `shards` makes no more than `n` groups (bisected)."""
+    low, high = float(seconds["total_s"].max()), float(seconds["total_s"].sum())
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (low, middle) if len(shards(seconds, middle)) <= n else (middle, high)
+    return shards(seconds, high)
+
+
 def plan_profile(gpu: str, arch: str | None = None, config: str | None = None, dtype: str = "float16", calibration: str = "hf-eager",
                  batches: str = "1-16", prefill_lengths: str = "1:700:10", decode_max: int = 1024, prefill_runs: int = 7,
                  prefill_warmup: int = 2, decode_runs: int = 3, decode_warmup: int = 1, shard_minutes: float = 9.0,

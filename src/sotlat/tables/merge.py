@@ -10,9 +10,9 @@ from sotlat.tables.meta import Progress, TableMeta
 from sotlat.tables.schema import CELL_KEY
 from sotlat.tables.stats import dispersion, is_complete
 
-# Metadata that may differ between shards of one profile: when and in what order they ran, and
-# what their runs show (recomputed over the merged cells).
-_PER_SHARD = ("created_at", "progress", "shards", "host_load", "dispersion")
+# Metadata that may differ between shards of one profile: when and in what order they ran, what
+# their runs show (recomputed over the merged cells), and the campaign that ran them.
+_PER_SHARD = ("created_at", "progress", "shards", "host_load", "dispersion", "campaign")
 
 
 def _identity(meta: TableMeta) -> dict:

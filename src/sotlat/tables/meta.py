@@ -160,6 +160,16 @@ class Dispersion:
 
 
 @dataclass(frozen=True)
+class CampaignMark:
+    """A table a campaign made (`sotlat campaign run`)."""
+
+    file: str  # the campaign file
+    shards: int  # the shards merged into it
+    cpu_workers: int | None = None  # CPU shards run at a time; None for GPU shards (each held a whole GPU)
+    shared_cores: bool = False  # CPU shards ran side by side: each one's timings shared the cores with another's
+
+
+@dataclass(frozen=True)
 class TableMeta:
     arch: Arch
     device: Device
@@ -171,6 +181,7 @@ class TableMeta:
     dispersion: Dispersion | None = None  # None only for a table with no cells yet; simulated tables have no runs to scatter
     host_load: dict | None = None  # {cpu_busy_pct, load_1min, logical_cpus, gpu_busy_pct} when the profile started
     shards: tuple[dict, ...] = ()  # after `tables merge`: the files merged and when each was made
+    campaign: CampaignMark | None = None
     extra: dict = field(default_factory=dict)  # what a newer or other sotlat recorded beside these
     schema_version: int = SCHEMA_VERSION
 
@@ -186,7 +197,8 @@ class TableMeta:
         known.update(arch=Arch(**_known(Arch, d["arch"])), device=Device.from_dict(d["device"]), method=Method.from_dict(d["method"]),
                      progress=Progress(**_known(Progress, d.get("progress") or {})),
                      dispersion=Dispersion.from_dict(d["dispersion"]) if d.get("dispersion") else None,
-                     shards=tuple(d.get("shards") or ()), extra={k: v for k, v in d.items() if k not in known})
+                     shards=tuple(d.get("shards") or ()), campaign=CampaignMark(**_known(CampaignMark, d["campaign"])) if d.get("campaign") else None,
+                     extra={k: v for k, v in d.items() if k not in known})
         return cls(**known)
 
     def with_(self, **changes) -> "TableMeta":

@@ -1,0 +1,1 @@
+"""Profiling campaigns: many profiles, sharded by `plan`'s cost model, run on a Ray cluster and merged."""
