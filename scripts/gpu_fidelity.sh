@@ -14,19 +14,12 @@
 #   NOMINAL="--peak-tflops 1 --bandwidth-gbps 50" PY=.venv/bin/python OUT=/tmp/o bash scripts/gpu_fidelity.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
-: "${OUT:?set OUT to the folder that comes back}"
 A=${A:-llama-7b} B=${B:-llama-13b} DEVICE=${DEVICE:-cuda} DTYPE=${DTYPE:-float16} BUDGET=${BUDGET:-510} STEPS=${STEPS:-64}
 GRID=${GRID:---batches 1,16 --prefill-lengths 1:700:50 --decode-max 256}
 RUNS=${RUNS:---prefill-runs 4 --prefill-warmup 1 --decode-runs 3 --decode-warmup 1}
 NOMINAL=${NOMINAL:-}  # a CPU has no catalogue peak or bandwidth: nominal ones for cross-model
 D=out/gpu
-S="bash scripts/gpu_run.sh"
-mkdir -p "$D" "$OUT"
-exec > >(tee -a "$D/log.txt") 2>&1
-trap 'cp "$D"/*.parquet "$D"/*.json "$D"/*.txt "$OUT"/ 2>/dev/null' EXIT
-left() { local s=$((BUDGET - SECONDS - $1)); echo $((s > 1 ? s : 1)); }  # seconds left, keeping $1 for what follows
-
-echo "== $(date -u +%FT%TZ) $(git rev-parse --short HEAD 2>/dev/null) on $(nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader 2>/dev/null || echo "$DEVICE")"
+source scripts/gpu_call.sh
 echo "== 1. the cold first sweep and the jitter: tiny, B=1, N=$STEPS, each attention setting in a fresh process"
 timeout -s TERM 150 $S benchmarks/cold_sweep.py --arch tiny --device "$DEVICE" --steps "$STEPS" --warm 3 --json "$D/cold_sweep_tiny.json" \
   || echo "== cold_sweep stopped early (its finished conditions are above)"

@@ -12,4 +12,4 @@ if [ -d .whl ] && ! DS_ACCELERATOR=cpu $PY -c "import deepspeed" >/dev/null 2>&1
 fi
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
 if [[ "${1:-}" == *.py ]]; then exec $PY "$@"; fi
-exec $PY -m sotlat.cli "$@"
+exec $PY -m sotlat "$@"

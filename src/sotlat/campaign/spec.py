@@ -21,7 +21,7 @@ from sotlat.tables.grid import format_batches, parse_batches, parse_range
 PROFILE_KEYS = {
     "arch": (str, None), "config": (str, None), "name": (str, None), "dtype": (str, None),
     "batches": (str, "1-16"), "prefill_lengths": (str, "1:700:10"), "decode_max": (int, 1024), "prefill_runs": (int, 7),
-    "prefill_warmup": (int, 2), "decode_runs": (int, 3), "decode_warmup": (int, 1), "attention": (str, "sdpa"),
+    "prefill_warmup": (int, 2), "decode_runs": (int, 3), "decode_warmup": (int, 1), "attention": (str, "sdpa"), "backend": (str, "eager"),
     "device": (str, "cuda"), "gpu": (str, "any"), "plan_gpu": (str, "h100-sxm"), "calibration": (str, "hf-eager"),
     "shard_minutes": ((int, float), 9.0), "shards": (int, None),
 }
@@ -128,7 +128,8 @@ def _profile(path: Path, text: str, block: int, entry: dict) -> Profile:
         dtype = canonical_dtype(o["dtype"] or ("float16" if o["device"] != "cpu" else "float32"))
         spec = ProfileSpec(arch=o["arch"], config_path=config, device=o["device"], dtype=dtype, batches=parse_batches(o["batches"]),
                            prefill_lengths=parse_range(o["prefill_lengths"]), decode_max=o["decode_max"], prefill_runs=o["prefill_runs"],
-                           prefill_warmup=o["prefill_warmup"], decode_runs=o["decode_runs"], decode_warmup=o["decode_warmup"], attention=o["attention"])
+                           prefill_warmup=o["prefill_warmup"], decode_runs=o["decode_runs"], decode_warmup=o["decode_warmup"], attention=o["attention"],
+                           backend=o["backend"])
         per_batch = _seconds(o, spec)
     except InputError as exc:
         raise InputError(f"{where(exc.param or 'arch')}: {exc}") from None

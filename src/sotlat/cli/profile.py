@@ -33,6 +33,9 @@ def profile(
     decode_runs: DecodeRuns = 3,
     decode_warmup: DecodeWarmup = 1,
     attention: Attention = "sdpa",
+    backend: Annotated[str, typer.Option(help="eager (transformers with a growing cache, the paper's), cuda-graph (a static cache in "
+                                              "buckets, each shape captured in a CUDA graph: an engine without host overhead) or static "
+                                              "(that static cache without graphs, also on CPU); docs/method.md.")] = "eager",
     resume: Annotated[bool, typer.Option(help="Continue an interrupted profile in --out.")] = False,
 ):
     """Measure prefill t^P_B(l) and decode t^D_B(k) latency, peak memory and FLOPs into a table."""
@@ -46,7 +49,8 @@ def profile(
     device = resolve_device(device)
     spec = ProfileSpec(arch=arch, config_path=config_path, device=device, dtype=dtype or default_dtype(device), batches=parse_batches(batches),
                        prefill_lengths=parse_range(prefill_lengths), decode_max=decode_max, prefill_runs=prefill_runs,
-                       prefill_warmup=prefill_warmup, decode_runs=decode_runs, decode_warmup=decode_warmup, attention=attention)
+                       prefill_warmup=prefill_warmup, decode_runs=decode_runs, decode_warmup=decode_warmup, attention=attention,
+                       backend=backend)
     started, continued = time.monotonic(), resume and out.exists()  # measuring time then spans the earlier runs too
     with progress_bar("forward passes", width=24) as tracker:
         table = run(spec, str(out), resume, tracker)

@@ -61,8 +61,11 @@ def _header(file: Path, table: pd.DataFrame) -> None:
              f"bandwidth {device.memory_bandwidth_bytes_per_s / 1e9:,.0f} GB/s" if device.memory_bandwidth_bytes_per_s else ""]
     known = ", ".join(k for k in known if k)
     calibration = f"   calibration {meta.method.calibration['name']}" if meta.simulated else ""
-    console.print(f"device {device.name}{f' ({known})' if known else ''}   dtype {meta.dtype}   timer {meta.method.timer or '?'}{calibration}",
+    backend = f"   backend {meta.method.backend}" if meta.method.backend else ""
+    console.print(f"device {device.name}{f' ({known})' if known else ''}   dtype {meta.dtype}   timer {meta.method.timer or '?'}{backend}{calibration}",
                   highlight=False)
+    if meta.method.cache_buckets:
+        console.print(f"cache  {meta.method.cache_buckets}", highlight=False, soft_wrap=True)
     grid = meta.method.grid
     prefill = grid.prefill_lengths  # as profile's options
     console.print(f"grid   --batches {format_batches(list(grid.batches))} --prefill-lengths {prefill} "

@@ -20,9 +20,9 @@ def prefill(model: torch.nn.Module, input_ids: torch.Tensor):
 
 
 @torch.inference_mode()
-def decode_step(model: torch.nn.Module, tokens: torch.Tensor, cache) -> None:
-    """One new token per sequence against a KV cache that grows by one position."""
-    model(input_ids=tokens, use_cache=True, **{cache_argument(type(model)): cache})
+def decode_step(model: torch.nn.Module, tokens: torch.Tensor, cache) -> torch.Tensor:
+    """One new token per sequence against a KV cache that grows by one position; its logits."""
+    return model(input_ids=tokens, use_cache=True, **{cache_argument(type(model)): cache}).logits
 
 
 def cache_of(output):

@@ -29,8 +29,9 @@ from sotlat.models.dtypes import torch_dtype
 from sotlat.models.archs import arch_meta, check_attention, build_model, check_positions, check_weights_fit, load_config, meta_model
 from sotlat.models.device import describe_device, host_load
 from sotlat.models.flops import FlopsFit, fit_flops
+from sotlat.profiler.backend import FORWARD, cache_buckets, check_backend, decoder, prefiller
 from sotlat.profiler.memory import memory_tracker_for
-from sotlat.models.steps import decode_step, decoding, prefill
+from sotlat.models.steps import decoding
 from sotlat.profiler.timer import QUIET, quiet, timer_for
 from sotlat.models.catalogue import figure, peak_field
 from sotlat.tables.difference import first_difference, short
@@ -59,11 +60,13 @@ class ProfileSpec:
     decode_warmup: int = 1
     config_path: str | None = None
     attention: str = "sdpa"
+    backend: str = "eager"
 
     def __post_init__(self):
         check_grid(self.batches, self.prefill_lengths, self.decode_max)
         check_runs(self.prefill_runs, self.prefill_warmup)
         check_attention(self.attention)
+        check_backend(self.backend, self.device)
 
     def method(self, timer: str, memory: str, flops: dict) -> Method:
         return Method(
@@ -72,8 +75,10 @@ class ProfileSpec:
             decode=DecodeMethod(self.decode_runs, self.decode_warmup,
                                 "prefill 1 token, then decode_max single-token steps, each timed between marks of its own (memory tracking outside them)",
                                 "geometric mean over the measured sweeps, after `warmup` untimed sweeps over the same k"),
-            timer=timer, memory=memory, flops=flops, attention=self.attention, quiet=QUIET,
-            forward=f"transformers causal LM, {self.attention} attention, DynamicCache, random token ids; prefill computes last-position logits only",
+            timer=timer, memory=memory, flops=flops, attention=self.attention, quiet=QUIET, backend=self.backend,
+            cache_buckets=cache_buckets(self.backend),
+            forward=f"transformers causal LM, {self.attention} attention, {FORWARD[self.backend]}, random token ids; "
+                    "prefill computes last-position logits only",
             weights="random normal(0, 0.02), no init pass", software=_software())
 
 
@@ -256,12 +261,15 @@ def _prefill_cell(model, spec, vocab, batch, length, timer, memory, fit: FlopsFi
         return
     try:
         prompts = list(torch.randint(vocab, (spec.prefill_runs, batch, length), device=spec.device))  # sliced before the marks
+        runner = prefiller(spec.backend, model, batch, length)
         with quiet(), memory:
-            marks = [timer.mark()]
+            marks = []
             for ids in prompts:
-                prefill(model, ids)
+                runner.load(ids)
                 marks.append(timer.mark())
-        runs = timer.intervals_ms(marks)[spec.prefill_warmup :]
+                runner.run()
+                marks.append(timer.mark())
+        runs = _step_times(timer, marks)[spec.prefill_warmup :]
         state.rows.append(_row(*key, runs, memory.peak_bytes, flops))
     except OOM:
         state.prefill_oom[length] = batch
@@ -280,7 +288,7 @@ def _decode_cells(model, spec, vocab, batch, timer, memory, fit: FlopsFit, state
 
     def sweep() -> tuple[list[float], list[int] | None]:
         nonlocal limit
-        times, mem, stopped_at = decode_sweep(model, spec.device, vocab, batch, limit, timer, memory)
+        times, mem, stopped_at = decode_sweep(model, spec.device, vocab, batch, limit, timer, memory, spec.backend)
         if stopped_at is not None:
             state.decode_oom[batch] = stopped_at
             limit = stopped_at - 1
@@ -300,29 +308,29 @@ def _decode_cells(model, spec, vocab, batch, timer, memory, fit: FlopsFit, state
     state.done.update(("decode", batch, k) for k in range(1, spec.decode_max + 1))
 
 
-def decode_sweep(model, device, vocab, batch, steps, timer, memory):
+def decode_sweep(model, device, vocab, batch, steps, timer, memory, backend: str = "eager"):
     """One sweep: times and peak memory of steps k = 1..steps; the k of an OOM, if any.
 
-    Each step is timed between a mark of its own before and after it; the memory tracker's work
-    and the slicing of the step's tokens lie between one step's end and the next one's start, so
-    they are not in the step's time."""
+    Each step is timed between a mark of its own before and after it; the memory tracker's work,
+    the step's tokens put in place and, for a static backend, a bucket refilled or a graph captured
+    (`load`) lie between one step's end and the next one's start, so they are not in the step's time."""
     if steps < 1:
         return [], None, None
     ids = torch.randint(vocab, (batch, steps + 1), device=device)
     peaks, marks = [], []
     with quiet():
         try:
-            cache = prefill(model, ids[:, :1])
+            runner = decoder(backend, model, ids)
             with decoding(model):
                 for k in range(1, steps + 1):
-                    tokens = ids[:, k : k + 1]
+                    runner.load(k)
                     with memory:
                         marks.append(timer.mark())
-                        decode_step(model, tokens, cache)
+                        runner.run()
                         marks.append(timer.mark())
                     peaks.append(memory.peak_bytes)
         except OOM:
-            cache = None
+            runner = None
             _free(device)
             times = _step_times(timer, marks)
             return times, (None if None in peaks else peaks), len(times) + 1

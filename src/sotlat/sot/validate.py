@@ -19,10 +19,12 @@ SAME = "validate compares a replay with a table of the same architecture, dtype 
 
 
 def mismatch(meta: TableMeta, arch: str | None, dtype: str | None, attention: str) -> tuple[str, str, str | None] | None:
-    """(field, the table's value, the replay's) of the first of architecture, dtype and attention in
-    which a replay differs from a table; None if it may be compared. A simulated table models no attention."""
+    """(field, the table's value, the replay's) of the first of architecture, dtype, attention and
+    backend in which a replay differs from a table; None if it may be compared. A simulated table
+    models no attention; a replay runs transformers' generate(), the eager backend."""
     for field, table_value, replay_value in (("arch", meta.arch.name, arch), ("dtype", meta.dtype, dtype),
-                                             ("attention", meta.method.attention or attention, attention)):
+                                             ("attention", meta.method.attention or attention, attention),
+                                             ("backend", meta.method.backend or "eager", "eager")):
         if replay_value != table_value:
             return field, table_value, replay_value
     return None

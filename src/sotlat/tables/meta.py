@@ -57,6 +57,8 @@ class Method:
     prefill: PrefillMethod | None = None
     decode: DecodeMethod | None = None
     attention: str | None = None  # 'sdpa' or 'eager'; None for a simulated table
+    backend: str | None = None  # 'eager', 'static' or 'cuda-graph' (profiler/backend.py); None for a simulated table
+    cache_buckets: str | None = None  # a static backend's rule for the KV cache's size
     forward: str | None = None
     weights: str | None = None
     quiet: str | None = None
@@ -71,6 +73,8 @@ class Method:
             d["prefill"] = PrefillMethod(**_known(PrefillMethod, d["prefill"]))
         if d.get("decode"):
             d["decode"] = DecodeMethod(**{"warmup": None, **_known(DecodeMethod, d["decode"])})
+        if d.get("attention") and not d.get("backend"):  # measured before backends: eager
+            d["backend"] = "eager"
         return cls(**{"timer": "", "memory": "", "flops": {}, **d})
 
 

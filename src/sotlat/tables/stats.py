@@ -91,14 +91,15 @@ def is_complete(table: pd.DataFrame) -> bool:
 
 
 def label(table: pd.DataFrame) -> str:
-    """What a table is, in figures, reports and summaries: architecture, device, dtype, and whether
-    it is simulated or an unfinished profile; `distinct_labels` may have set one that names the file."""
+    """What a table is, in figures, reports and summaries: architecture, device, dtype, a backend
+    other than eager, and whether it is simulated or an unfinished profile; `distinct_labels` may have set one that names the file."""
     if "label" in table.attrs:
         return table.attrs["label"]
     meta = table.attrs["sotlat"]
     sim = " (simulated)" if meta.simulated else ""
     unfinished = "" if is_complete(table) else " · INCOMPLETE profile"
-    return f"{meta.arch.name} · {meta.device.name}{sim} · {meta.dtype}{unfinished}"
+    backend = f" · {meta.method.backend}" if meta.method.backend not in (None, "eager") else ""
+    return f"{meta.arch.name} · {meta.device.name}{sim} · {meta.dtype}{backend}{unfinished}"
 
 
 def distinct_labels(tables: list[pd.DataFrame], files: list) -> None:
