@@ -132,6 +132,16 @@ def test_ctrl_c_keeps_the_checkpoints_and_a_second_run_continues(tmp_path):
     assert all(list(a) == list(b) for a, b in zip(kept, table.set_index(["phase", "batch", "length"])["runs_ms"].loc[kept.index]))
 
 
+def test_bad_input_in_a_shard_fails_the_campaign_with_its_one_line(tmp_path):
+    """A model whose weights do not fit the worker's memory passes the file's checks and fails in
+    the worker, where the memory is known: no retry mends it."""
+    (tmp_path / "c.toml").write_text(GRID + 'decode_max = 2\ndtype = "float16"\n\n[[profile]]\narch = "llama-33b"\nbatches = "1"\n')
+    with pytest.raises(InputError, match="llama-33b: its weights take 65.1 GB in float16, more than the .* free on cpu"):
+        run_campaign(tmp_path / "c.toml", tmp_path / "out", ray_init=RAY)
+    status = read_json(status_path(tmp_path / "out" / "shards" / "llama-33b__cpu__float16__b1.parquet"))
+    assert status["state"] == "failed" and status["attempt"] == 1
+
+
 @pytest.mark.parametrize("text, line", [
     (GRID + '[[profile]]\narch = "tiny"\ndecode_max = "40"\n', 'c.toml:8: decode_max: expected int, got \'40\''),
     (GRID + '[[profile]]\narch = "tiny"\ncolour = 1\n', "c.toml:8: colour: not a campaign key"),
@@ -143,6 +153,7 @@ def test_ctrl_c_keeps_the_checkpoints_and_a_second_run_continues(tmp_path):
     (GRID + '[[profile]]\narch = "tiny"\nconfig = "x.json"\n', "c.toml:7: give exactly one of arch and config"),
     (GRID + '[[profile]\narch = "tiny"\n', "c.toml:6: not valid TOML"),
     (GRID, "c.toml: no [[profile]]"),
+    (GRID + '[[profile]]\narch = "llama-33b"\n', "c.toml:7: plan_gpu h100-sxm: llama-33b does not fit in its 80 GB"),
 ])
 def test_a_bad_campaign_file_is_one_located_line(tmp_path, monkeypatch, text, line):
     (tmp_path / "c.toml").write_text(text)

@@ -131,8 +131,9 @@ def _profile(path: Path, text: str, block: int, entry: dict) -> Profile:
                            prefill_warmup=o["prefill_warmup"], decode_runs=o["decode_runs"], decode_warmup=o["decode_warmup"], attention=o["attention"],
                            backend=o["backend"])
         per_batch = _seconds(o, spec)
-    except InputError as exc:
-        raise InputError(f"{where(exc.param or 'arch')}: {exc}") from None
+    except InputError as exc:  # the library names its parameters; plan's `gpu` is the campaign's plan_gpu
+        key = {"gpu": "plan_gpu", "config_path": "config"}.get(exc.param, exc.param or "arch")
+        raise InputError(f"{where(key)}: {str(exc).replace('`gpu`', 'plan_gpu')}") from None
     name = o["name"] or f"{Path(config).stem if config else o['arch']}__{o['gpu'].lower() if o['gpu'] != 'any' else o['device']}__{dtype}"
     if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
         raise InputError(f"{where('name')}: name: {name!r}: letters, digits, '.', '_' and '-' only (it names files)")
