@@ -120,12 +120,12 @@ def _check_shared(ray, out_dir: Path) -> None:
 def _submit(ray, campaign: Campaign, shard: Shard, out_dir: Path):
     """The shard as a Ray task: holding one GPU (of the profile's accelerator type), or for a CPU
     profile a `workers`-th of the cluster's CPUs (Ray sets the task's torch threads to that)."""
-    profile_of = next(p for p in campaign.profiles if p.name == shard.profile)
-    threads = max(1, int(ray.cluster_resources().get("CPU", 1)) // campaign.workers) if profile_of.device == "cpu" else None
-    if threads:
+    if shard.spec.device == "cpu":
+        threads = max(1, int(ray.cluster_resources().get("CPU", 1)) // campaign.workers)
         resources = {"num_cpus": threads}
     else:
-        resources = {"num_gpus": 1, **({"accelerator_type": profile_of.gpu} if profile_of.gpu != "any" else {})}
+        threads, gpu = None, next(p.gpu for p in campaign.profiles if p.name == shard.profile)
+        resources = {"num_gpus": 1, **({"accelerator_type": gpu} if gpu != "any" else {})}
     task = ray.remote(run_shard).options(max_retries=RETRIES, **resources)
     return task.remote(shard.spec, str(out_dir / shard.file), threads)
 
@@ -188,15 +188,11 @@ def _drive(ray, campaign: Campaign, out_dir: Path, todo: list[Shard], running: d
     """Submit the shards (CPU ones `workers` at a time), follow their checkpoints, and stop all at the
     first bad input."""
     shards = campaign.all_shards
-    waiting, cpu_limit = list(todo), campaign.workers
-
-    def cpu_running() -> int:
-        return sum(next(p for p in campaign.profiles if p.name == s.profile).device == "cpu" for s in running.values())
-
+    waiting, done = list(todo), len(shards) - len(todo)
     while waiting or running:
         for shard in list(waiting):
-            cpu = next(p for p in campaign.profiles if p.name == shard.profile).device == "cpu"
-            if not cpu or cpu_running() < cpu_limit:
+            cpu_busy = sum(s.spec.device == "cpu" for s in running.values())
+            if shard.spec.device != "cpu" or cpu_busy < campaign.workers:
                 running[_submit(ray, campaign, shard, out_dir)] = shard
                 waiting.remove(shard)
         ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
@@ -206,7 +202,7 @@ def _drive(ray, campaign: Campaign, out_dir: Path, todo: list[Shard], running: d
             if "error" in result:
                 _stop(ray, running)
                 raise InputError(result["error"])
-        done = sum(_complete(out_dir / s.file) for s in shards)
+            done += "cells" in result
         progress(done, len(shards), sum(cells_done(out_dir / s.file) for s in shards), sum(s.cells for s in shards))
 
 

@@ -139,7 +139,7 @@ def _profile(path: Path, text: str, block: int, entry: dict) -> Profile:
         raise InputError(f"{where('name')}: name: {name!r}: letters, digits, '.', '_' and '-' only (it names files)")
     groups = balanced(per_batch, o["shards"]) if o["shards"] else shards(per_batch, o["shard_minutes"] * 60)
     seconds = per_batch.set_index("batch")["total_s"]
-    return Profile(name, o["gpu"], o["device"], o["plan_gpu"], tuple(Shard(name, tuple(g), float(seconds[g].sum()), _with_batches(spec, g)) for g in groups))
+    return Profile(name, o["gpu"], o["device"], o["plan_gpu"], tuple(Shard(name, tuple(g), float(seconds[g].sum()), replace(spec, batches=list(g))) for g in groups))
 
 
 def _seconds(o: dict, spec: ProfileSpec) -> pd.DataFrame:
@@ -148,6 +148,3 @@ def _seconds(o: dict, spec: ProfileSpec) -> pd.DataFrame:
                         o["prefill_lengths"], spec.decode_max, spec.prefill_runs, spec.prefill_warmup, spec.decode_runs, spec.decode_warmup)
     return pd.DataFrame(plan["per_batch"])
 
-
-def _with_batches(spec: ProfileSpec, batches: list[int]) -> ProfileSpec:
-    return replace(spec, batches=list(batches))

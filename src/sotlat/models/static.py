@@ -13,6 +13,8 @@ import inspect
 
 import torch
 
+from sotlat.models.steps import cache_argument
+
 BUCKET = 128  # positions
 BUCKET_RULE = (f"decode at k: a static cache of the next multiple of {BUCKET} at or above k + 1 positions (attention reads all "
                "of them, those past k masked), refilled by an untimed prefill of the k cached tokens when k + 1 outgrows it; "
@@ -47,8 +49,6 @@ def set_length(cache, positions: int) -> None:
 def static_forward(model: torch.nn.Module, input_ids: torch.Tensor, cache, positions: torch.Tensor) -> torch.Tensor:
     """Tokens at `positions` ((1, n), on the device) written into the static cache; the last
     position's logits. Every tensor it reads is given, so a CUDA graph can capture it."""
-    from sotlat.models.steps import cache_argument
-
     extra = {"cache_position": positions[0]} if _takes_cache_position(type(model)) else {}
     out = model(input_ids=input_ids, position_ids=positions, use_cache=True, logits_to_keep=1,
                 **{cache_argument(type(model)): cache}, **extra)
